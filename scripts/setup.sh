@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up audiozoo on a fresh Debian/Ubuntu machine with Python >= 3.10 (no GPU needed).
+#   bash scripts/setup.sh          # system tools + .venv with audiozoo and everything the demo uses
+#   bash scripts/setup.sh --test   # the same (the test and parity extras are always installed)
+# Idempotent: re-running installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- system packages used by the corpus builders (speech synthesis, music rendering, samples) ---
+need=()
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+command -v flite >/dev/null 2>&1 || need+=(flite)
+command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
+ls /usr/share/sounds/sf2/*.sf2 >/dev/null 2>&1 || need+=(fluid-soundfont-gm timgm6mb-soundfont)
+[ -d /usr/share/sonic-pi/samples ] || need+=(sonic-pi-samples)
+command -v sox >/dev/null 2>&1 || need+=(sox)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing system packages: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "setup: WARNING: missing system packages (corpus builders that need them will say so): ${need[*]}" >&2
+    echo "setup: install them with: sudo apt-get install ${need[*]}" >&2
+  fi
+fi
+
+# --- Python environment ---
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# torch first and pinned: 2.13.0 is a CPU wheel on this kind of machine; an unpinned torch pulls CUDA.
+.venv/bin/python -c "import torch" >/dev/null 2>&1 || .venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[all]"
+.venv/bin/python -c "import audiozoo, torch; print(f'setup: audiozoo {audiozoo.__version__}, torch {torch.__version__}')"

@@ -1,0 +1,1 @@
+"""Audio classification models (family ``classify``)."""
