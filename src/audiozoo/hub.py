@@ -29,7 +29,9 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
+def save_pretrained(
+    model: torch.nn.Module, directory: str | os.PathLike, metadata: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``model`` to ``directory`` (created if needed). Returns the folder path.
 
     The model must carry ``model_name`` (set by :func:`audiozoo.create_model`) and a dataclass ``config``.

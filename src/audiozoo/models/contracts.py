@@ -25,7 +25,9 @@ class Classifier(Protocol):
 
 @runtime_checkable
 class SSLModel(Protocol):
-    def extract_features(self, x: Tensor, lengths: Tensor | None = None, layers: list[int] | None = None) -> list[Tensor]: ...
+    def extract_features(
+        self, x: Tensor, lengths: Tensor | None = None, layers: list[int] | None = None
+    ) -> list[Tensor]: ...
     def pretrain_loss(self, batch: dict) -> Tensor: ...
 
 
@@ -69,7 +71,9 @@ class Transcriber(Protocol):
     def forward(self, audio: Tensor) -> dict[str, Tensor]: ...
 
 
-def example_inputs(family: str, model: torch.nn.Module, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+def example_inputs(
+    family: str, model: torch.nn.Module, length: int, batch: int = 2, seed: int = 0
+) -> tuple[tuple, dict]:
     """Random inputs of ``length`` frames/samples for a model of ``family`` (used by the model tests).
 
     The last batch item is shorter than ``length`` so that the ``lengths`` path is exercised.

@@ -1,1 +1,3 @@
 """Audio classification models (family ``classify``)."""
+
+from . import ast  # noqa: F401
