@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ConfigError
+
 
 class MultiHeadAttention(nn.Module):
     """Self-attention ``(B, N, D) -> (B, N, D)``.
@@ -23,7 +25,7 @@ class MultiHeadAttention(nn.Module):
                  proj_drop: float = 0.0, proj_bias: bool = True):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+            raise ConfigError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)

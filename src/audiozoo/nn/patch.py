@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import AudioError
+
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
@@ -45,7 +47,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-2] < self.patch_size[0] or x.shape[-1] < self.patch_size[1]:
-            raise ValueError(f"input {tuple(x.shape[-2:])} (F, L) is smaller than one patch {self.patch_size}")
+            raise AudioError(f"input {tuple(x.shape[-2:])} (F, L) is smaller than one patch {self.patch_size}")
         return self.proj(x).flatten(2).transpose(1, 2)
 
 

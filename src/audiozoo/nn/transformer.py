@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .attention import MultiHeadAttention
 
 
@@ -40,6 +41,8 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int, act: str = "gelu", drop: float = 0.0):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
+        if act not in _ACTS:
+            raise ConfigError(f"unknown activation {act!r}; expected one of {sorted(_ACTS)}")
         self.act = _ACTS[act]()
         self.fc2 = nn.Linear(hidden, dim)
         self.drop = nn.Dropout(drop)

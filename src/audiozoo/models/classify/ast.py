@@ -87,7 +87,10 @@ class ASTFrontend(nn.Module):
         if lengths is None:
             lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
         # Kaldi DC removal is per frame, so the official code's global mean subtraction changes nothing.
-        feats = kaldi_fbank(wav, c.sample_rate, num_mel_bins=c.n_mels, window_type=c.window_type)
+        # float64 inside the front-end: float32 log-energies of quiet bins drift by ~1e-4 from the
+        # reference (HF's numpy path / torchaudio in double); in float64 they agree to ~1e-7.
+        out_dtype = wav.dtype if wav.is_floating_point() else torch.float32
+        feats = kaldi_fbank(wav.double(), c.sample_rate, num_mel_bins=c.n_mels, window_type=c.window_type)
         frames = self.num_frames(lengths.to(feats.device))
         valid = torch.arange(feats.shape[-1], device=feats.device)[None, :] < frames[:, None]
         feats = feats.masked_fill(~valid[:, None, :], 0.0)
@@ -96,7 +99,7 @@ class ASTFrontend(nn.Module):
             feats = nn.functional.pad(feats, (0, target - feats.shape[-1]))
         feats = feats[..., :target]
         feats = (feats - c.norm_mean) / (c.norm_std * 2)
-        return feats, torch.clamp(frames, max=target)
+        return feats.to(out_dtype), torch.clamp(frames, max=target)
 
 
 class AST(nn.Module):
