@@ -1,1 +1,60 @@
-"""audiozoo.dsp"""
+"""audiozoo.dsp: signal processing in torch (batched, differentiable, no learned parameters).
+
+Imports nothing from audiozoo except :mod:`audiozoo.errors`. numpy appears only at the I/O boundary
+(:mod:`.io`: soundfile decoding, soxr resampling).
+"""
+
+from .augment import SpecAugment, add_noise_snr, mixup, random_gain
+from .io import audio_info, load_audio, resample, save_audio
+from .kaldi import KaldiFbank, kaldi_fbank
+from .mel import (
+    MFCC,
+    LogMelSpectrogram,
+    MelSpectrogram,
+    amplitude_to_db,
+    db_to_power,
+    dct_matrix,
+    hz_to_mel,
+    log_mel,
+    mel_filterbank,
+    mel_frequencies,
+    mel_spectrogram,
+    mel_to_hz,
+    mfcc,
+    power_to_db,
+)
+from .stft import InverseSpectrogram, Spectrogram, get_window, istft, pad_window, stft, stft_lengths
+
+__all__ = [
+    "MFCC",
+    "InverseSpectrogram",
+    "KaldiFbank",
+    "LogMelSpectrogram",
+    "MelSpectrogram",
+    "SpecAugment",
+    "Spectrogram",
+    "add_noise_snr",
+    "amplitude_to_db",
+    "audio_info",
+    "db_to_power",
+    "dct_matrix",
+    "get_window",
+    "hz_to_mel",
+    "istft",
+    "kaldi_fbank",
+    "load_audio",
+    "log_mel",
+    "mel_filterbank",
+    "mel_frequencies",
+    "mel_spectrogram",
+    "mel_to_hz",
+    "mfcc",
+    "mixup",
+    "pad_window",
+    "power_to_db",
+    "random_gain",
+    "resample",
+    "save_audio",
+    "stft",
+    "stft_lengths",
+]

@@ -1,0 +1,81 @@
+"""``audio-classification`` pipeline (CLI verb ``tag``): audio -> top-k labels, per chunk and overall.
+
+The model must be a trained classifier (a weight set such as ``ast_tiny.fsdd_digits`` or a checkpoint
+folder) whose metadata carries its ``labels``; untrained weights are refused rather than shown as results.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from ..hub import from_pretrained
+from ..registry import create_model
+from .base import AudioInput, Pipeline, batched, chunk
+
+
+def load_trained(model: str | os.PathLike | torch.nn.Module) -> torch.nn.Module:
+    """A trained model from a weight-set name (``name.tag``), a checkpoint folder or a module."""
+    if isinstance(model, torch.nn.Module):
+        m = model
+    elif os.path.isdir(str(model)):
+        m = from_pretrained(model)
+    elif "." in str(model):
+        m = create_model(str(model))
+    else:
+        raise ConfigError(
+            f"{model!r} names an architecture, not trained weights; give a weight set (name.tag, see "
+            "`audiozoo list --weights`) or a checkpoint folder"
+        )
+    return m
+
+
+class AudioClassificationPipeline(Pipeline):
+    task = "audio-classification"
+
+    def __init__(self, model: Any, top_k: int = 5, hop_ratio: float = 0.5, **kw):
+        super().__init__(**kw)
+        self.model = load_trained(model).to(self.device).eval()
+        meta = getattr(self.model, "pretrained_metadata", {}) or {}
+        self.labels: list[str] = list(meta.get("labels") or [])
+        if len(self.labels) != self.model.num_classes:
+            raise ConfigError(
+                f"checkpoint metadata lists {len(self.labels)} labels for {self.model.num_classes} classes; "
+                "a classifier checkpoint must record its label names (metadata['labels'])"
+            )
+        self.multi_label = bool(meta.get("multi_label", False))
+        cfg = self.model.config
+        self.sample_rate = cfg.sample_rate
+        fe = self.model.frontend
+        self.window = (cfg.max_length - 1) * fe.frame_shift + fe.frame_length
+        self.hop = max(1, int(self.window * hop_ratio))
+        self.top_k = min(top_k, len(self.labels))
+
+    def _scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.sigmoid() if self.multi_label else logits.softmax(-1)
+
+    def _top(self, probs: torch.Tensor) -> list[dict[str, Any]]:
+        s, i = probs.topk(self.top_k)
+        return [{"label": self.labels[j], "score": round(float(v), 5)} for v, j in zip(s.tolist(), i.tolist())]
+
+    @torch.no_grad()
+    def _process(self, a: AudioInput) -> dict[str, Any]:
+        windows, lengths, starts = chunk(a.wav, self.window, self.hop)
+        probs = []
+        for idx in batched(list(range(len(windows))), self.batch_size):
+            w = windows[idx].to(self.device)
+            feats, flen = self.model.frontend(w, lengths[idx].to(self.device))
+            probs.append(self._scores(self.model(feats, flen)).cpu())
+        p = torch.cat(probs)
+        # Weight chunks by how much real audio they hold, so a padded tail counts less.
+        weights = lengths.float() / lengths.sum()
+        overall = (p * weights[:, None]).sum(0)
+        segments = [
+            {"start_s": round(int(s) / self.sample_rate, 3),
+             "end_s": round((int(s) + int(n)) / self.sample_rate, 3), "top": self._top(q)[:1]}
+            for s, n, q in zip(starts, lengths, p)
+        ]
+        return {"input": a.source, "labels": self._top(overall), "segments": segments}
