@@ -71,7 +71,8 @@ def main() -> None:
             ta += _time(a, 1)
             tb += _time(b, 1)
         mh, mo = statistics.median(ta), statistics.median(tb)
-        results[name] = {"transformers_s": round(mh, 4), "audiozoo_s": round(mo, 4), "ratio_hf_over_ours": round(mh / mo, 3)}
+        results[name] = {"transformers_s": round(mh, 4), "audiozoo_s": round(mo, 4),
+                         "ratio_hf_over_ours": round(mh / mo, 3)}
     report = {"model": "ast_base_p16 (86.59M)", "batch": args.batch, "frames": 1024, "device": args.device,
               "threads": args.threads, "torch": torch.__version__, "machine": platform.machine(),
               "repeats": args.repeats, "results": results}

@@ -1,10 +1,11 @@
 """audiozoo.dsp: signal processing in torch (batched, differentiable, no learned parameters).
 
-Imports nothing from audiozoo except :mod:`audiozoo.errors`. numpy appears only at the I/O boundary
-(:mod:`.io`: soundfile decoding, soxr resampling).
+Imports nothing from audiozoo except :mod:`audiozoo.errors`. numpy appears only at boundaries
+(:mod:`.io`: soundfile decoding, soxr resampling; :mod:`.pitch`: the pyworld wrapper).
 """
 
 from .augment import SpecAugment, add_noise_snr, mixup, random_gain
+from .cqt import CQT1992, CQT2010, cqt
 from .io import audio_info, load_audio, resample, save_audio
 from .kaldi import KaldiFbank, kaldi_fbank
 from .mel import (
@@ -23,9 +24,18 @@ from .mel import (
     mfcc,
     power_to_db,
 )
+from .pitch import energy, f0_world, f0_yin, frame_rms, interpolate_unvoiced
 from .stft import InverseSpectrogram, Spectrogram, get_window, istft, pad_window, stft, stft_lengths
 
 __all__ = [
+    "CQT1992",
+    "CQT2010",
+    "cqt",
+    "energy",
+    "f0_world",
+    "f0_yin",
+    "frame_rms",
+    "interpolate_unvoiced",
     "MFCC",
     "InverseSpectrogram",
     "KaldiFbank",
