@@ -14,6 +14,9 @@ command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
 ls /usr/share/sounds/sf2/*.sf2 >/dev/null 2>&1 || need+=(fluid-soundfont-gm timgm6mb-soundfont)
 [ -d /usr/share/sonic-pi/samples ] || need+=(sonic-pi-samples)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+# sentence sources for the speech-synth corpus (WordNet 3.0 glosses/examples; fortunes as an option)
+[ -d /usr/share/wordnet ] || need+=(wordnet-base)
+[ -d /usr/share/games/fortunes ] || need+=(fortunes-min)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing system packages: ${need[*]}"
