@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # intermixed: recipe overrides (key=value) may follow options such as --checkpoint
+    args = parser.parse_intermixed_args(argv)
     try:
         return int(args.func(args) or 0)
     except AudiozooError as e:

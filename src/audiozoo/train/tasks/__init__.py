@@ -1,0 +1,23 @@
+"""Task modules (one per training style) and the name -> task class table used by recipes."""
+
+from __future__ import annotations
+
+from ...errors import ConfigError
+from .base import Task, batch_size, unwrap
+from .classify import ClassificationTask
+from .gan import GANTask
+
+TASKS: dict[str, type[Task]] = {
+    "classify": ClassificationTask,
+    "gan": GANTask,
+}
+
+
+def get_task_class(name: str) -> type[Task]:
+    """The task class registered as ``name`` (``classify``, ``gan``...)."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; available: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+__all__ = ["TASKS", "ClassificationTask", "GANTask", "Task", "batch_size", "get_task_class", "unwrap"]

@@ -1,0 +1,222 @@
+"""Audio classification: cross-entropy (single label) or BCE (multi-label), label smoothing, mixup.
+
+Batches are the ``audiozoo.data`` collate output ``{"audio": (B, T), "lengths": (B,), "label": ...}``
+(or carry precomputed ``"features": (B, F, L)``). The model's parameter-free ``frontend`` turns audio
+into features outside autocast (a log-mel in bf16 would lose ~3 significant digits) — either
+``frontend(wav) -> (B, F, L)`` or ``frontend(wav, lengths) -> ((B, F, L), frame lengths (B,))`` — then
+``model(features, lengths) -> logits (B, C)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ...errors import ConfigError, DataError
+from .base import Task, batch_size, unwrap
+
+
+def _takes_lengths(frontend: Any) -> bool:
+    try:
+        return "lengths" in inspect.signature(frontend.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def feature_lengths(frontend: Any, lengths: Tensor | None, num_samples: int, num_frames: int) -> Tensor | None:
+    """Frame counts of each item after ``frontend``.
+
+    Uses ``frontend.output_lengths(lengths)`` when the frontend provides it; otherwise maps sample
+    counts proportionally onto the ``num_frames`` frames of the padded batch (exact for frontends
+    whose frames are evenly spaced, up to one frame at the edges).
+    """
+    if lengths is None:
+        return None
+    fn = getattr(frontend, "output_lengths", None)
+    if callable(fn):
+        return fn(lengths).clamp(max=num_frames)
+    scaled = torch.div(lengths.to(torch.float64) * num_frames, max(1, num_samples)).ceil().long()
+    return scaled.clamp(1, num_frames)
+
+
+def macro_f1(pred: Tensor, target: Tensor) -> float:
+    """Unweighted mean of per-class F1 over the classes present in ``target`` or ``pred`` (scikit-learn's
+    ``f1_score(average="macro")`` label set). ``pred``, ``target``: (N,) class indices."""
+    classes = torch.unique(torch.cat([pred, target]))
+    if classes.numel() == 0:
+        return 0.0
+    f1 = []
+    for c in classes:
+        tp = ((pred == c) & (target == c)).sum().item()
+        fp = ((pred == c) & (target != c)).sum().item()
+        fn = ((pred != c) & (target == c)).sum().item()
+        f1.append(2 * tp / max(1, 2 * tp + fp + fn))
+    return float(sum(f1) / len(f1))
+
+
+def mean_average_precision(scores: Tensor, target: Tensor) -> float:
+    """AudioSet mAP: mean over classes with at least one positive of the average precision.
+
+    ``scores``, ``target``: (N, C). AP = mean precision at the rank of each positive (ties are ranked in
+    input order, so results can differ from scikit-learn's threshold-based AP only on tied scores).
+    """
+    aps = []
+    for c in range(scores.shape[1]):
+        t = target[:, c] > 0.5
+        if not t.any():
+            continue  # undefined without positives; skipped, as in the AudioSet/PANNs evaluation
+        order = torch.argsort(scores[:, c], descending=True, stable=True)
+        hits = t[order].double()
+        precision_at_k = hits.cumsum(0) / torch.arange(1, len(hits) + 1, dtype=torch.float64)
+        aps.append(float((precision_at_k * hits).sum() / hits.sum()))
+    return float(sum(aps) / len(aps)) if aps else 0.0
+
+
+class ClassificationTask(Task):
+    """Train a classifier.
+
+    Args:
+        multi_label: BCE-with-logits over (B, C) multi-hot targets (a (B,) index label is one-hot
+            encoded); else softmax cross-entropy over (B,) class indices.
+        label_smoothing: ε of Szegedy et al. 2016 (targets (1-ε)·y + ε/C; for BCE (1-ε)·y + ε/2).
+        mixup: Beta(α, α) parameter of mixup (Zhang et al. 2018); 0 disables. Waveforms are mixed
+            before the frontend, as in the AST and PANNs training code.
+        mixup_prob: probability that a batch is mixed (AST mixes with probability 0.5).
+        threshold: decision threshold of multi-label F1.
+        optim, schedule: see :class:`Task`.
+    """
+
+    monitor = "accuracy"
+    monitor_mode = "max"
+
+    def __init__(self, *, multi_label: bool = False, label_smoothing: float = 0.0, mixup: float = 0.0,
+                 mixup_prob: float = 1.0, threshold: float = 0.5, optim: Mapping[str, Any] | None = None,
+                 schedule: Mapping[str, Any] | None = None) -> None:
+        super().__init__(optim, schedule)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if mixup < 0.0:
+            raise ConfigError(f"mixup (Beta alpha) must be >= 0, got {mixup}")
+        if not 0.0 <= mixup_prob <= 1.0:
+            raise ConfigError(f"mixup_prob must be in [0, 1], got {mixup_prob}")
+        self.multi_label = bool(multi_label)
+        self.label_smoothing = float(label_smoothing)
+        self.mixup = float(mixup)
+        self.mixup_prob = float(mixup_prob)
+        self.threshold = float(threshold)
+        if self.multi_label:
+            self.monitor = "mAP"
+
+    # ---- pieces ---------------------------------------------------------------------------------
+    def inputs(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor | None]:
+        """Model inputs ``(features (B, F, L), lengths (B,) | None)`` of a batch."""
+        if "features" in batch:
+            return batch["features"], batch.get("feature_lengths", batch.get("lengths"))
+        if "audio" not in batch:
+            raise DataError(f"a classification batch needs 'audio' or 'features'; got keys {sorted(batch)}")
+        audio, lengths = batch["audio"], batch.get("lengths")
+        frontend = getattr(unwrap(self.model), "frontend", None)
+        if frontend is None:
+            return audio, lengths
+        with torch.autocast(audio.device.type, enabled=False):
+            if lengths is not None and _takes_lengths(frontend):
+                out = frontend(audio.float(), lengths)
+            else:
+                out = frontend(audio.float())
+        if isinstance(out, (tuple, list)):  # (features, frame lengths), e.g. AST's front-end
+            return out[0], out[1]
+        return out, feature_lengths(frontend, lengths, audio.shape[-1], out.shape[-1])
+
+    def targets(self, batch: Mapping[str, Any], num_classes: int) -> Tensor:
+        """(B,) long class indices, or (B, C) float multi-hot when ``multi_label``."""
+        if "label" not in batch:
+            raise DataError(f"a classification batch needs 'label'; got keys {sorted(batch)}")
+        y = batch["label"]
+        if not isinstance(y, Tensor):
+            y = torch.as_tensor(y, device=self.device)
+        if self.multi_label:
+            if y.ndim == 1:
+                y = F.one_hot(y.long(), num_classes)
+            return y.float()
+        if y.ndim != 1:
+            raise DataError(f"single-label classification needs (B,) labels, got shape {tuple(y.shape)}; "
+                            "set task.multi_label: true for multi-hot targets")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+            raise DataError(f"label {int(y.max())} is out of range for a model with {num_classes} classes")
+        return y.long()
+
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        logits = logits.float()
+        if self.multi_label:
+            t = target * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+            return F.binary_cross_entropy_with_logits(logits, t)
+        return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+
+    def _mix(self, batch: Mapping[str, Any]) -> tuple[dict[str, Any], Tensor | None, float]:
+        if self.mixup <= 0.0 or float(torch.rand(())) >= self.mixup_prob:
+            return dict(batch), None, 1.0
+        lam = float(torch.distributions.Beta(self.mixup, self.mixup).sample())
+        key = "features" if "features" in batch else "audio"
+        x = batch[key]
+        perm = torch.randperm(x.shape[0]).to(x.device)
+        out = dict(batch)
+        out[key] = lam * x + (1.0 - lam) * x[perm]
+        for lk in ("lengths", "feature_lengths"):
+            if isinstance(batch.get(lk), Tensor):
+                out[lk] = torch.maximum(batch[lk], batch[lk][perm])
+        return out, perm, lam
+
+    # ---- steps ----------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], optimizer_idx: int = 0) -> dict[str, Tensor]:
+        mixed, perm, lam = self._mix(batch)
+        feats, lengths = self.inputs(mixed)
+        logits = self.model(feats, lengths)
+        y = self.targets(batch, logits.shape[-1])
+        if perm is None:
+            loss = self.loss(logits, y)
+        elif self.multi_label:
+            loss = self.loss(logits, lam * y + (1.0 - lam) * y[perm])
+        else:  # = cross-entropy against the mixed (smoothed) one-hot targets
+            loss = lam * self.loss(logits, y) + (1.0 - lam) * self.loss(logits, y[perm])
+        out = {"loss": loss}
+        if perm is None and not self.multi_label:
+            out["accuracy"] = (logits.argmax(-1) == y).float().mean().detach()
+        return out
+
+    def on_validation_start(self) -> None:
+        super().on_validation_start()
+        self._scores: list[Tensor] = []
+        self._labels: list[Tensor] = []
+
+    def validation_step(self, batch: dict[str, Any]) -> None:
+        feats, lengths = self.inputs(batch)
+        logits = self.model(feats, lengths).float()
+        y = self.targets(batch, logits.shape[-1])
+        self._accumulate({"loss": self.loss(logits, y)}, batch_size(batch))
+        scores = torch.sigmoid(logits) if self.multi_label else logits
+        self._scores.append(scores.cpu())
+        self._labels.append(y.cpu())
+
+    def validation_end(self) -> dict[str, float]:
+        metrics = super().validation_end()
+        if not self._scores:
+            return metrics
+        scores, labels = torch.cat(self._scores), torch.cat(self._labels)
+        if self.multi_label:
+            metrics["mAP"] = mean_average_precision(scores, labels)
+            pred = scores >= self.threshold
+            t = labels > 0.5
+            tp = (pred & t).sum(0).double()
+            denom = (2 * tp + (pred & ~t).sum(0) + (~pred & t).sum(0)).double()
+            used = denom > 0  # classes never positive nor predicted have no F1
+            metrics["macro_f1"] = float((2 * tp[used] / denom[used]).mean()) if used.any() else 0.0
+        else:
+            pred = scores.argmax(-1)
+            metrics["accuracy"] = float((pred == labels).double().mean())
+            metrics["macro_f1"] = macro_f1(pred, labels)
+        return metrics
