@@ -142,8 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    # intermixed: recipe overrides (key=value) may follow options such as --checkpoint
-    args = parser.parse_intermixed_args(argv)
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except AudiozooError as e:
