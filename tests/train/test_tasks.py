@@ -113,3 +113,16 @@ def test_frontend_returning_frame_lengths_is_used():
     task.model.frontend = LengthFrontend()
     feats, lengths = task.inputs(_batch())
     assert feats.shape == (6, 8, 8) and lengths.tolist() == [8, 8, 8, 8, 8, 5]
+
+
+def test_specaugment_and_time_shift_apply_only_in_training():
+    task = _task(specaugment={"freq_masks": 1, "freq_width": 4, "time_masks": 1, "time_width": 5}, time_shift=3)
+    feats = torch.randn(4, 16, 30) + 5.0
+    torch.manual_seed(0)
+    out = task.augment(feats, torch.tensor([30, 30, 30, 20]))
+    assert out.shape == feats.shape and not torch.equal(out, feats)
+    assert (out == 0).any()  # masked cells (mask value 0)
+    torch.manual_seed(0)
+    assert torch.equal(out, task.augment(feats, torch.tensor([30, 30, 30, 20])))  # global RNG: replayable
+    with pytest.raises(ConfigError, match="specaugment"):
+        _task(specaugment={"freq_mask": 1})

@@ -40,7 +40,7 @@ class AudioClassificationPipeline(Pipeline):
         super().__init__(**kw)
         self.model = load_trained(model).to(self.device).eval()
         meta = getattr(self.model, "pretrained_metadata", {}) or {}
-        self.labels: list[str] = list(meta.get("labels") or [])
+        self.labels: list[str] = [str(x) for x in (meta.get("labels") or [])]
         if len(self.labels) != self.model.num_classes:
             raise ConfigError(
                 f"checkpoint metadata lists {len(self.labels)} labels for {self.model.num_classes} classes; "

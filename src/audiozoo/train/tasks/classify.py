@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...errors import ConfigError, DataError
+from ...eval.classification import macro_f1, mean_average_precision
 from .base import Task, batch_size, unwrap
 
 
@@ -44,39 +45,6 @@ def feature_lengths(frontend: Any, lengths: Tensor | None, num_samples: int, num
     return scaled.clamp(1, num_frames)
 
 
-def macro_f1(pred: Tensor, target: Tensor) -> float:
-    """Unweighted mean of per-class F1 over the classes present in ``target`` or ``pred`` (scikit-learn's
-    ``f1_score(average="macro")`` label set). ``pred``, ``target``: (N,) class indices."""
-    classes = torch.unique(torch.cat([pred, target]))
-    if classes.numel() == 0:
-        return 0.0
-    f1 = []
-    for c in classes:
-        tp = ((pred == c) & (target == c)).sum().item()
-        fp = ((pred == c) & (target != c)).sum().item()
-        fn = ((pred != c) & (target == c)).sum().item()
-        f1.append(2 * tp / max(1, 2 * tp + fp + fn))
-    return float(sum(f1) / len(f1))
-
-
-def mean_average_precision(scores: Tensor, target: Tensor) -> float:
-    """AudioSet mAP: mean over classes with at least one positive of the average precision.
-
-    ``scores``, ``target``: (N, C). AP = mean precision at the rank of each positive (ties are ranked in
-    input order, so results can differ from scikit-learn's threshold-based AP only on tied scores).
-    """
-    aps = []
-    for c in range(scores.shape[1]):
-        t = target[:, c] > 0.5
-        if not t.any():
-            continue  # undefined without positives; skipped, as in the AudioSet/PANNs evaluation
-        order = torch.argsort(scores[:, c], descending=True, stable=True)
-        hits = t[order].double()
-        precision_at_k = hits.cumsum(0) / torch.arange(1, len(hits) + 1, dtype=torch.float64)
-        aps.append(float((precision_at_k * hits).sum() / hits.sum()))
-    return float(sum(aps) / len(aps)) if aps else 0.0
-
-
 class ClassificationTask(Task):
     """Train a classifier.
 
@@ -88,6 +56,11 @@ class ClassificationTask(Task):
             before the frontend, as in the AST and PANNs training code.
         mixup_prob: probability that a batch is mixed (AST mixes with probability 0.5).
         threshold: decision threshold of multi-label F1.
+        specaugment: training-time feature masking (Park et al. 2019), keyword arguments of
+            :class:`audiozoo.dsp.SpecAugment` (``freq_masks``, ``freq_width``, ``time_masks``,
+            ``time_width``); AST trains with it (``freqm``/``timem`` in its recipes).
+        time_shift: roll each training item's features by a random number of frames in
+            ``[-time_shift, time_shift]`` (the AST code's ``torch.roll`` augmentation).
         optim, schedule: see :class:`Task`.
     """
 
@@ -95,9 +68,19 @@ class ClassificationTask(Task):
     monitor_mode = "max"
 
     def __init__(self, *, multi_label: bool = False, label_smoothing: float = 0.0, mixup: float = 0.0,
-                 mixup_prob: float = 1.0, threshold: float = 0.5, optim: Mapping[str, Any] | None = None,
+                 mixup_prob: float = 1.0, threshold: float = 0.5, specaugment: Mapping[str, Any] | None = None,
+                 time_shift: int = 0, optim: Mapping[str, Any] | None = None,
                  schedule: Mapping[str, Any] | None = None) -> None:
         super().__init__(optim, schedule)
+        from ...dsp.augment import SpecAugment
+
+        try:
+            self.specaugment = SpecAugment(**dict(specaugment)) if specaugment else None
+        except TypeError as e:
+            raise ConfigError(f"task.specaugment: {e}") from e
+        if time_shift < 0:
+            raise ConfigError(f"time_shift must be >= 0 frames, got {time_shift}")
+        self.time_shift = int(time_shift)
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if mixup < 0.0:
@@ -171,10 +154,20 @@ class ClassificationTask(Task):
                 out[lk] = torch.maximum(batch[lk], batch[lk][perm])
         return out, perm, lam
 
+    def augment(self, feats: Tensor, lengths: Tensor | None) -> Tensor:
+        """Training-time feature augmentation (global torch RNG, so resumed runs replay it exactly)."""
+        if self.time_shift:
+            shifts = torch.randint(-self.time_shift, self.time_shift + 1, (feats.shape[0],)).tolist()
+            feats = torch.stack([torch.roll(f, s, dims=-1) for f, s in zip(feats, shifts)])
+        if self.specaugment is not None:
+            feats = self.specaugment.train()(feats, lengths)
+        return feats
+
     # ---- steps ----------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], optimizer_idx: int = 0) -> dict[str, Tensor]:
         mixed, perm, lam = self._mix(batch)
         feats, lengths = self.inputs(mixed)
+        feats = self.augment(feats, lengths)
         logits = self.model(feats, lengths)
         y = self.targets(batch, logits.shape[-1])
         if perm is None:
