@@ -44,3 +44,10 @@ def speechlike() -> np.ndarray:
     x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
     x = x + 0.01 * np.random.default_rng(0).standard_normal(t.size)
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use the ``shared_data`` fixture get the ``shared_data`` marker (``-m "not shared_data"``)."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared_data)
