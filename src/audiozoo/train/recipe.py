@@ -103,7 +103,8 @@ def _is_bool(v: Any) -> bool:
 
 # key -> (check, what the value must be)
 DATA_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "build": (lambda v: isinstance(v, dict) and "name" in v and "out" in v, "a mapping with 'name' and 'out'"),
+    "build": (_opt(lambda v: isinstance(v, dict) and "name" in v and "out" in v),
+              "a mapping with 'name' and 'out', or null"),
     "train": (_is_str, "a manifest path"),
     "valid": (_opt(_is_str), "a manifest path"),
     "test": (_opt(_is_str), "a manifest path"),
@@ -210,7 +211,7 @@ def validate_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
         for k, v in r["models"].items():
             _check_model(f"models.{k}", v)
     r["data"] = _check_section("data", r.get("data"), DATA_KEYS)
-    if "train" not in r["data"] and "build" not in r["data"]:
+    if "train" not in r["data"] and r["data"].get("build") is None:
         raise ConfigError("recipe key 'data.train' is required (a manifest path, or give data.build)")
     task = r.get("task") or {"name": "classify"}
     if not isinstance(task, dict) or task.get("name") not in TASKS:
