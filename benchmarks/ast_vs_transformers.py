@@ -67,9 +67,13 @@ def main() -> None:
     for name, (a, b) in {"inference": (inf_hf, inf_ours), "train_step": (train_hf, train_ours)}.items():
         a(), b()  # warm-up
         ta, tb = [], []
-        for _ in range(args.repeats):  # interleave
-            ta += _time(a, 1)
-            tb += _time(b, 1)
+        for i in range(args.repeats):  # interleave, alternating which runs first (ABBA)
+            if i % 2:
+                tb += _time(b, 1)
+                ta += _time(a, 1)
+            else:
+                ta += _time(a, 1)
+                tb += _time(b, 1)
         mh, mo = statistics.median(ta), statistics.median(tb)
         results[name] = {"transformers_s": round(mh, 4), "audiozoo_s": round(mo, 4),
                          "ratio_hf_over_ours": round(mh / mo, 3)}
