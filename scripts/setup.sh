@@ -36,4 +36,6 @@ PY=${PYTHON:-python3}
 # torch first and pinned: 2.13.0 is a CPU wheel on this kind of machine; an unpinned torch pulls CUDA.
 .venv/bin/python -c "import torch" >/dev/null 2>&1 || .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[all]"
+# basic-pitch's wheel ships the real trained NMP weights (nmp.onnx, Apache-2.0); --no-deps keeps TensorFlow out.
+.venv/bin/python -m pip show basic-pitch >/dev/null 2>&1 || .venv/bin/python -m pip install -q --no-deps "basic-pitch==0.4.0"
 .venv/bin/python -c "import audiozoo, torch; print(f'setup: audiozoo {audiozoo.__version__}, torch {torch.__version__}')"

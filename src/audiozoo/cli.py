@@ -28,8 +28,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"{'name':<24} {'family':<10} {'params':>12}  {'verified':<8} paper")
     for n in names:
         i = model_info(n)
-        print(f"{n:<24} {i.family:<10} {i.params / 1e6:>11.2f}M  {i.verified:<8} {i.paper.split(':')[0]} "
-              f"(arXiv {i.arxiv})")
+        count = f"{i.params / 1e6:.2f}M" if i.params >= 100_000 else f"{i.params / 1e3:.2f}K"
+        title = i.paper.split(":")[0].split(" (")[0]
+        title = title if len(title) <= 48 else title[:45] + "..."
+        print(f"{n:<24} {i.family:<10} {count:>12}  {i.verified:<8} {title} (arXiv {i.arxiv})")
     return 0
 
 
@@ -43,7 +45,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"{d['name']}  [{d['family']}]")
     print(f"  paper:      {d['paper']}")
     print(f"  arXiv:      {d['arxiv']}    code: {d['official_repo']} ({d['license']})")
-    print(f"  parameters: {d['params'] / 1e6:.2f}M ({d['params']:,}; {d['params_source']})")
+    count = f"{d['params'] / 1e6:.2f}M" if d["params"] >= 100_000 else f"{d['params'] / 1e3:.2f}K"
+    print(f"  parameters: {count} ({d['params']:,}; {d['params_source']})")
     print(f"  input:      {json.dumps(d['input'])}")
     print(f"  verified:   {d['verified']}  (A architecture, P parity, T trains, U usable)")
     print(f"  weights:    {', '.join(d['weights']) or 'none shipped'}")

@@ -84,4 +84,9 @@ def example_inputs(
         n_feat = model.config.n_mels
         x = torch.randn(batch, n_feat, length, generator=g)
         return (x,), {"lengths": lengths}
+    if family == "transcribe":
+        # A waveform of ``length`` frames (``length * hop_length`` samples) at the model's sample rate,
+        # so the front-end (and its learned parameters) is exercised too.
+        x = 0.1 * torch.randn(batch, length * model.hop_length, generator=g)
+        return (x,), {}
     raise NotImplementedError(f"no example inputs for family {family!r} yet")

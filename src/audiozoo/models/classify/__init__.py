@@ -1,3 +1,6 @@
 """Audio classification models (family ``classify``)."""
 
-from . import ast  # noqa: F401
+from . import (
+    ast,  # noqa: F401
+    panns,  # noqa: F401
+)
