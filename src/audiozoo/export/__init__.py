@@ -1,1 +1,13 @@
-"""audiozoo.export"""
+"""audiozoo.export: ONNX (tracing exporter + ONNX Runtime check) and ``torch.export`` of models."""
+
+from .onnx import (
+    ExportError,
+    ExportSpec,
+    check_onnx,
+    export_onnx,
+    export_program,
+    export_spec,
+    run_onnx,
+)
+
+__all__ = ["ExportError", "ExportSpec", "check_onnx", "export_onnx", "export_program", "export_spec", "run_onnx"]

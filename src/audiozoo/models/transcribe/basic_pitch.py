@@ -89,7 +89,8 @@ def _same_pad(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> Te
     """TensorFlow "same" padding of (B, C, L, F): ceil(n / s) outputs, the odd extra pad at the end."""
     pads: list[int] = []
     for size, k, s in zip(reversed(x.shape[-2:]), reversed(kernel), reversed(stride)):
-        total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+        # stride 1 needs k - 1 whatever the size: written so, traced graphs (ONNX) keep a dynamic time axis.
+        total = k - 1 if s == 1 else max((-(-size // s) - 1) * s + k - size, 0)
         pads += [total // 2, total - total // 2]
     return F.pad(x, pads)
 

@@ -1,0 +1,234 @@
+"""ONNX and ``torch.export`` for audiozoo models.
+
+The ONNX path uses ``torch.onnx.export(..., dynamo=False)``: the TorchScript-tracing exporter, which needs
+only ``onnx`` (+ ``onnxruntime`` to check). The dynamo-based exporter of torch 2.x requires the
+``onnxscript`` package; audiozoo does not depend on it.
+
+Traced graphs keep a dimension dynamic only where the model computes with it through tensor ops. What
+that means for the supported models (measured by ``tests/export/test_export.py``):
+
+- ``panns_cnn14`` / ``panns_mobilenetv1``: features ``(B, n_mels, L)`` -> logits, dynamic batch and time
+  (time must stay >= the network's time downsampling; shorter inputs take a pad branch the trace lacks).
+- ``ast_*``: features ``(B, n_mels, L)`` -> logits, dynamic batch and time *if the example's patch grid
+  differs from the model's native grid*: otherwise the position-embedding resampling is skipped at trace
+  time and the graph only accepts the native grid. :func:`export_spec` picks such an example length.
+  The AST front-end (Kaldi fbank) does not export: the tracing exporter has no ``aten::fft_rfft``.
+- ``basic_pitch_nmp``: features ``(B, H, L, F)`` or audio ``(B, T)`` (CQT front-end included) -> onset,
+  contour, note; dynamic batch only. Its Keras "same" padding turns the traced time length into a
+  constant, so time is fixed (the official model also runs on fixed 2 s windows, 172 frames).
+  ``torch.export`` keeps the time axis dynamic there.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..errors import AudiozooError, ConfigError, require
+
+
+class ExportError(AudiozooError, RuntimeError):
+    """An exported graph whose outputs differ from the PyTorch model beyond the requested tolerance."""
+
+
+# --------------------------------------------------------------------------- helpers
+class _EvalMode:
+    """Context manager: put a module in eval mode (dropout off, BN running stats) and restore it after."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self) -> nn.Module:
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc: Any) -> None:
+        self.model.train(self.was_training)
+
+
+def _flatten_outputs(out: Any) -> list[Tensor]:
+    """Model output (tensor, tuple/list or dict) -> list of tensors in the order the exporter flattens."""
+    if isinstance(out, Tensor):
+        return [out]
+    if isinstance(out, dict):
+        return [v for v in out.values()]
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _flatten_outputs(o)]
+    raise ExportError(f"cannot compare model output of type {type(out).__name__}")
+
+
+def _as_tuple(example_inputs: Any) -> tuple[Tensor, ...]:
+    if isinstance(example_inputs, Tensor):
+        return (example_inputs,)
+    if not isinstance(example_inputs, tuple) or not all(isinstance(t, Tensor) for t in example_inputs):
+        raise ConfigError("example_inputs must be a tensor or a tuple of tensors, "
+                          f"got {type(example_inputs).__name__}")
+    return example_inputs
+
+
+# --------------------------------------------------------------------------- ONNX
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    example_inputs: tuple[Tensor, ...],
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
+    opset: int = 17,
+) -> Path:
+    """Export ``model.forward(*example_inputs)`` to an ONNX file (eval mode) and return its path.
+
+    ``dynamic_axes`` maps input/output names to ``{axis: symbolic name}`` (e.g. ``{"features": {0:
+    "batch", 2: "time"}}``); :func:`export_spec` gives the right names and axes for registered models.
+    The file is validated with ``onnx.checker``.
+    """
+    onnx = require("onnx", "ONNX export", "export")
+    example_inputs = _as_tuple(example_inputs)
+    if len(input_names) != len(example_inputs):
+        raise ConfigError(f"{len(input_names)} input_names for {len(example_inputs)} example inputs")
+    unknown = set(dynamic_axes or {}) - set(input_names) - set(output_names)
+    if unknown:
+        raise ConfigError(f"dynamic_axes names {sorted(unknown)} are neither input nor output names")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import warnings
+
+    with _EvalMode(model), torch.no_grad(), warnings.catch_warnings():
+        # Tracer warnings flag Python-side shape checks (input validation) that become constants; the
+        # dynamic-axis tests are the real check that the graph generalises.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # torch >= 2.9 flags the tracing exporter as legacy; it is the one that needs no onnxscript.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        torch.onnx.export(
+            model, example_inputs, str(path), input_names=list(input_names), output_names=list(output_names),
+            dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False, do_constant_folding=True,
+        )
+    onnx.checker.check_model(str(path))
+    return path
+
+
+def run_onnx(path: str | os.PathLike, inputs: tuple[Tensor, ...]) -> list[np.ndarray]:
+    """Run an ONNX file with ONNX Runtime (CPU) on ``inputs`` (fed in the graph's input order)."""
+    ort = require("onnxruntime", "running exported ONNX models", "export")
+    inputs = _as_tuple(inputs)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    if len(names) != len(inputs):
+        raise ConfigError(f"{path} takes {len(names)} inputs ({names}), got {len(inputs)}")
+    return sess.run(None, {n: t.detach().cpu().numpy() for n, t in zip(names, inputs)})
+
+
+def check_onnx(model: nn.Module, path: str | os.PathLike, example_inputs: tuple[Tensor, ...],
+               atol: float = 1e-4) -> float:
+    """Max abs difference between ONNX Runtime and PyTorch (eval mode) on ``example_inputs``.
+
+    Raises :class:`ExportError` when the outputs differ in number or shape, or by more than ``atol``.
+    """
+    example_inputs = _as_tuple(example_inputs)
+    got = run_onnx(path, example_inputs)
+    with _EvalMode(model), torch.no_grad():
+        ref = _flatten_outputs(model(*example_inputs))
+    if len(got) != len(ref):
+        raise ExportError(f"{path} returns {len(got)} outputs, the model {len(ref)}")
+    err = 0.0
+    for i, (g, r) in enumerate(zip(got, ref)):
+        r = r.detach().cpu().numpy()
+        if g.shape != r.shape:
+            raise ExportError(f"output {i} of {path} has shape {g.shape}, the model {r.shape} (an axis that "
+                              "was traced as a constant?)")
+        err = max(err, float(np.abs(g.astype(np.float64) - r.astype(np.float64)).max(initial=0.0)))
+    if not err <= atol:  # also catches NaN
+        raise ExportError(f"{path}: ONNX Runtime differs from PyTorch by {err:.3g} > atol {atol:.3g}")
+    return err
+
+
+# --------------------------------------------------------------------------- torch.export
+def export_program(model: nn.Module, example_inputs: tuple[Tensor, ...],
+                   dynamic_shapes: Any = None, strict: bool = False) -> torch.export.ExportedProgram:
+    """``torch.export.export`` of ``model.forward`` in eval mode.
+
+    ``dynamic_shapes`` follows ``torch.export`` (one ``{axis: Dim}`` per input), e.g.
+    ``ExportSpec.dynamic_shapes()``; ``None`` exports static shapes. Non-strict tracing by default (it
+    runs the Python code as is, so input validation in ``forward`` works).
+    """
+    example_inputs = _as_tuple(example_inputs)
+    with _EvalMode(model):
+        return torch.export.export(model, example_inputs, dynamic_shapes=dynamic_shapes, strict=strict)
+
+
+# --------------------------------------------------------------------------- per-model specs
+@dataclass
+class ExportSpec:
+    """What to export for a model: example inputs, names and dynamic axes (``{name: {axis: label}}``)."""
+
+    example_inputs: tuple[Tensor, ...]
+    input_names: list[str]
+    output_names: list[str]
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+
+    def dynamic_shapes(self) -> tuple[dict[int, Any], ...]:
+        """``torch.export`` dynamic shapes: ``Dim.DYNAMIC`` on each input's dynamic axes.
+
+        ``torch.export`` specialises sizes 0/1, so give examples with batch >= 2 (as :func:`export_spec`
+        does); programs then accept batch >= 2.
+        """
+        return tuple({a: torch.export.Dim.DYNAMIC for a in self.dynamic_axes.get(n, {})} for n in self.input_names)
+
+
+def export_spec(model: nn.Module, batch: int = 2, length: int | None = None, on: str = "features") -> ExportSpec:
+    """Example inputs, names and dynamic axes for a registered model's ``forward``.
+
+    Args:
+        model: an audiozoo classifier (AST, PANNs: features ``(B, n_mels, L)`` -> ``logits (B, C)``) or
+            Basic Pitch (``on="features"``: ``(B, H, L, F)``; ``on="audio"``: ``(B, T)`` at 22,050 Hz).
+        batch: example batch size (>= 2 keeps the batch axis dynamic in ``torch.export``).
+        length: example frames ``L`` (samples ``T`` for audio); a model-appropriate default when None.
+        on: ``"features"`` or ``"audio"`` (Basic Pitch only).
+    """
+    from ..models.classify.ast import AST
+    from ..models.classify.panns import PANNs
+    from ..models.transcribe.basic_pitch import AUDIO_N_SAMPLES, BasicPitch
+
+    if on not in ("features", "audio"):
+        raise ConfigError(f"export_spec: on must be 'features' or 'audio', got {on!r}")
+    if isinstance(model, (AST, PANNs)):
+        if on != "features":
+            raise ConfigError(f"{type(model).__name__} exports on features; its front-end is a separate module")
+        c = model.config
+        if isinstance(model, AST):
+            native = model.patch_embed.grid_size[1]
+            if length is None:
+                # one extra time patch: the traced graph must contain the position-embedding resampling
+                length = c.max_length + c.tstride
+            if model.patch_embed.grid(c.n_mels, length)[1] == native:
+                raise ConfigError(f"AST example length {length} has the native patch grid; the traced graph "
+                                  "would skip position-embedding resampling and accept only that grid")
+        else:
+            length = length or 4 * model.time_downsample
+            if length < model.time_downsample:
+                raise ConfigError(f"PANNs example length {length} < time downsampling {model.time_downsample}")
+        x = torch.randn(batch, c.n_mels, length)
+        return ExportSpec((x,), ["features"], ["logits"],
+                          {"features": {0: "batch", 2: "time"}, "logits": {0: "batch"}})
+    if isinstance(model, BasicPitch):
+        c = model.config
+        outs = ["onset", "contour", "note"]
+        # Time is fixed in ONNX (see module docstring); torch.export may still mark it dynamic.
+        axes: dict[str, dict[int, str]] = {o: {0: "batch"} for o in outs}
+        if on == "audio":
+            x = torch.randn(batch, length or AUDIO_N_SAMPLES) * 0.1
+            axes["audio"] = {0: "batch"}
+            return ExportSpec((x,), ["audio"], outs, axes)
+        frames = length or AUDIO_N_SAMPLES // c.hop_length + 1
+        h = model.contour_conv.in_channels
+        x = torch.rand(batch, h, frames, model.frontend.n_out_bins)
+        axes["features"] = {0: "batch"}
+        return ExportSpec((x,), ["features"], outs, axes)
+    raise ConfigError(f"no export spec for {type(model).__name__}; call export_onnx with explicit names/axes")
