@@ -407,3 +407,16 @@ def test_modules_accept_a_window_tensor():
     torch.testing.assert_close(module(x), stft(x, 512, 160, window=win, power=2.0), rtol=0, atol=0)
     mel = MelSpectrogram(16000, 512, 160, window=win, n_mels=40)
     torch.testing.assert_close(mel(x), mel.fb @ module(x), rtol=1e-6, atol=1e-6)  # same maths, float32
+
+
+def test_dsp_modules_build_under_meta_device_context():
+    """Constants are computed on the CPU even inside torch.device('meta') (parameter counting on meta)."""
+    from audiozoo.dsp import CQT2010, MFCC, MelSpectrogram
+
+    with torch.device("meta"):
+        mel = MelSpectrogram(sample_rate=16000, n_fft=512, n_mels=40)
+        mfcc = MFCC(sample_rate=16000, n_mfcc=13, n_fft=512, n_mels=40)
+        cqt = CQT2010(sr=22050, hop_length=256, fmin=27.5, n_bins=36, bins_per_octave=12)
+    x = torch.randn(1, 4000)
+    assert mel(x).shape[1] == 40 and torch.isfinite(mfcc(x)).all()
+    assert cqt(torch.randn(1, 22050)).shape[1] == 36

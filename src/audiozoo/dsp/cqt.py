@@ -40,6 +40,8 @@ from torch import Tensor, nn
 
 from audiozoo.errors import AudioError, ConfigError
 
+from .stft import build_on_cpu
+
 __all__ = ["CQT1992", "CQT2010", "cqt", "cqt_kernels", "cqt_frequencies", "firwin2_lowpass"]
 
 WindowSpec = Union[str, tuple]
@@ -246,6 +248,7 @@ class CQT1992(nn.Module):
     bins_per_octave=48, norm=1, window="hann", center=True, pad_mode="constant")``.
     """
 
+    @build_on_cpu
     def __init__(
         self,
         sr: float = 22050,
@@ -343,6 +346,7 @@ class CQT2010(nn.Module):
     bins_per_octave=36)`` (``basic_pitch/models.py::get_cqt``, defaults otherwise).
     """
 
+    @build_on_cpu
     def __init__(
         self,
         sr: float = 22050,

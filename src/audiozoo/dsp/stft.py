@@ -21,6 +21,7 @@ Everything is batched over leading dims, works on any device and float32/float64
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -293,6 +294,20 @@ def istft(
     return y.reshape(*lead, y.shape[-1])
 
 
+def build_on_cpu(init):
+    """Decorator for DSP module constructors: derived constants (windows, filterbanks, CQT kernels) are
+    computed on the CPU even inside a ``torch.device("meta")`` context (used to count a model's parameters
+    without allocating them). They are data computed from settings, not weights, and need real values."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        with torch.device("cpu"):
+            init(self, *args, **kwargs)
+
+    wrapper._builds_on_cpu = True
+    return wrapper
+
+
 class ConstantBuffers(nn.Module):
     """Base for DSP modules whose buffers are derived constants (windows, filterbanks, DCT matrices).
 
@@ -302,6 +317,12 @@ class ConstantBuffers(nn.Module):
     buffers are refilled from the master, so float64 modules use exact constants: rounding a window to
     float32 adds leakage ~6e-8 of the peak, i.e. ~1e-3 dB errors in bins 80 dB down.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_builds_on_cpu", False):
+            cls.__init__ = build_on_cpu(init)
 
     def register_constant(self, name: str, value: torch.Tensor) -> None:
         if not hasattr(self, "_float64_masters"):

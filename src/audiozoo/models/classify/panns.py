@@ -79,14 +79,11 @@ class PANNsFrontend(nn.Module):
     def __init__(self, config: PANNsConfig):
         super().__init__()
         c = self.config = config
-        # The filterbank is a derived constant computed from float64 data: build it on the CPU even under a
-        # ``torch.device("meta")`` context (parameter counting), where its float64 master copy cannot be made.
-        with torch.device("cpu"):
-            self.mel = MelSpectrogram(
-                c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft, n_mels=c.n_mels,
-                f_min=c.f_min, f_max=c.f_max, window="hann", center=True, pad_mode="reflect", power=2.0,
-                norm="slaney",
-            )
+        self.mel = MelSpectrogram(
+            c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft, n_mels=c.n_mels,
+            f_min=c.f_min, f_max=c.f_max, window="hann", center=True, pad_mode="reflect", power=2.0,
+            norm="slaney",
+        )
 
     def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if wav.ndim == 1:

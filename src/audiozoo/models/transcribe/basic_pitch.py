@@ -124,11 +124,9 @@ class BasicPitchFrontend(nn.Module):
         super().__init__()
         c = self.config = config
         bpo = 12 * c.bins_per_semitone
-        # Fixed DSP kernels are built on the CPU even under ``with torch.device("meta")``: their
-        # construction reads values back (``.item()``), which meta tensors cannot do.
-        with torch.device("cpu"):
-            self.cqt = CQT2010(sr=c.sample_rate, hop_length=c.hop_length, fmin=c.fmin, n_bins=n_cqt_bins(c),
-                               bins_per_octave=bpo)
+        # (audiozoo.dsp builds its fixed kernels on the CPU even under ``torch.device("meta")``.)
+        self.cqt = CQT2010(sr=c.sample_rate, hop_length=c.hop_length, fmin=c.fmin, n_bins=n_cqt_bins(c),
+                           bins_per_octave=bpo)
         self.norm_log = NormalizedLog()
         self.bn = nn.BatchNorm2d(1, eps=c.bn_eps, momentum=c.bn_momentum)
         self.shifts = harmonic_shifts(c)
