@@ -30,3 +30,21 @@ def test_unknown_model_is_a_clean_error(capsys):
 def test_console_script_entry_point():
     r = subprocess.run([sys.executable, "-m", "audiozoo.cli", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("audiozoo ")
+
+
+def test_transcribe_verb_writes_midi_csv_png(tmp_path, capsys):
+    """A 1 s 440 Hz tone (A4) -> one MIDI note 69, with the real basic-pitch weights."""
+    import numpy as np
+    import soundfile as sf
+
+    sr = 22050
+    t = np.arange(sr) / sr
+    tone = (0.4 * np.sin(2 * np.pi * 440 * t) * np.minimum(1, 20 * (1 - t))).astype(np.float32)
+    sf.write(tmp_path / "a4.wav", tone, sr)
+    assert main(["transcribe", str(tmp_path / "a4.wav"), "-o", str(tmp_path / "out")]) == 0
+    assert "a4.wav: " in capsys.readouterr().out
+    for ext in ("mid", "csv", "png"):
+        assert (tmp_path / "out" / f"a4.{ext}").stat().st_size > 0
+    rows = (tmp_path / "out" / "a4.csv").read_text().splitlines()[1:]
+    pitches = {int(r.split(",")[2]) for r in rows}
+    assert 69 in pitches, rows

@@ -79,6 +79,17 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from .pipelines import pipeline
+
+    pipe = pipeline("transcription", onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold,
+                    minimum_note_length_ms=args.min_note_ms, out_dir=args.output, device=args.device,
+                    batch_size=args.batch_size, progress=True)
+    for r in pipe(list(args.files)):
+        print(f"{r['input']}: {len(r['notes'])} notes" + (f" -> {r['files']['midi']}" if "files" in r else ""))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -126,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--batch-size", type=int, default=8)
     s.set_defaults(func=cmd_tag)
+
+    s = sub.add_parser("transcribe", help="note transcription (basic-pitch, real weights) -> MIDI, CSV, PNG")
+    s.add_argument("files", nargs="+")
+    s.add_argument("-o", "--output", default="transcriptions", help="folder for .mid / .csv / .png")
+    s.add_argument("--onset-threshold", type=float, default=0.5)
+    s.add_argument("--frame-threshold", type=float, default=0.3)
+    s.add_argument("--min-note-ms", type=float, default=127.70)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.set_defaults(func=cmd_transcribe)
 
     # Sub-commands owned by other packages register themselves (data build/list, train, eval).
     try:

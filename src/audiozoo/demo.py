@@ -54,9 +54,23 @@ def _rendered_chorale(out: Path) -> list[dict[str, Any]]:
 
         manifest = build("music-render", out, pieces=1)
         item = read_manifest(manifest)[0]
-        return [{"path": item["audio_filepath"], "source": "music21 Bach chorale rendered with fluidsynth"}]
+        return [{"path": item["audio_filepath"], "source": "music21 Bach chorale rendered with fluidsynth",
+                 "notes": item.get("notes")}]
     except Exception as e:  # the demo reports what it could not obtain and goes on
         return [{"error": f"music-render unavailable: {e}"}]
+
+
+def _score_notes(est: list[dict], notes_file: str) -> dict[str, float]:
+    """mir_eval note P/R/F1 (50 ms onsets; offsets within 20 %) of transcribed notes vs the rendered score."""
+    import numpy as np
+
+    from .eval.metrics import note_metrics
+
+    ref = json.loads(Path(notes_file).read_text())["notes"]
+    est_iv = np.array([[n["start_s"], n["end_s"]] for n in est]).reshape(-1, 2)
+    ref_iv = np.array([[n["onset"], n["offset"]] for n in ref]).reshape(-1, 2)
+    m = note_metrics(est_iv, [n["pitch_midi"] for n in est], ref_iv, [n["pitch"] for n in ref], pitch_unit="midi")
+    return {k: round(float(v), 4) for k, v in m.items()}
 
 
 def collect_inputs(work: Path, quick: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
@@ -133,6 +147,24 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
         summary["pipelines"]["audio-classification"][name] = {"accuracy": acc, "results": res}
         for s, a in acc.items():
             report.append(f"tag {name}: accuracy {a['accuracy']:.3f} on {a['n']} clips from {s}")
+    # transcription with the real basic-pitch weights: the rendered chorale (scored against its exact
+    # notes) and the real recordings of music.
+    music = [i for i in inputs if "notes" in i or "trumpet" in i["path"]]
+    try:
+        transcriber = pipeline("transcription", out_dir=out / "transcriptions")
+    except Exception as e:  # e.g. the basic-pitch wheel (weights) is not installed
+        transcriber = None
+        report.append(f"transcription: skipped ({e})")
+    if transcriber is not None and music:
+        res = transcriber([i["path"] for i in music])
+        for item, r in zip(music, res):
+            line = f"transcribe {Path(item['path']).name}: {len(r['notes'])} notes -> {r['files']['midi']}"
+            if item.get("notes"):
+                r["note_f1"] = _score_notes(r["notes"], item["notes"])
+                line += (f"; vs the score: onset F1 {r['note_f1']['f1']:.3f}, "
+                         f"onset+offset F1 {r['note_f1']['f1_with_offsets']:.3f}")
+            report.append(line)
+        summary["pipelines"]["transcription"] = res
     summary["report"] = report + [f"note: {n}" for n in notes]
     summary["seconds"] = round(time.time() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

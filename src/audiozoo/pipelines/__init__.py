@@ -13,8 +13,9 @@ from ..errors import ConfigError
 TASKS = {
     "features": ("features", "FeaturesPipeline"),
     "audio-classification": ("classify", "AudioClassificationPipeline"),
+    "transcription": ("transcribe", "TranscriptionPipeline"),
 }
-ALIASES = {"tag": "audio-classification", "classify": "audio-classification"}
+ALIASES = {"tag": "audio-classification", "classify": "audio-classification", "transcribe": "transcription"}
 
 
 def pipeline(task: str, model: Any = None, **kwargs: Any):
@@ -30,6 +31,8 @@ def pipeline(task: str, model: Any = None, **kwargs: Any):
         if model is not None:
             raise ConfigError("the features pipeline takes no model")
         return klass(**kwargs)
+    if task == "transcription":
+        return klass(**({"model": model} if model is not None else {}), **kwargs)
     if model is None:
         raise ConfigError(f"task {task!r} needs model= (a weight set like 'ast_tiny.fsdd_digits' or a folder)")
     return klass(model=model, **kwargs)
