@@ -14,8 +14,8 @@ import torch
 
 from ..dsp.kaldi import kaldi_fbank
 from ..dsp.mel import MelSpectrogram, power_to_db
-from ..errors import require
 from .base import AudioInput, Pipeline, ensure_dir
+from .plots import save_image_png
 
 
 class FeaturesPipeline(Pipeline):
@@ -68,18 +68,6 @@ class FeaturesPipeline(Pipeline):
 
 def save_spectrogram_png(logmel: torch.Tensor, path: str | Path, sample_rate: int, hop: int, title: str = "") -> None:
     """Write a log-mel spectrogram ``(n_mels, L)`` in dB as a PNG with time/mel axes (matplotlib)."""
-    mpl = require("matplotlib", "writing spectrogram PNGs", "plot")
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
-
     n_mels, frames = logmel.shape
-    fig, ax = plt.subplots(figsize=(min(14, 3 + frames / 60), 3.2), dpi=100)
-    im = ax.imshow(logmel.numpy(), origin="lower", aspect="auto", cmap="magma",
-                   extent=(0, frames * hop / sample_rate, 0, n_mels))
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("mel bin")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, format="%+.0f dB")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_image_png(logmel.numpy(), path, extent=(0, frames * hop / sample_rate, 0, n_mels), ylabel="mel bin",
+                   title=title, cmap="magma", colorbar={"format": "%+.0f dB"})

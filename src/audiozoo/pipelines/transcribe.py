@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from ..data.builders.midi import PPQ, TEMPO_US, _chunk, quantize
-from ..errors import ConfigError, require
+from ..errors import ConfigError
 from ..hub import from_pretrained
 from .base import AudioInput, Pipeline, batched, ensure_dir
+from .plots import save_image_png
 
 # basic_pitch/constants.py
 SAMPLE_RATE = 22050
@@ -295,25 +296,18 @@ def write_note_csv(events: list[NoteEvent], path: str | os.PathLike) -> None:
 
 def save_piano_roll_png(note: np.ndarray, events: list[NoteEvent], path: str | os.PathLike, title: str = "") -> None:
     """Note activations ``(n_frames, 88)`` as a piano roll (time x MIDI pitch) with the notes outlined."""
-    mpl = require("matplotlib", "writing piano-roll PNGs", "plot")
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     n = note.shape[0]
     dur = float(model_frames_to_time(n)[-1]) + FFT_HOP / SAMPLE_RATE if n else 0.0
-    fig, ax = plt.subplots(figsize=(min(14, 3 + n / 60), 4), dpi=100)
-    im = ax.imshow(note.T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1,
-                   extent=(0, dur, MIDI_OFFSET - 0.5, MIDI_OFFSET + 87.5))
-    for start, end, pitch, _, _ in events:
-        ax.add_patch(Rectangle((start, pitch - 0.5), end - start, 1, fill=False, edgecolor="tab:red", lw=0.8))
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("MIDI pitch")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="note activation")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+
+    def outline_notes(ax) -> None:
+        for start, end, pitch, _, _ in events:
+            ax.add_patch(Rectangle((start, pitch - 0.5), end - start, 1, fill=False, edgecolor="tab:red", lw=0.8))
+
+    save_image_png(note.T, path, extent=(0, dur, MIDI_OFFSET - 0.5, MIDI_OFFSET + 87.5), ylabel="MIDI pitch",
+                   title=title, cmap="Greys", height=4, colorbar={"label": "note activation"}, draw=outline_notes,
+                   vmin=0, vmax=1)
 
 
 # ----------------------------------------------------------------------------------------------- pipeline
