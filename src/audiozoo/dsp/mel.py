@@ -26,7 +26,7 @@ from torch import nn
 
 from audiozoo.errors import AudioError, ConfigError
 
-from .stft import _PAD_MODES, ConstantBuffers, _resolve, _window_f64, stft
+from .stft import ConstantBuffers, Spectrogram
 
 __all__ = [
     "LogMelSpectrogram",
@@ -245,7 +245,7 @@ def _lifter_weights(n_mfcc: int, lifter: float) -> torch.Tensor:
     return 1.0 + (lifter / 2.0) * torch.sin(math.pi * k / lifter)
 
 
-class MelSpectrogram(ConstantBuffers):
+class MelSpectrogram(Spectrogram):
     """Waveform ``(..., T)`` -> mel spectrogram ``(..., n_mels, n_frames)``: ``fb @ |STFT| ** power``.
 
     Defaults are librosa.feature.melspectrogram's (n_fft=2048, hop=win//4, 128 Slaney-normalised Slaney
@@ -271,31 +271,16 @@ class MelSpectrogram(ConstantBuffers):
         htk: bool = False,
         norm: str | None = "slaney",
     ) -> None:
-        super().__init__()
-        self.n_fft, self.hop_length, self.win_length = _resolve(n_fft, hop_length, win_length, window)
-        if pad_mode not in _PAD_MODES:
-            raise ConfigError(f"pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
-        if not power > 0:
+        if power is None or not power > 0:
             raise ConfigError(f"power must be > 0 for a mel spectrogram, got {power!r}")
+        super().__init__(n_fft, hop_length, win_length, window, center, pad_mode, power, normalized)
         self.sample_rate, self.n_mels = sample_rate, n_mels
-        self.center, self.pad_mode, self.power, self.normalized = center, pad_mode, power, normalized
-        self.register_constant("window", _window_f64(window, self.win_length))
         self.register_constant(
             "fb", mel_filterbank(sample_rate, self.n_fft, n_mels, f_min, f_max, htk, norm, dtype=torch.float64)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = stft(
-            x,
-            self.n_fft,
-            self.hop_length,
-            self.win_length,
-            self.window,
-            self.center,
-            self.pad_mode,
-            self.power,
-            self.normalized,
-        )
+        spec = super().forward(x)
         return torch.matmul(self.fb.to(spec.dtype), spec)
 
     def extra_repr(self) -> str:

@@ -186,14 +186,10 @@ def save_weights(path: Path, state: Mapping[str, torch.Tensor], metadata: Mappin
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    """Tensors of a ``.safetensors`` file (the hub's reader: never unpickles, clear errors)."""
+    from ..hub import load_state_dict
 
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file missing: {path}")
-    try:
-        return load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types
-        raise CheckpointError(f"cannot read {path} as safetensors: {e}") from e
+    return load_state_dict(path)
 
 
 def write_checkpoint(
