@@ -38,4 +38,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q -e ".[all]"
 # basic-pitch's wheel ships the real trained NMP weights (nmp.onnx, Apache-2.0); --no-deps keeps TensorFlow out.
 .venv/bin/python -m pip show basic-pitch >/dev/null 2>&1 || .venv/bin/python -m pip install -q --no-deps "basic-pitch==0.4.0"
+# PaSST parity reference: only its network class is used; --no-deps keeps out timm (-> torchvision) and
+# torchaudio, which would pull another torch build. The test stubs timm's one import it needs.
+.venv/bin/python -m pip show hear21passt >/dev/null 2>&1 || .venv/bin/python -m pip install -q --no-deps "hear21passt==0.0.26"
 .venv/bin/python -c "import audiozoo, torch; print(f'setup: audiozoo {audiozoo.__version__}, torch {torch.__version__}')"

@@ -46,6 +46,9 @@ class ModelInfo:
     license: str = ""
     converter: Callable[[dict, Any], dict] | None = field(default=None, repr=False)
     weights: Mapping[str, str] = field(default_factory=dict)  # tag -> description
+    # tag -> function returning the weight set's state dict, for weights that come with an installed
+    # package (e.g. the basic-pitch wheel's nmp.onnx) rather than as a checkpoint folder.
+    weight_sources: Mapping[str, Callable[[], dict]] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,12 +83,17 @@ def register_model(
     license: str = "",
     converter: Callable[[dict, Any], dict] | None = None,
     weights: Mapping[str, str] | None = None,
+    weight_sources: Mapping[str, Callable[[], dict]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a model factory under its function name."""
     if family not in FAMILIES:
         raise ConfigError(f"unknown family {family!r}; expected one of {FAMILIES}")
     if not verified or not set(verified) <= _LEVELS:
         raise ConfigError(f"verified must be letters of 'APTU', got {verified!r}")
+
+    unknown = set(weight_sources or {}) - set(weights or {})
+    if unknown:
+        raise ConfigError(f"weight_sources {sorted(unknown)} have no description in weights")
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         name = fn.__name__
@@ -95,7 +103,7 @@ def register_model(
             name=name, family=family, paper=paper, arxiv=arxiv, params=int(params),
             params_source=params_source, input=dict(input), verified=verified, factory=fn,
             tiny=dict(tiny or {}), official_repo=official_repo, license=license, converter=converter,
-            weights=dict(weights or {}),
+            weights=dict(weights or {}), weight_sources=dict(weight_sources or {}),
         )
         return fn
 
@@ -178,6 +186,11 @@ def create_model(name: str, pretrained: Any = None, **overrides: Any):
     if tag is not None:
         if pretrained not in (None, True):
             raise ConfigError("give either a weight tag (name.tag) or pretrained=..., not both")
+        if tag in info.weight_sources:  # weights read from an installed package (converted on the fly)
+            model = info.factory(**overrides)
+            model.model_name = base
+            hub.load_into(model, info.weight_sources[tag](), converter=info.converter)
+            return model
         return hub.from_pretrained(weights_dir(name), **overrides)
     if pretrained is True:
         raise ConfigError(f"pretrained=True needs a weight tag, e.g. one of {list_models(base, with_weights=True)}")

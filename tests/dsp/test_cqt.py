@@ -114,7 +114,15 @@ def test_cqt2010_options_match_nnaudio(settings):
     assert ours_module.downsample_factor == ref_module.downsample_factor
     ref, ours = ref_module(x), ours_module(x)
     assert ours.shape == ref.shape
-    # measured max error 0.0 for every option set; same bound as above
+    if settings.get("output_format") == "Phase":
+        # The octave decimation is computed polyphase (another summation order, ~1e-7 relative), so the
+        # phase of near-zero bins is arbitrary; compare it where the magnitude is above 1e-2 of the peak.
+        mag = CQT2010(sr=22050, fmin=32.7, **{**settings, "output_format": "Magnitude"})(x)
+        keep = mag > 1e-2 * mag.max()
+        err = (ours - ref).abs().amax(-1)[keep].max()
+        assert float(err) < 1e-4, float(err)  # measured 5.9e-6 (cos/sin of the phase)
+        return
+    # measured max error 3e-7 (polyphase decimation) or 0.0 (no decimation); same bound as above
     assert _rel_err(ours, ref) < 1e-5
 
 

@@ -43,7 +43,8 @@ class AudioDataset(Dataset):
         transform: applied to the audio tensor after crop/pad (e.g. augmentation); must keep its rank.
         seed: base seed of the random crops.
 
-    ``length`` is the number of real (unpadded) samples. Other manifest keys pass through unchanged
+    ``length`` is the number of real (unpadded) samples, ``crop_start`` the first sample of the crop
+    (0 without cropping; aligns time-aligned targets such as note lists). Other manifest keys pass through unchanged
     (private ``_`` keys excepted). A missing or unreadable file raises :class:`DataError` naming the
     manifest line.
     """
@@ -155,6 +156,7 @@ class AudioDataset(Dataset):
         item = self.items[index]
         wav = self.load(index)
         length = wav.shape[-1]
+        start = 0
         if self.crop is not None:
             if length > self.crop:
                 if self.random_crop:
@@ -175,6 +177,7 @@ class AudioDataset(Dataset):
         out = {k: v for k, v in item.items() if not k.startswith("_")}
         out["audio"] = wav
         out["length"] = int(length)
+        out["crop_start"] = int(start)  # first sample of the crop (to align time-aligned targets)
         if item.get(self.label_key) is not None:
             out["label"] = self._label(item)
         return out

@@ -312,17 +312,21 @@ def save_piano_roll_png(note: np.ndarray, events: list[NoteEvent], path: str | o
 
 # ----------------------------------------------------------------------------------------------- pipeline
 def load_basic_pitch(model: str | os.PathLike | torch.nn.Module) -> torch.nn.Module:
-    """The registry name ``basic_pitch_nmp`` (official weights from ``nmp.onnx``), a checkpoint folder or a module."""
+    """``basic_pitch_nmp`` (= ``basic_pitch_nmp.icassp_2022``, the official weights), another registered
+    ``basic_pitch_nmp.<tag>`` weight set, a checkpoint folder, or a module."""
     if isinstance(model, torch.nn.Module):
         return model
     if os.path.isdir(str(model)):
         return from_pretrained(model)
-    if str(model) == "basic_pitch_nmp":
-        from ..models.transcribe.basic_pitch import load_nmp_onnx
+    name = str(model)
+    if name == "basic_pitch_nmp":
+        name = "basic_pitch_nmp.icassp_2022"
+    if name.startswith("basic_pitch_nmp."):
         from ..registry import create_model
 
-        return create_model("basic_pitch_nmp", pretrained=load_nmp_onnx())
-    raise ConfigError(f"transcription needs 'basic_pitch_nmp', a checkpoint folder or a module, got {model!r}")
+        return create_model(name)
+    raise ConfigError(f"transcription needs 'basic_pitch_nmp', a weight set 'basic_pitch_nmp.<tag>', a checkpoint "
+                      f"folder or a module, got {model!r}")
 
 
 class TranscriptionPipeline(Pipeline):

@@ -438,10 +438,13 @@ def _checkpoint_labels(ckpt: Path) -> list | None:
     return None
 
 
-def evaluate_from_recipe(recipe: str | os.PathLike | Mapping[str, Any], checkpoint_dir: str | os.PathLike, *,
+def evaluate_from_recipe(recipe: str | os.PathLike | Mapping[str, Any], checkpoint_dir: str | os.PathLike | None, *,
                          split: str | None = None, use_ema: bool | None = None,
                          datasets: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint folder (``best/``, ``last/`` or a hub folder) on a split of the recipe's data.
+
+    ``checkpoint_dir=None`` evaluates the recipe's model as the registry builds it (e.g. a released weight
+    set named ``model: {name: basic_pitch_nmp.icassp_2022}``).
 
     Returns the task's validation metrics plus ``split``, ``items``, ``checkpoint``, ``step`` and ``ema``
     (whether EMA weights were used: ``eval.use_ema`` and an ``ema.safetensors`` present).
@@ -453,28 +456,30 @@ def evaluate_from_recipe(recipe: str | os.PathLike | Mapping[str, Any], checkpoi
     from .engine import resolve_device, run_validation
 
     r = _as_recipe(recipe)
-    ckpt = Path(checkpoint_dir)
-    if not ckpt.is_dir():
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None and not ckpt.is_dir():
         raise CheckpointError(f"checkpoint folder not found: {ckpt}")
     split = split or r["eval"]["split"]
     use_ema = r["eval"]["use_ema"] if use_ema is None else use_ema
-    labels = _checkpoint_labels(ckpt)
+    labels = _checkpoint_labels(ckpt) if ckpt is not None else None
     data = dict(datasets) if datasets is not None else build_datasets(r, (split,), labels=labels)
     if data.get(split) is None:
         raise ConfigError(f"recipe has no 'data.{split}' split to evaluate on")
     labels = labels or data.get("labels")
     models = build_models(r, labels)
-    files = {next(iter(models)): MAIN_WEIGHTS}
+    files = {next(iter(models)): MAIN_WEIGHTS} if ckpt is not None else {}
     step = None
-    if (ckpt / STATE_JSON).is_file():
+    if ckpt is not None and (ckpt / STATE_JSON).is_file():
         doc = json.loads((ckpt / STATE_JSON).read_text())
         files = doc["model_files"]
         step = doc["state"].get("progress", {}).get("step")
     for name, m in models.items():
+        if ckpt is None:
+            break
         if name not in files:
             raise CheckpointError(f"{ckpt} has no weights for model {name!r} (it has {sorted(files)})")
         hub.load_into(m, load_weights(ckpt / files[name]))
-    ema_used = bool(use_ema and (ckpt / EMA_WEIGHTS).is_file())
+    ema_used = bool(use_ema and ckpt is not None and (ckpt / EMA_WEIGHTS).is_file())
     if ema_used:
         hub.load_into(next(iter(models.values())), load_weights(ckpt / EMA_WEIGHTS))
     device = resolve_device(r["trainer"].get("device", "auto"))
@@ -485,7 +490,9 @@ def evaluate_from_recipe(recipe: str | os.PathLike | Mapping[str, Any], checkpoi
     loader = _loader(data[split], r, data.get("collate_fn"), train=False)
     torch.manual_seed(r["trainer"]["seed"])
     metrics = run_validation(task, models, loader, device, r["trainer"]["precision"])
-    return {**metrics, "split": split, "items": len(data[split]), "checkpoint": str(ckpt), "step": step,
+    return {**metrics, "split": split, "items": len(data[split]),
+            "checkpoint": str(ckpt) if ckpt is not None else f"(recipe model {r.get('model', {}).get('name')})",
+            "step": step,
             "ema": ema_used}
 
 
@@ -530,7 +537,9 @@ def add_cli(subparsers: Any) -> None:
                               description="Evaluate a checkpoint folder and print a results table.")
     e.add_argument("recipe", help="recipe YAML file")
     e.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
-    e.add_argument("--checkpoint", required=True, help="checkpoint folder (out_dir/best, out_dir/last...)")
+    e.add_argument("--checkpoint", default=None,
+                   help="checkpoint folder (out_dir/best, out_dir/last...); default: the recipe's model as built "
+                        "(e.g. a released weight set such as basic_pitch_nmp.icassp_2022)")
     e.add_argument("--split", default=None, choices=("train", "valid", "test"), help="default: eval.split (test)")
     e.add_argument("--no-ema", action="store_true", help="use the raw weights even if EMA weights exist")
     e.add_argument("--json", dest="json_out", default=None, metavar="OUT", help="also write the results as JSON")

@@ -85,21 +85,40 @@ def n_cqt_bins(config: BasicPitchConfig) -> int:
     return n * config.bins_per_semitone
 
 
-def _same_pad(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> Tensor:
-    """TensorFlow "same" padding of (B, C, L, F): ceil(n / s) outputs, the odd extra pad at the end."""
+def _same_pads(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> list[int]:
+    """TensorFlow "same" padding of (B, C, L, F) as ``F.pad`` amounts: ceil(n / s) outputs, the odd extra pad
+    at the end."""
     pads: list[int] = []
     for size, k, s in zip(reversed(x.shape[-2:]), reversed(kernel), reversed(stride)):
         # stride 1 needs k - 1 whatever the size: written so, traced graphs (ONNX) keep a dynamic time axis.
         total = k - 1 if s == 1 else max((-(-size // s) - 1) * s + k - size, 0)
         pads += [total // 2, total - total // 2]
-    return F.pad(x, pads)
+    return pads
 
 
 class SameConv2d(nn.Conv2d):
     """``nn.Conv2d`` with Keras ``padding="same"`` (asymmetric when the kernel/stride needs it)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(_same_pad(x, self.kernel_size, self.stride))
+        return self.conv(x, self.weight, self.bias)
+
+    def conv(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """The convolution with other (e.g. BatchNorm-folded) weights."""
+        pf0, pf1, pt0, pt1 = _same_pads(x, self.kernel_size, self.stride)
+        if pf0 == pf1 and pt0 == pt1:  # every layer of NMP: the conv pads itself, no padded copy of x
+            return F.conv2d(x, weight, bias, self.stride, (pt0, pf0))
+        return F.conv2d(F.pad(x, [pf0, pf1, pt0, pt1]), weight, bias, self.stride)
+
+
+def _conv_bn_relu(x: Tensor, conv: SameConv2d, bn: nn.BatchNorm2d) -> Tensor:
+    """relu(bn(conv(x))); at inference the BatchNorm is folded into the convolution's weights (one pass
+    over the activations less; outputs equal to ~1e-7)."""
+    if bn.training or bn.running_var is None:
+        return F.relu(bn(conv(x)))
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    w = conv.weight * scale.reshape(-1, 1, 1, 1)
+    b = (conv.bias - bn.running_mean) * scale + bn.bias if conv.bias is not None else bn.bias - bn.running_mean * scale
+    return F.relu(conv.conv(x, w, b), inplace=not torch.is_grad_enabled())
 
 
 class NormalizedLog(nn.Module):
@@ -134,15 +153,15 @@ class BasicPitchFrontend(nn.Module):
 
     def stack(self, x: Tensor) -> Tensor:
         """Harmonic stacking (``nn.HarmonicStacking``): (B, 1, L, F) -> (B, n_harmonics, L, n_out_bins)."""
+        n, width = self.n_out_bins, x.shape[-1]
         chans = []
         for s in self.shifts:
-            if s > 0:  # harmonic above: bin f reads bin f + s
-                chans.append(F.pad(x[..., s:], (0, s)))
-            elif s < 0:  # sub-harmonic: bin f reads bin f + s (< f)
-                chans.append(F.pad(x[..., :s], (-s, 0)))
-            else:
-                chans.append(x)
-        return torch.cat(chans, dim=1)[..., : self.n_out_bins]
+            if s >= 0:  # harmonic (or the fundamental): bin f reads bin f + s; zeros past the top
+                part = x[..., s : s + n]
+                chans.append(F.pad(part, (0, n - part.shape[-1])) if part.shape[-1] < n else part)
+            else:  # sub-harmonic: bin f reads bin f + s (< f); zeros below the bottom
+                chans.append(F.pad(x[..., : min(n + s, width)], (-s, max(0, n - width))))
+        return torch.cat(chans, dim=1)
 
     def forward(self, audio: Tensor) -> Tensor:
         if audio.ndim == 3 and audio.shape[1] == 1:
@@ -189,9 +208,9 @@ class BasicPitch(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.contour_conv.in_channels:
             raise AudioError(f"expected audio (B, T) or features (B, {self.contour_conv.in_channels}, L, F), "
                              f"got shape {tuple(x.shape)}")
-        contour = torch.sigmoid(self.contour_out(F.relu(self.contour_bn(self.contour_conv(x)))))
-        note = torch.sigmoid(self.note_out(F.relu(self.note_conv(contour))))
-        onset = F.relu(self.onset_bn(self.onset_conv(x)))
+        contour = torch.sigmoid(self.contour_out(_conv_bn_relu(x, self.contour_conv, self.contour_bn)))
+        note = torch.sigmoid(self.note_out(F.relu(self.note_conv(contour), inplace=not torch.is_grad_enabled())))
+        onset = _conv_bn_relu(x, self.onset_conv, self.onset_bn)
         onset = torch.sigmoid(self.onset_out(torch.cat([note, onset], dim=1)))
         return {"onset": onset[:, 0], "contour": contour[:, 0], "note": note[:, 0]}
 
@@ -300,7 +319,10 @@ _TINY = dict(n_semitones=12, n_harmonics=3, contour_channels=4, contour_kernel=(
     params_source="paper (17K) and the Keras model summary; the ONNX kernels have the same shapes",
     input=_input(), verified="AP", tiny=_TINY, official_repo="https://github.com/spotify/basic-pitch",
     license="Apache-2.0",
+    weights={"icassp_2022": "the paper's released weights (basic-pitch 0.4.0 wheel, saved_models/icassp_2022/"
+             "nmp.onnx, Apache-2.0), read with `onnx` from the installed package"},
+    weight_sources={"icassp_2022": load_nmp_onnx},
 )
 def basic_pitch_nmp(**overrides) -> BasicPitch:
-    """The ICASSP 2022 NMP model; official weights: ``create_model(..., pretrained=load_nmp_onnx())``."""
+    """The ICASSP 2022 NMP model; official weights: ``create_model("basic_pitch_nmp.icassp_2022")``."""
     return BasicPitch(build_config(BasicPitchConfig, {}, **overrides))

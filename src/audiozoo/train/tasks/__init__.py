@@ -6,10 +6,12 @@ from ...errors import ConfigError
 from .base import Task, batch_size, unwrap
 from .classify import ClassificationTask
 from .gan import GANTask
+from .transcribe import TranscriptionTask
 
 TASKS: dict[str, type[Task]] = {
     "classify": ClassificationTask,
     "gan": GANTask,
+    "transcribe": TranscriptionTask,
 }
 
 
@@ -20,4 +22,4 @@ def get_task_class(name: str) -> type[Task]:
     return TASKS[name]
 
 
-__all__ = ["TASKS", "ClassificationTask", "GANTask", "Task", "batch_size", "get_task_class", "unwrap"]
+__all__ = ["TASKS", "ClassificationTask", "GANTask", "Task", "TranscriptionTask", "batch_size", "get_task_class", "unwrap"]
