@@ -20,6 +20,7 @@ from .classification import (
     top_k_accuracy,
 )
 from .music import frame_metrics, midi_to_hz, note_metrics
+from .regression import ccc, ccc_torch, mae, pearson
 from .separation import bss_eval_sources, nsdr, pit_si_sdr, si_sdr, si_sdr_improvement
 from .speech import (
     MCD_CONSTANT,
@@ -58,6 +59,10 @@ __all__ = [
     "wer",
     "cer",
     "midi_to_hz",
+    "ccc",
+    "ccc_torch",
+    "mae",
+    "pearson",
     "note_metrics",
     "frame_metrics",
 ]

@@ -83,9 +83,11 @@ class ChannelLayerNorm(nn.Module):
         if x.ndim < 2 or x.shape[1] != self.channels:
             raise AudioError(f"ChannelLayerNorm({self.channels}) expects (B, {self.channels}, ...), "
                              f"got shape {tuple(x.shape)}")
-        # Move channels last so F.layer_norm's fused kernel does the work, then move them back.
-        y = F.layer_norm(x.movedim(1, -1), (self.channels,), self.weight, self.bias, self.eps)
-        return y.movedim(-1, 1)
+        # Move channels last so F.layer_norm's fused kernel does the work, then move them back. Positive axis
+        # indices: a negative one is traced into an ONNX Transpose perm that ONNX Runtime rejects.
+        last = x.ndim - 1
+        y = F.layer_norm(x.movedim(1, last), (self.channels,), self.weight, self.bias, self.eps)
+        return y.movedim(last, 1)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, eps={self.eps}, affine={self.weight is not None}"

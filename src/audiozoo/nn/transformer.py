@@ -4,10 +4,17 @@ Each block has two adapter slots, ``adapter_attn`` and ``adapter_mlp`` (None by 
 ``adapter(h, x) -> h'`` on a sub-layer's output ``h`` with that sub-layer's input ``x`` — sequential
 adapters (Houlsby et al. 2019; Pfeiffer et al. 2021) use ``h``, parallel ones (He et al. 2022) use ``x``.
 See ``audiozoo.nn.adapters``.
+
+:func:`fuse_for_inference` is a CPU inference fast path (oneDNN prepacked GEMMs with the bias, GELU and
+residual add fused in; see ``benchmarks/ast_vs_transformers.py`` for what it buys).
 """
 
 from __future__ import annotations
 
+import copy
+
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
@@ -113,3 +120,110 @@ class TransformerEncoder(nn.Module):
             hidden.append(x)
         x = self.norm(x)
         return (x, hidden) if return_hidden else x
+
+
+# --------------------------------------------------------------------------- CPU inference fast path
+# oneDNN ops (the ones torch.compile's CPU backend emits with ``freezing=True``), used here in eager mode:
+# ``_reorder_linear_weight`` packs a weight once into oneDNN's blocked layout, ``_linear_pointwise`` runs
+# y = act(x W^T + b) or y = other + (x W^T + b) in one GEMM call. In eager PyTorch, ``F.linear`` with a bias
+# first copies the broadcast bias into the output (``addmm``) and GELU / the residual add are separate
+# passes over the activations; on a 2-core CPU those passes cost ~25 % of an AST-base forward in bf16.
+_FUSED_ACTS = {nn.GELU: "gelu", nn.ReLU: "relu"}
+
+
+def _mkldnn_ok(dtype: torch.dtype) -> bool:
+    if not torch.backends.mkldnn.is_available():
+        return False
+    if dtype == torch.bfloat16:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return dtype == torch.float32
+
+
+class _PackedLinear(nn.Module):
+    """``nn.Linear`` with its weight prepacked for oneDNN; ``forward(x (M, in), act)`` -> ``(M, out)``."""
+
+    def __init__(self, lin: nn.Linear):
+        super().__init__()
+        w = lin.weight.detach()
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(w)  # opaque oneDNN tensor, not a Parameter
+        self.bias = None if lin.bias is None else lin.bias.detach()
+        self.out_features = w.shape[0]
+
+    def forward(self, x: Tensor, act: str = "none") -> Tensor:
+        # "gelu" with algorithm "none" is the exact erf GELU (nn.GELU's default), "tanh" would be the approximation.
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, act, [], "none" if act == "gelu" else "")
+
+    def add(self, x: Tensor, residual: Tensor) -> Tensor:
+        """``residual + x W^T + b`` in one call: ``x (M, in)``, ``residual (M, out)``."""
+        return torch.ops.mkldnn._linear_pointwise.binary(x, residual, self.weight, self.bias, "add")
+
+
+class FusedTransformerBlock(nn.Module):
+    """Inference-only twin of a pre-LN :class:`TransformerBlock` on CPU, ``(B, N, D) -> (B, N, D)``.
+
+    Same maths as the block in ``eval()`` mode (dropout and drop-path are identities there); only the GEMM
+    kernels and the order of float rounding differ. Built by :func:`fuse_for_inference`.
+    """
+
+    def __init__(self, block: TransformerBlock):
+        super().__init__()
+        if not fusable(block):
+            raise ConfigError("FusedTransformerBlock needs a pre-LN TransformerBlock with plain nn.Linear layers, "
+                              "no adapters or prefix, GELU/ReLU activation")
+        self.norm1, self.norm2 = block.norm1, block.norm2
+        self.num_heads, self.head_dim = block.attn.num_heads, block.attn.head_dim
+        self.qkv, self.proj = _PackedLinear(block.attn.qkv), _PackedLinear(block.attn.proj)
+        self.fc1, self.fc2 = _PackedLinear(block.mlp.fc1), _PackedLinear(block.mlp.fc2)
+        self.act = _FUSED_ACTS[type(block.mlp.act)]
+
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        b, n, d = x.shape
+        x2 = x.reshape(b * n, d)
+        qkv = self.qkv(self.norm1(x2)).view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]  # True = attend
+        # SDPA reads the strided q/k/v views directly (CPU flash kernel); no copies.
+        a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)
+        x2 = self.proj.add(a.transpose(1, 2).reshape(b * n, d), x2)
+        x2 = self.fc2.add(self.fc1(self.norm2(x2), self.act), x2)
+        return x2.view(b, n, d)
+
+
+def fusable(block: nn.Module) -> bool:
+    """Whether :class:`FusedTransformerBlock` reproduces ``block`` (pre-LN, plain layers, no PEFT hooks)."""
+    return (
+        type(block) is TransformerBlock and block.norm_first and block.adapter_attn is None
+        and block.adapter_mlp is None and block.attn.prefix is None
+        and all(type(m) is nn.Linear for m in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2))
+        and type(block.mlp.act) in _FUSED_ACTS
+        and (type(block.mlp.act) is not nn.GELU or block.mlp.act.approximate == "none")
+    )
+
+
+def fuse_for_inference(model: nn.Module, dtype: torch.dtype | None = None) -> nn.Module:
+    """A copy of ``model`` for CPU inference, every fusable :class:`TransformerBlock` replaced by
+    :class:`FusedTransformerBlock`; ``model`` itself is left unchanged.
+
+    Args:
+        model: any module containing ``TransformerBlock`` s (AST, PaSST...), on the CPU.
+        dtype: cast the copy first (``torch.bfloat16`` for the fast path: bf16 oneDNN GEMMs with fp32
+            accumulation; inputs must then be bf16 too). ``None`` keeps the model's dtype (float32 or bf16).
+
+    The copy is for inference only: it is in ``eval()`` mode, its prepacked weights are not parameters
+    (save the original model, not the copy), and moving or casting it afterwards is not supported.
+    Blocks that are not :func:`fusable` (adapters, LoRA, post-LN) are kept as they are.
+    """
+    p = next(model.parameters(), None)
+    if p is not None and p.device.type != "cpu":
+        raise ConfigError(f"fuse_for_inference is a CPU (oneDNN) path; the model is on {p.device}")
+    target = dtype or (p.dtype if p is not None else torch.float32)
+    if not _mkldnn_ok(target):
+        raise ConfigError(f"fuse_for_inference: oneDNN {target} GEMMs are not available in this PyTorch build/CPU")
+    fused = copy.deepcopy(model).eval()
+    if dtype is not None:
+        fused = fused.to(dtype)
+    with torch.no_grad():
+        for mod in list(fused.modules()):
+            for child_name, child in list(mod.named_children()):
+                if fusable(child):
+                    setattr(mod, child_name, FusedTransformerBlock(child))
+    return fused

@@ -1,6 +1,12 @@
 """Audio classification models (family ``classify``)."""
 
-from . import (
-    ast,  # noqa: F401
-    panns,  # noqa: F401
+from . import (  # noqa: F401
+    ast,
+    convnext,
+    panns,
+    passt,
+    spectttra,
+    stats_embed,
+    tiny_transformer,
+    wav2small,
 )

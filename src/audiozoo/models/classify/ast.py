@@ -277,7 +277,12 @@ def ast_base_p16(**overrides) -> AST:
 @register_model(params=5_411_914, params_source="computed from this config (DeiT-Tiny dims: 192-d, 12 layers, "
                 "3 heads, as SSAST-Tiny), 10 classes, 101 frames", input=_input(101), verified="ATU",
                 tiny=_TINY, weights={"fsdd_digits": "spoken digits 0-9 (FSDD), recipes/classify/ast_tiny_fsdd.yaml: "
-                                     "4 layers x 128-d, mean pooling"}, **_PAPER)
+                                     "4 layers x 128-d, mean pooling",
+                                     "sonicpi_family": "instrument family of a sample, 14 Sonic Pi families, "
+                                     "recipes/classify/ast_tiny_sonicpi_family.yaml: 4 layers x 128-d, 64 mels; "
+                                     "test 29.4 % accuracy / 0.245 macro-F1 on 34 held-out samples (majority "
+                                     "14.7 %, logistic regression on mean log-mel 26.5 %, on mean+std 38.2 %)"},
+                **_PAPER)
 def ast_tiny(**overrides) -> AST:
     """DeiT-Tiny sized AST for CPU recipes: 1.01 s inputs (101 frames), 10 classes by default."""
     return _ast(dict(embed_dim=192, depth=12, num_heads=3, max_length=101, num_classes=10), overrides)

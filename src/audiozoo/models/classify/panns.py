@@ -1,9 +1,9 @@
-"""PANNs: CNN14 and MobileNetV1 audio taggers.
+"""PANNs: CNN14, MobileNetV1 and Wavegram-Logmel-CNN14 audio taggers.
 
 Paper: Qiuqiang Kong, Yin Cao, Turab Iqbal, Yuxuan Wang, Wenwu Wang, Mark D. Plumbley, "PANNs: Large-Scale
 Pretrained Audio Neural Networks for Audio Pattern Recognition", IEEE/ACM TASLP 2020, arXiv:1912.10211.
 Official code: https://github.com/qiuqiangkong/audioset_tagging_cnn (MIT), ``pytorch/models.py``
-(``Cnn14``, ``MobileNetV1``); peer package ``panns_inference.models.Cnn14`` (CNN14 only).
+(``Cnn14``, ``MobileNetV1``, ``Wavegram_Logmel_Cnn14``); peer package ``panns_inference.models.Cnn14`` (CNN14 only).
 
 Front-end (torchlibrosa ``Spectrogram`` + ``LogmelFilterBank`` as the official models build them): 32 kHz,
 Hann window 1024, hop 320, centred frames with *reflect* padding, power spectrogram, 64 Slaney mel bins
@@ -16,6 +16,20 @@ pooling except after the last), dropout 0.2 -> mean over frequency -> max + mean
 -> fc1 + ReLU -> fc. MobileNetV1 (Sec. 3.4): the same front-end and head on a MobileNetV1 body whose
 strides are 2x2 average pools after the 3x3 convs (not strided convs), as in the official code.
 
+Wavegram-Logmel-CNN14 (Sec. 3.3, Fig. 3; official ``Wavegram_Logmel_Cnn14``, the paper's best system, mAP
+0.439): a learned 1-D "Wavegram" branch on the raw waveform (Conv1d k11 stride 5 -> 3 ``ConvPreWavBlock``
+[conv k3, conv k3 dilation 2, max-pool 4] -> 128 channels at 100 frames/s reshaped to 4 x 32 "frequency
+bins" -> ``ConvBlock`` 4 -> 64 with (2, 1) pooling) is concatenated on the channel axis with the log-mel
+branch after ``conv_block1`` (64 + 64 = 128 channels), then CNN14's blocks 2-6 and head.
+
+How the waveform reaches the model (a design choice of this port): the classify contract passes one
+``features (B, F, L)`` tensor. The Wavegram-Logmel front-end returns ``(B, n_mels + hop, L)``: rows
+``[0, n_mels)`` are the log-mel dB, rows ``[n_mels, n_mels + hop)`` the waveform itself, sample
+``t * hop + k`` at row ``n_mels + k`` of column ``t`` (zero-padded to ``L * hop`` samples). That is
+lossless, keeps ``forward(features, lengths)`` and ONNX export unchanged, and keeps batching/padding in
+one tensor. ``model.feature_dim`` gives that row count. The model uses the first ``(L - 1) * hop`` samples
+(exactly the clip for durations that are multiples of 10 ms, e.g. the 10 s AudioSet clips).
+
 Outputs: audiozoo classifiers return logits. ``torch.sigmoid(model(features))`` equals the reference's
 ``clipwise_output`` (PANNs trains with clip-level binary cross-entropy on AudioSet's 527 classes).
 
@@ -25,6 +39,8 @@ Departures (none on full-length, unbatched inputs):
   The official code pools over all frames; with ``lengths=None`` this model does the same.
 - Inputs shorter than the total time downsampling (32 frames = 1 s for CNN14) are zero-padded on the
   time axis after ``bn0`` instead of failing inside the average pooling.
+- Wavegram-Logmel: where the two branches' frame counts differ by one (clips whose frame count ``L`` is even;
+  the official code fails there), both are cut to the shorter.
 - SpecAugment and mixup are training-time augmentations; they live in the training task, not here.
 """
 
@@ -47,7 +63,7 @@ from ...registry import register_model
 class PANNsConfig:
     num_classes: int = 527
     n_mels: int = 64
-    arch: str = "cnn14"  # "cnn14" | "mobilenetv1"
+    arch: str = "cnn14"  # "cnn14" | "mobilenetv1" | "wavegram_logmel_cnn14"
     # CNN14: output channels of the ConvBlocks; every block but the last is followed by 2x2 average pooling.
     channels: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
     # MobileNetV1: stem channels (3x3 conv + 2x2 pool) and (out_channels, pool) of each depthwise-separable
@@ -57,6 +73,9 @@ class PANNsConfig:
         (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
         (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
     )
+    # Wavegram branch: channels of pre_conv0 and of the three ConvPreWavBlocks; the last is reshaped into
+    # (groups, n_mels // 2) and pre_block4 maps the groups to channels[0] (official: 64, 64, 128, 128).
+    wavegram_channels: tuple[int, ...] = (64, 64, 128, 128)
     dropout: float = 0.2  # after each CNN14 ConvBlock
     head_dropout: float = 0.5  # before fc1 (and on the embedding, which the logits do not use)
     # front-end
@@ -99,8 +118,23 @@ class PANNsFrontend(nn.Module):
             lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
         # ref=1.0, amin=1e-10, top_db=None: torchlibrosa LogmelFilterBank as the PANNs models configure it.
         feats = power_to_db(self.mel(wav), ref=1.0, amin=self.config.amin, top_db=None)
+        if self.config.arch == "wavegram_logmel_cnn14":
+            feats = torch.cat([feats, pack_waveform(wav, self.config.hop_length, feats.shape[-1])], dim=1)
         frames = stft_lengths(lengths.to(feats.device), self.config.n_fft, self.config.hop_length, center=True)
         return feats, torch.clamp(frames, max=feats.shape[-1])
+
+
+def pack_waveform(wav: Tensor, hop: int, frames: int) -> Tensor:
+    """Waveform ``(B, T)`` -> ``(B, hop, frames)``: column ``t`` holds samples ``[t * hop, (t + 1) * hop)``."""
+    if wav.shape[-1] > frames * hop:
+        raise AudioError(f"pack_waveform: {wav.shape[-1]} samples do not fit {frames} frames of {hop}")
+    wav = F.pad(wav, (0, frames * hop - wav.shape[-1]))
+    return wav.reshape(wav.shape[0], frames, hop).transpose(1, 2)
+
+
+def unpack_waveform(packed: Tensor) -> Tensor:
+    """``(B, hop, L)`` -> waveform ``(B, L * hop)`` (inverse of :func:`pack_waveform`)."""
+    return packed.transpose(1, 2).reshape(packed.shape[0], -1)
 
 
 def _conv_bn(cin: int, cout: int, pool: int) -> nn.Sequential:
@@ -117,14 +151,33 @@ def _conv_dw(cin: int, cout: int, pool: int) -> nn.Sequential:
     )
 
 
+class ConvPreWavBlock(nn.Module):
+    """Official Wavegram ``ConvPreWavBlock``: ``(B, C_in, T) -> (B, C_out, T / pool)``.
+
+    Conv1d k3 -> BN -> ReLU -> Conv1d k3 dilation 2 -> BN -> ReLU -> max-pool (official names).
+    """
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(cin, cout, 3, 1, padding=1, bias=False)
+        self.conv2 = nn.Conv1d(cout, cout, 3, 1, dilation=2, padding=2, bias=False)
+        self.bn1 = nn.BatchNorm1d(cout)
+        self.bn2 = nn.BatchNorm1d(cout)
+
+    def forward(self, x: Tensor, pool_size: int) -> Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return F.max_pool1d(x, kernel_size=pool_size)
+
+
 def _init_panns_(module: nn.Module) -> None:
     # Official ``init_layer``/``init_bn``: Xavier-uniform weights with zero bias; BatchNorm weight 1, bias 0.
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 
@@ -139,15 +192,22 @@ class PANNs(nn.Module):
     def __init__(self, config: PANNsConfig):
         super().__init__()
         c = self.config = config
-        if c.arch not in ("cnn14", "mobilenetv1"):
-            raise ConfigError(f"PANNsConfig.arch must be 'cnn14' or 'mobilenetv1', got {c.arch!r}")
+        if c.arch not in ("cnn14", "mobilenetv1", "wavegram_logmel_cnn14"):
+            raise ConfigError(f"PANNsConfig.arch must be 'cnn14', 'mobilenetv1' or 'wavegram_logmel_cnn14', "
+                              f"got {c.arch!r}")
         self.num_classes = c.num_classes
         self.frontend = PANNsFrontend(c)
+        # Rows of ``features``: the log-mel, plus the packed waveform for Wavegram-Logmel (module docstring).
+        self.feature_dim = c.n_mels + (c.hop_length if c.arch == "wavegram_logmel_cnn14" else 0)
+        if c.arch == "wavegram_logmel_cnn14":
+            self._build_wavegram(c)
         self.bn0 = nn.BatchNorm2d(c.n_mels)
-        if c.arch == "cnn14":
-            if not c.channels:
-                raise ConfigError("PANNsConfig.channels must name at least one ConvBlock")
-            ins = (1, *c.channels[:-1])
+        if c.arch in ("cnn14", "wavegram_logmel_cnn14"):
+            if not c.channels or (c.arch != "cnn14" and len(c.channels) < 2):
+                raise ConfigError("PANNsConfig.channels must name at least one ConvBlock (two for Wavegram-Logmel)")
+            ins = [1, *c.channels[:-1]]
+            if c.arch == "wavegram_logmel_cnn14":
+                ins[1] = 2 * c.channels[0]  # conv_block2 sees log-mel + Wavegram channels
             for i, (cin, cout) in enumerate(zip(ins, c.channels)):
                 self.add_module(f"conv_block{i + 1}", ConvBlock2d(cin, cout))
             self.time_downsample = 2 ** (len(c.channels) - 1)
@@ -166,29 +226,73 @@ class PANNs(nn.Module):
         if not self.fc1.weight.is_meta:
             _init_panns_(self)
 
-    def _body(self, x: Tensor) -> Tensor:
-        """``(B, 1, L, F)`` -> ``(B, C, L', F')``."""
+    def _build_wavegram(self, c: PANNsConfig) -> None:
+        wc = c.wavegram_channels
+        if len(wc) != 4:
+            raise ConfigError(f"PANNsConfig.wavegram_channels needs 4 values (pre_conv0 + 3 blocks), got {wc}")
+        # Time strides 5 * 4 * 4 * 4 = 320 samples: one Wavegram frame per log-mel frame (official values).
+        if 5 * 4 * 4 * 4 != c.hop_length:
+            raise ConfigError(f"Wavegram-Logmel needs hop_length 320 (its strides 5*4*4*4), got {c.hop_length}")
+        freq = c.n_mels // 2
+        if c.n_mels % 2 or wc[-1] % freq:
+            raise ConfigError(f"Wavegram channels {wc[-1]} must split into groups of n_mels // 2 = {freq} rows")
+        self.wavegram_groups = wc[-1] // freq
+        self.pre_conv0 = nn.Conv1d(1, wc[0], kernel_size=11, stride=5, padding=5, bias=False)
+        self.pre_bn0 = nn.BatchNorm1d(wc[0])
+        self.pre_block1 = ConvPreWavBlock(wc[0], wc[1])
+        self.pre_block2 = ConvPreWavBlock(wc[1], wc[2])
+        self.pre_block3 = ConvPreWavBlock(wc[2], wc[3])
+        self.pre_block4 = ConvBlock2d(self.wavegram_groups, c.channels[0])
+
+    def _wavegram(self, wav: Tensor) -> Tensor:
+        """Waveform ``(B, T)`` -> Wavegram ``(B, channels[0], T / 640, n_mels / 2)``."""
+        a = F.relu(self.pre_bn0(self.pre_conv0(wav[:, None, :])))
+        for block in (self.pre_block1, self.pre_block2, self.pre_block3):
+            a = block(a, pool_size=4)
+        # (B, C, L) -> (B, groups, C / groups, L) -> (B, groups, L, C / groups): official reshape.
+        a = a.reshape(a.shape[0], self.wavegram_groups, -1, a.shape[-1]).transpose(2, 3)
+        return self.pre_block4(a, pool_size=(2, 1), pool_type="avg")
+
+    def _body(self, x: Tensor, wav: Tensor | None = None) -> Tensor:
+        """``(B, 1, L, F)`` (+ waveform ``(B, T)`` for Wavegram-Logmel) -> ``(B, C, L', F')``."""
         if self.config.arch == "mobilenetv1":
             return self.features(x)
         blocks = [m for n, m in self.named_children() if n.startswith("conv_block")]
         for i, block in enumerate(blocks):
             pool = (2, 2) if i < len(blocks) - 1 else (1, 1)
-            x = F.dropout(block(x, pool_size=pool, pool_type="avg"), p=self.config.dropout, training=self.training)
+            x = block(x, pool_size=pool, pool_type="avg")
+            if i == 0 and wav is not None:
+                a = self._wavegram(wav)
+                n = min(x.shape[2], a.shape[2])
+                x = torch.cat([x[:, :, :n], a[:, :, :n]], dim=1)
+            x = F.dropout(x, p=self.config.dropout, training=self.training)
         return x
 
     def forward_features(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
         """``(B, n_mels, L)`` -> clip embedding ``(B, D)``: max + mean over time of the frequency-mean map."""
-        if features.ndim != 3 or features.shape[1] != self.config.n_mels:
+        if features.ndim != 3 or features.shape[1] != self.feature_dim:
+            what = "log-mel + packed waveform" if self.config.arch == "wavegram_logmel_cnn14" else "log-mel"
             raise AudioError(
-                f"PANNs expects log-mel features (B, {self.config.n_mels}, L), got shape {tuple(features.shape)}"
+                f"PANNs ({self.config.arch}) expects {what} features (B, {self.feature_dim}, L) as its frontend "
+                f"returns them, got shape {tuple(features.shape)}"
             )
+        wav = None
+        if self.config.arch == "wavegram_logmel_cnn14":
+            features, packed = features[:, : self.config.n_mels], features[:, self.config.n_mels:]
+            min_frames = self.time_downsample + 1
+            if features.shape[-1] < min_frames:
+                # Too short for the pooling pyramid: pad both branches with zeros (the reference raises here).
+                features = F.pad(features, (0, min_frames - features.shape[-1]))
+                packed = F.pad(packed, (0, min_frames - packed.shape[-1]))
+            # (L - 1) * hop samples: the whole clip when its duration is a multiple of the hop (docstring).
+            wav = unpack_waveform(packed)[:, : (packed.shape[-1] - 1) * self.config.hop_length]
         # The official layout is (B, 1, time, mel); bn0 normalises each mel bin (channels after transpose).
         x = features.transpose(1, 2).unsqueeze(1)
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
         if x.shape[2] < self.time_downsample:
             # Too short for the pooling pyramid: pad with zeros (the reference raises here).
             x = F.pad(x, (0, 0, 0, self.time_downsample - x.shape[2]))
-        x = self._body(x).mean(dim=3)  # (B, C, L')
+        x = self._body(x, wav).mean(dim=3)  # (B, C, L')
         if lengths is None:
             return x.amax(dim=2) + x.mean(dim=2)
         # Average pooling floors: a frame survives if its whole pooling window was valid; keep >= 1.
@@ -278,3 +382,17 @@ def panns_cnn14(**overrides) -> PANNs:
 def panns_mobilenetv1(**overrides) -> PANNs:
     """Canonical PANNs MobileNetV1 (AudioSet, 527 classes, 32 kHz log-mel 64)."""
     return _panns(dict(arch="mobilenetv1"), overrides)
+
+
+_INPUT_WAVEGRAM = {**_INPUT, "features": "(B, n_mels + hop_length, L): log-mel rows, then the waveform packed "
+                   "hop_length samples per frame (see the module docstring)"}
+
+
+@register_model(params=81_065_487, params_source="official Wavegram_Logmel_Cnn14, 527 classes, trainable "
+                "parameters counted from its architecture (frozen torchlibrosa tensors excluded); paper: 81.1M",
+                input=_INPUT_WAVEGRAM, verified="A",
+                tiny=dict(n_mels=32, channels=(8, 16, 16), wavegram_channels=(8, 8, 16, 32), num_classes=5),
+                **_PAPER)
+def panns_wavegram_logmel_cnn14(**overrides) -> PANNs:
+    """Canonical Wavegram-Logmel-CNN14 (AudioSet, 527 classes, 32 kHz waveform + log-mel 64)."""
+    return _panns(dict(arch="wavegram_logmel_cnn14"), overrides)
