@@ -1,4 +1,4 @@
-"""``audiozoo`` command line: list / info / demo / features / tag / data / train / eval."""
+"""``audiozoo`` command line: list / info / demo / features / tag / vocode / data / train / eval."""
 
 from __future__ import annotations
 
@@ -73,9 +73,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         (out / "tags.json").write_text(json.dumps(res, indent=2) + "\n")
-    for r in res:
-        top = r["labels"][0]
-        print(f"{r['input']}: {top['label']} ({top['score']:.3f})")
+    for r in res:  # the top-k labels, best first
+        print(f"{r['input']}: " + ", ".join(f"{t['label']} ({t['score']:.3f})" for t in r["labels"]))
     return 0
 
 
@@ -87,6 +86,22 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                     batch_size=args.batch_size, progress=True)
     for r in pipe(list(args.files)):
         print(f"{r['input']}: {len(r['notes'])} notes" + (f" -> {r['files']['midi']}" if "files" in r else ""))
+    return 0
+
+
+def cmd_vocode(args: argparse.Namespace) -> int:
+    from .dsp.io import save_audio
+    from .pipelines import pipeline
+
+    pipe = pipeline("vocode", model=args.model, device=args.device, chunk_frames=args.chunk_frames)
+    res = pipe(args.input)
+    peak = float(res["audio"].abs().max()) if res["audio"].numel() else 0.0
+    if peak > 1.0:  # a vocoder's output is not bounded; PCM needs [-1, 1]
+        print(f"audiozoo: warning: output peaks at {peak:.3f}; clipped to [-1, 1]", file=sys.stderr)
+    save_audio(args.output, res["audio"].clamp(-1.0, 1.0), res["sample_rate"])
+    mode = f"streamed in chunks of {args.chunk_frames} frames" if args.chunk_frames else "offline"
+    print(f"{res['input']}: {res['frames']} mel frames -> {args.output} "
+          f"({res['audio'].shape[-1] / res['sample_rate']:.2f} s at {res['sample_rate']} Hz, {mode})")
     return 0
 
 
@@ -147,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--batch-size", type=int, default=8)
     s.set_defaults(func=cmd_transcribe)
+
+    s = sub.add_parser("vocode", help="mel -> waveform with a vocoder (a wav is re-synthesised through its mel)",
+                       description="Vocode IN (an audio file, re-synthesised through the model's mel, or a "
+                                   "log-mel .npy (n_mels, L) in the model's front-end convention) to OUT.wav.")
+    s.add_argument("input", metavar="IN", help="audio file or .npy log-mel")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
+    s.add_argument("-m", "--model", default="griffinlim",
+                   help="vocoder: weight set (name.tag), registry name, checkpoint folder, or griffinlim[:N]")
+    s.add_argument("--chunk-frames", type=int, default=None,
+                   help="stream in chunks of this many mel frames (context = the model's receptive field)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_vocode)
 
     # Sub-commands owned by other packages register themselves (data build/list, train, eval).
     try:

@@ -6,6 +6,7 @@ Imports nothing from audiozoo except :mod:`audiozoo.errors`. numpy appears only 
 
 from .augment import SpecAugment, add_noise_snr, mixup, random_gain
 from .cqt import CQT1992, CQT2010, cqt
+from .griffinlim import griffin_lim, mel_to_linear
 from .io import audio_info, load_audio, resample, save_audio
 from .kaldi import KaldiFbank, kaldi_fbank
 from .mel import (
@@ -25,7 +26,7 @@ from .mel import (
     power_to_db,
 )
 from .pitch import energy, f0_world, f0_yin, frame_rms, interpolate_unvoiced
-from .stft import InverseSpectrogram, Spectrogram, get_window, istft, pad_window, stft, stft_lengths
+from .stft import InverseSpectrogram, OverlapAddISTFT, Spectrogram, get_window, istft, pad_window, stft, stft_lengths
 
 __all__ = [
     "CQT1992",
@@ -49,13 +50,16 @@ __all__ = [
     "db_to_power",
     "dct_matrix",
     "get_window",
+    "griffin_lim",
     "hz_to_mel",
     "istft",
+    "OverlapAddISTFT",
     "kaldi_fbank",
     "load_audio",
     "log_mel",
     "mel_filterbank",
     "mel_frequencies",
+    "mel_to_linear",
     "mel_spectrogram",
     "mel_to_hz",
     "mfcc",

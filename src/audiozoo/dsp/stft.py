@@ -26,13 +26,14 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from audiozoo.errors import AudioError, ConfigError
 
 __all__ = [
     "ConstantBuffers",
     "InverseSpectrogram",
+    "OverlapAddISTFT",
     "Spectrogram",
     "get_window",
     "istft",
@@ -414,3 +415,49 @@ class InverseSpectrogram(ConstantBuffers):
             self.normalized,
             length,
         )
+
+
+class OverlapAddISTFT(ConstantBuffers):
+    """Inverse STFT (periodic Hann window, centred frames) of a one-sided spectrum ``(B, F, L)`` (real and
+    imaginary parts) -> ``(B, (L - 1) * hop)``.
+
+    Equals ``torch.istft(..., center=True)`` (no ``length``): the inverse real DFT (DC and Nyquist bins count
+    once, the others twice, their imaginary parts at DC/Nyquist ignored as ``irfft`` does), the synthesis
+    window, and the overlap-add are one ``conv_transpose1d`` with a constant kernel; the result is divided by
+    the window's sum-square envelope and ``n_fft // 2`` samples are trimmed at both ends. With a frame mask
+    ``(B, 1, L)`` the envelope counts only each item's own frames. Unlike :func:`istft` it has no FFT, so it
+    exports to ONNX (APNet, iSTFTNet).
+    """
+
+    def __init__(self, n_fft: int, hop_length: int, win_length: int):
+        super().__init__()
+        self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
+        n_bins = n_fft // 2 + 1
+        win = pad_window(get_window("hann", win_length, dtype=torch.float64), n_fft)  # (n_fft,)
+        k = torch.arange(n_bins, dtype=torch.float64)[:, None]
+        n = torch.arange(n_fft, dtype=torch.float64)[None, :]
+        scale = torch.full((n_bins, 1), 2.0 / n_fft, dtype=torch.float64)
+        scale[0] = 1.0 / n_fft
+        if n_fft % 2 == 0:
+            scale[-1] = 1.0 / n_fft
+        angle = 2 * math.pi * k * n / n_fft
+        cos_basis, sin_basis = scale * torch.cos(angle), -scale * torch.sin(angle)
+        if n_fft % 2 == 0:
+            sin_basis[-1] = 0.0  # irfft ignores the imaginary part of the Nyquist bin (sin(pi n) = 0 anyway)
+        sin_basis[0] = 0.0
+        self.register_constant("kernel", (torch.cat([cos_basis, sin_basis]) * win).unsqueeze(1))  # (2F, 1, N)
+        self.register_constant("window_sq", win.square().view(1, 1, n_fft))
+
+    def forward(self, real: Tensor, imag: Tensor, frame_mask: Tensor | None = None) -> Tensor:
+        """``real``, ``imag``: ``(B, F, L)``; ``frame_mask``: ``(B, 1, L)`` of 0/1 or None. -> ``(B, (L-1) hop)``."""
+        spec = torch.cat([real, imag], dim=1)
+        y = F.conv_transpose1d(spec, self.kernel.to(spec.dtype), stride=self.hop_length)  # (B, 1, N + hop (L-1))
+        ones = frame_mask if frame_mask is not None else torch.ones_like(real[:1, :1])
+        env = F.conv_transpose1d(ones.to(spec.dtype), self.window_sq.to(spec.dtype), stride=self.hop_length)
+        # divide only where the envelope is not ~0 (librosa/torch): padded items' tails stay 0
+        y = y / torch.where(env > torch.finfo(env.dtype).tiny, env, torch.ones_like(env))
+        half = self.n_fft // 2
+        return y[:, 0, half:-half] if half > 0 else y[:, 0]
+
+    def extra_repr(self) -> str:
+        return f"n_fft={self.n_fft}, hop_length={self.hop_length}, win_length={self.win_length}"

@@ -81,7 +81,7 @@ def example_inputs(
     g = torch.Generator().manual_seed(seed)
     lengths = torch.tensor([length] + [max(1, length - 3 * (i + 1)) for i in range(batch - 1)])
     if family == "classify":
-        n_feat = model.config.n_mels
+        n_feat = getattr(model, "feature_dim", None) or model.config.n_mels
         x = torch.randn(batch, n_feat, length, generator=g)
         return (x,), {"lengths": lengths}
     if family == "transcribe":
@@ -89,4 +89,9 @@ def example_inputs(
         # so the front-end (and its learned parameters) is exercised too.
         x = 0.1 * torch.randn(batch, length * model.hop_length, generator=g)
         return (x,), {}
+    if family == "vocoder":
+        # A mel spectrogram of ``length`` frames; the vocoder returns ``wav_lengths`` samples per item
+        # (HiFi-GAN: ``frames * hop_length``; iSTFT vocoders with a centred STFT: ``(frames - 1) * hop_length``).
+        mel = torch.randn(batch, model.n_mels, length, generator=g)
+        return (mel,), {"lengths": lengths}
     raise NotImplementedError(f"no example inputs for family {family!r} yet")

@@ -14,6 +14,7 @@ TASKS = {
     "features": ("features", "FeaturesPipeline"),
     "audio-classification": ("classify", "AudioClassificationPipeline"),
     "transcription": ("transcribe", "TranscriptionPipeline"),
+    "vocode": ("vocode", "VocodePipeline"),
 }
 ALIASES = {"tag": "audio-classification", "classify": "audio-classification", "transcribe": "transcription"}
 
@@ -31,7 +32,7 @@ def pipeline(task: str, model: Any = None, **kwargs: Any):
         if model is not None:
             raise ConfigError("the features pipeline takes no model")
         return klass(**kwargs)
-    if task == "transcription":
+    if task in ("transcription", "vocode"):
         return klass(**({"model": model} if model is not None else {}), **kwargs)
     if model is None:
         raise ConfigError(f"task {task!r} needs model= (a weight set like 'ast_tiny.fsdd_digits' or a folder)")

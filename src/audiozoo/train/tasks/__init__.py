@@ -7,11 +7,13 @@ from .base import Task, batch_size, unwrap
 from .classify import ClassificationTask
 from .gan import GANTask
 from .transcribe import TranscriptionTask
+from .vocoder import VocoderTask
 
 TASKS: dict[str, type[Task]] = {
     "classify": ClassificationTask,
     "gan": GANTask,
     "transcribe": TranscriptionTask,
+    "vocoder": VocoderTask,
 }
 
 
@@ -22,4 +24,5 @@ def get_task_class(name: str) -> type[Task]:
     return TASKS[name]
 
 
-__all__ = ["TASKS", "ClassificationTask", "GANTask", "Task", "TranscriptionTask", "batch_size", "get_task_class", "unwrap"]
+__all__ = ["TASKS", "ClassificationTask", "GANTask", "Task", "TranscriptionTask", "VocoderTask", "batch_size",
+           "get_task_class", "unwrap"]

@@ -1,0 +1,3 @@
+"""Vocoders and speech super-resolution (family ``vocoder``): mel (B, n_mels, L) -> waveform (B, T)."""
+
+from . import apnet, hifigan, istftnet  # noqa: F401

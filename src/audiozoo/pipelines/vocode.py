@@ -1,0 +1,236 @@
+"""Vocoding: a waveform (re-synthesised through its mel) or a saved log-mel -> waveform, offline or streamed.
+
+>>> voc = audiozoo.pipeline("vocode", model="griffinlim:32")   # or a trained vocoder: name.tag or folder
+>>> out = voc("speech.wav")                  # {"audio": (T,) tensor, "sample_rate": 16000, ...}
+>>> wav = voc.vocode_streaming(mel, chunk_frames=100)   # chunked, bounded memory, equal to offline
+
+The model is any registered vocoder (contract: ``model(mel (B, n_mels, L), lengths) -> (wav, lengths)`` with
+``model.frontend`` turning a waveform into the mel it expects), a trained weight set ``name.tag``, a checkpoint
+folder, or ``"griffinlim"`` / ``"griffinlim:N"`` (:class:`GriffinLimVocoder`, no parameters, N iterations).
+
+Streaming (:meth:`VocodePipeline.stream`): the mel is cut into chunks of ``chunk_frames`` frames; each chunk
+is vocoded together with ``context_frames`` frames on both sides and only the samples of its own frames are
+kept. When the context covers the model's receptive field (measured once, by a gradient probe, with
+``context_frames="auto"``), the stitched output equals offline vocoding up to float rounding; memory is
+bounded by ``chunk + 2 context`` frames and the algorithmic latency is ``chunk + context`` frames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..dsp.griffinlim import griffin_lim, mel_to_linear
+from ..errors import AudioError, ConfigError
+from .base import Pipeline
+
+__all__ = ["GriffinLimVocoder", "VocodePipeline", "load_vocoder", "receptive_field_frames"]
+
+
+class GriffinLimVocoder(nn.Module):
+    """Parameter-free baseline with the vocoder contract: ``exp(log-mel)`` -> mel pseudo-inverse -> Griffin-Lim.
+
+    It inverts a centred log-mel magnitude (APNet's front-end: ``ln(max(fb @ |STFT|, amin))``); the output
+    has ``(L - 1) * hop`` samples, as APNet's.
+    """
+
+    def __init__(self, frontend: nn.Module, sample_rate: int, hop_length: int, n_fft: int, win_length: int,
+                 filterbank: Tensor, n_iter: int = 32, momentum: float = 0.99, seed: int = 0):
+        super().__init__()
+        self.frontend = frontend
+        self.sample_rate, self.hop_length, self.n_fft, self.win_length = sample_rate, hop_length, n_fft, win_length
+        self.n_mels = int(filterbank.shape[0])
+        self.n_iter, self.momentum, self.seed = int(n_iter), float(momentum), int(seed)
+        self.register_buffer("filterbank", filterbank.float(), persistent=False)
+
+    @classmethod
+    def like(cls, vocoder: nn.Module, n_iter: int = 32, **kwargs: Any) -> GriffinLimVocoder:
+        """The Griffin-Lim inverse of ``vocoder``'s front-end (one with a centred STFT and a natural log)."""
+        fe = getattr(vocoder, "frontend", None)
+        cfg = getattr(fe, "config", None)
+        fb = getattr(fe, "mel_basis", None)
+        if cfg is None or fb is None:  # VocoderMel (HiFi-GAN) frames are uncentred: not supported here
+            raise ConfigError(f"GriffinLimVocoder.like needs an APNet-style centred front-end, got "
+                              f"{type(fe).__name__}")
+        return cls(fe, cfg.sample_rate, cfg.hop_length, cfg.n_fft, cfg.win_length, fb, n_iter, **kwargs)
+
+    def forward(self, mel: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(B, n_mels, L)`` log-mel -> ``(wav (B, (L - 1) hop), lengths (B,))``."""
+        if mel.ndim != 3 or mel.shape[1] != self.n_mels:
+            raise AudioError(f"GriffinLimVocoder expects a log-mel (B, {self.n_mels}, L), got {tuple(mel.shape)}")
+        mag = mel_to_linear(torch.exp(mel.float()), self.filterbank)
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        wav = griffin_lim(mag.cpu(), self.n_iter, self.n_fft, self.hop_length, self.win_length,
+                          length=(mel.shape[-1] - 1) * self.hop_length, momentum=self.momentum,
+                          generator=gen).to(mel.device)
+        if lengths is None:
+            return wav, torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
+        out = ((lengths.to(wav.device).long() - 1).clamp(min=0) * self.hop_length).clamp(max=wav.shape[-1])
+        keep = torch.arange(wav.shape[-1], device=wav.device)[None] < out[:, None]
+        return wav * keep, out
+
+
+def load_vocoder(model: Any) -> nn.Module:
+    """A vocoder module from a module, a registry name (``name`` or ``name.tag``), a folder, or
+    ``"griffinlim[:N]"`` (Griffin-Lim with N iterations on the mel of ``apnet``'s front-end)."""
+    from ..registry import create_model
+
+    if isinstance(model, nn.Module):
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise ConfigError(f"model must be a vocoder module, a registry name or a folder, got {type(model).__name__}")
+    s = str(model)
+    if s.startswith("griffinlim"):
+        n = int(s.split(":", 1)[1]) if ":" in s else 32
+        return GriffinLimVocoder.like(create_model("apnet", asp_channels=1, psp_channels=1), n_iter=n)
+    if Path(s).is_dir():
+        from ..hub import from_pretrained
+
+        return from_pretrained(s)
+    return create_model(s)
+
+
+@torch.no_grad()
+def receptive_field_frames(model: nn.Module, n_frames: int = 256) -> int:
+    """Frames of mel context on each side that influence the samples of one frame (gradient probe).
+
+    Runs ``model`` on a random mel of ``n_frames`` frames and finds the input frames with a non-zero gradient
+    with respect to the output samples of the middle frame; doubles ``n_frames`` when the support reaches an
+    edge. Returns the larger one-sided radius.
+    """
+    hop = int(model.hop_length)
+    for _ in range(4):
+        mid = n_frames // 2
+        with torch.enable_grad():
+            mel = torch.randn(1, model.n_mels, n_frames, generator=torch.Generator().manual_seed(0))
+            mel.requires_grad_(True)
+            wav = model(mel)[0]
+            wav[..., mid * hop:(mid + 1) * hop].sum().backward()
+        nz = torch.nonzero(mel.grad.abs().sum(dim=1)[0] > 0).flatten()
+        lo, hi = int(nz.min()), int(nz.max())
+        if lo > 0 and hi < n_frames - 1:
+            return max(mid - lo, hi - mid)
+        n_frames *= 2
+    raise ConfigError(f"receptive field of {type(model).__name__} exceeds {n_frames} frames; give context_frames")
+
+
+class VocodePipeline(Pipeline):
+    """Mel -> waveform with a vocoder; inputs are audio (re-synthesised through the model's mel) or a mel.
+
+    ``__call__(x)``: ``x`` a path/bytes/``{"array", "sampling_rate"}`` (audio) or a ``.npy`` path / array /
+    tensor ``(n_mels, L)`` (a log-mel in the model's front-end convention). Returns ``{"audio": (T,) float
+    tensor, "sample_rate", "frames", "input"}``. With ``chunk_frames`` set, vocoding is streamed
+    (:meth:`stream`).
+    """
+
+    task = "vocode"
+
+    def __init__(self, model: Any = "griffinlim", device: str | torch.device = "cpu",
+                 chunk_frames: int | None = None, context_frames: int | str = "auto", progress: bool = False):
+        super().__init__(device=device, batch_size=1, progress=progress)
+        self.model = load_vocoder(model).to(self.device).eval()
+        for attr in ("sample_rate", "hop_length", "n_mels", "frontend"):
+            if not hasattr(self.model, attr):
+                raise ConfigError(f"{type(self.model).__name__} is not a vocoder (no {attr!r})")
+        self.sample_rate = int(self.model.sample_rate)
+        self.hop_length, self.n_mels = int(self.model.hop_length), int(self.model.n_mels)
+        if chunk_frames is not None and (not isinstance(chunk_frames, int) or chunk_frames < 1):
+            raise ConfigError(f"chunk_frames must be a positive integer or None, got {chunk_frames!r}")
+        if context_frames != "auto" and (not isinstance(context_frames, int) or context_frames < 0):
+            raise ConfigError(f"context_frames must be 'auto' or an integer >= 0, got {context_frames!r}")
+        self.chunk_frames, self._context = chunk_frames, context_frames
+
+    @property
+    def context_frames(self) -> int:
+        """Context on each side of a chunk (``"auto"``: the model's receptive field, measured once)."""
+        if self._context == "auto":
+            self._context = receptive_field_frames(self.model) + 1
+        return int(self._context)
+
+    # ---- inputs -----------------------------------------------------------------------------------
+    def mel_of(self, wav: Tensor) -> Tensor:
+        """Log-mel ``(n_mels, L)`` of a waveform ``(T,)`` at :attr:`sample_rate` by the model's front-end."""
+        with torch.no_grad():
+            return self.model.frontend(wav.to(self.device).float().unsqueeze(0))[0][0]
+
+    def _as_mel(self, x: Any, index: int) -> tuple[Tensor, str] | None:
+        if isinstance(x, (str, os.PathLike)) and str(x).endswith(".npy"):
+            if not Path(x).is_file():
+                raise AudioError(f"mel file not found: {x}")
+            try:
+                arr = np.load(str(x), allow_pickle=False)  # never unpickle
+            except (ValueError, OSError) as e:
+                raise AudioError(f"{x}: cannot read a numeric .npy mel ({e})") from e
+            return self._check_mel(torch.from_numpy(np.asarray(arr, dtype=np.float32)), str(x)), str(x)
+        if isinstance(x, (np.ndarray, Tensor)):
+            t = x if isinstance(x, Tensor) else torch.from_numpy(np.asarray(x, dtype=np.float32))
+            return self._check_mel(t.float(), f"<mel #{index}>"), f"<mel #{index}>"
+        return None
+
+    def _check_mel(self, mel: Tensor, source: str) -> Tensor:
+        if mel.ndim == 3 and mel.shape[0] == 1:
+            mel = mel[0]
+        if mel.ndim != 2 or mel.shape[0] != self.n_mels:
+            raise AudioError(f"{source}: expected a log-mel ({self.n_mels}, L) for this vocoder, got shape "
+                             f"{tuple(mel.shape)}")
+        if mel.shape[1] < 2:
+            raise AudioError(f"{source}: need at least 2 mel frames, got {mel.shape[1]}")
+        if not torch.isfinite(mel).all():
+            raise AudioError(f"{source}: the mel has NaN or Inf values")
+        return mel
+
+    # ---- vocoding ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def vocode(self, mel: Tensor) -> Tensor:
+        """Offline: log-mel ``(n_mels, L)`` -> waveform ``(T,)``."""
+        mel = self._check_mel(mel, "mel")
+        return self.model(mel.to(self.device).unsqueeze(0))[0][0].float().cpu()
+
+    @torch.no_grad()
+    def stream(self, mel: Tensor, chunk_frames: int | None = None,
+               context_frames: int | None = None) -> Iterator[Tensor]:
+        """Yield the waveform of ``mel (n_mels, L)`` chunk by chunk (``(chunk_frames * hop,)`` each, the last
+        one shorter); their concatenation is :meth:`vocode`'s output when the context covers the receptive
+        field (see the module docstring)."""
+        mel = self._check_mel(mel, "mel")
+        n = chunk_frames or self.chunk_frames or 100
+        c = self.context_frames if context_frames is None else int(context_frames)
+        if n < 1 or c < 0:
+            raise ConfigError(f"need chunk_frames >= 1 and context_frames >= 0, got {n}, {c}")
+        total, hop = mel.shape[-1], self.hop_length
+        for s in range(0, total, n):
+            e = min(s + n, total)
+            a, b = max(0, s - c), min(total, e + c)
+            if b - a < 2:  # a model needs 2 frames; only when chunk = context = 1 at the very end
+                a = max(0, b - 2)
+            local = self.model(mel[:, a:b].to(self.device).unsqueeze(0))[0][0].float().cpu()
+            start = (s - a) * hop
+            stop = local.shape[-1] if e == total else start + (e - s) * hop
+            yield local[start:stop]
+
+    def vocode_streaming(self, mel: Tensor, chunk_frames: int | None = None,
+                         context_frames: int | None = None) -> Tensor:
+        """The concatenated chunks of :meth:`stream`: ``(T,)``."""
+        return torch.cat(list(self.stream(mel, chunk_frames, context_frames)))
+
+    def __call__(self, inputs: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        single = not isinstance(inputs, (list, tuple))
+        items = [inputs] if single else list(inputs)
+        out = []
+        for i, x in enumerate(items):
+            got = self._as_mel(x, i)
+            if got is None:
+                a = self.preprocess(x, i)
+                mel, source = self.mel_of(a.wav), a.source
+            else:
+                mel, source = got
+            wav = self.vocode_streaming(mel) if self.chunk_frames else self.vocode(mel)
+            out.append({"input": source, "audio": wav, "sample_rate": self.sample_rate, "frames": int(mel.shape[-1])})
+        return out[0] if single else out
+
