@@ -143,3 +143,27 @@ def test_bad_task_options():
         TranscriptionTask(positive_weight={"onsets": 0.9})
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         TranscriptionTask(positive_weight={"onset": 1.5})
+
+
+def test_freeze_batchnorm_keeps_released_statistics():
+    """Fine-tuning the released weights: BatchNorm running statistics stay, outputs at step 0 are unchanged."""
+    model = audiozoo.create_model("basic_pitch_nmp.icassp_2022")
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    task = TranscriptionTask(freeze_batchnorm=True)
+    task.models = {"model": model}
+    model.train()
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "notes.json"
+        path.write_text(json.dumps({"notes": [{"onset": 0.2, "offset": 0.8, "pitch": 60}]}))
+        wav = 0.1 * torch.sin(2 * math.pi * 261.6 * torch.arange(22050) / SR)[None]
+        out = task.training_step({"audio": wav, "crop_start": [0], "notes": [str(path)]})
+        with torch.no_grad():
+            ref = audiozoo.create_model("basic_pitch_nmp.icassp_2022").eval()(wav)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # the training-mode forward equals the released model's inference (BatchNorm folded, so ~1e-7)
+    got = model(wav)
+    assert torch.allclose(got["onset"], ref["onset"], atol=1e-5) and torch.isfinite(out["loss"])

@@ -317,7 +317,7 @@ _TINY = dict(n_semitones=12, n_harmonics=3, contour_channels=4, contour_kernel=(
     family="transcribe", paper="A Lightweight Instrument-Agnostic Model for Polyphonic Note Transcription and "
     "Multipitch Estimation (Bittner et al., ICASSP 2022)", arxiv="2203.09893", params=16_782,
     params_source="paper (17K) and the Keras model summary; the ONNX kernels have the same shapes",
-    input=_input(), verified="AP", tiny=_TINY, official_repo="https://github.com/spotify/basic-pitch",
+    input=_input(), verified="APTU", tiny=_TINY, official_repo="https://github.com/spotify/basic-pitch",
     license="Apache-2.0",
     weights={"icassp_2022": "the paper's released weights (basic-pitch 0.4.0 wheel, saved_models/icassp_2022/"
              "nmp.onnx, Apache-2.0), read with `onnx` from the installed package"},
