@@ -27,47 +27,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 import torch.nn.functional as F
+from fsdd_arrays import fsdd_dir, load_split  # sibling module (the script's folder is on sys.path)
 
 import audiozoo
-from audiozoo.dsp import resample
-from audiozoo.errors import DataError
 from audiozoo.hub import save_pretrained
 
 SAMPLE_RATE = 16000
 NUM_SAMPLES = 24000  # 1.5 s
-
-
-def fsdd_dir() -> Path:
-    root = Path(os.environ.get("AUDIOZOO_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-    root = root / "fsdd"
-    if not root.is_dir():
-        raise DataError(f"FSDD not found at {root} (set AUDIOZOO_SHARED_DATA to the folder holding fsdd/)")
-    return root
-
-
-def load_split(root: Path, takes: range) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Waveforms ``(N, NUM_SAMPLES)`` at 16 kHz, sample lengths ``(N,)`` and digit labels ``(N,)``."""
-    wavs, lengths, labels = [], [], []
-    for path in sorted(root.glob("*.wav")):
-        digit, _, take = path.stem.split("_")
-        if int(take) not in takes:
-            continue
-        wav, sr = sf.read(path, dtype="float32", always_2d=False)
-        w = resample(torch.from_numpy(wav), sr, SAMPLE_RATE)[:NUM_SAMPLES]
-        lengths.append(w.shape[0])
-        wavs.append(F.pad(w, (0, NUM_SAMPLES - w.shape[0])))
-        labels.append(int(digit))
-    if not wavs:
-        raise DataError(f"no FSDD clips with takes {takes} in {root}")
-    return torch.stack(wavs), torch.tensor(lengths), torch.tensor(labels)
 
 
 def features(model, wavs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +143,7 @@ def main() -> None:
     model = audiozoo.create_model("stats_embed", num_classes=10)
     splits = {}
     for name, takes in (("train", range(10, 50)), ("valid", range(5, 10)), ("test", range(0, 5))):
-        wavs, lengths, labels = load_split(root, takes)
+        wavs, lengths, labels = load_split(root, takes, NUM_SAMPLES, SAMPLE_RATE)
         splits[name] = (*features(model, wavs, lengths), labels)
     result: dict = {"data": {k: len(v[2]) for k, v in splits.items()}, "seed": args.seed}
     result["linear_mean_logmel"] = linear_baseline(splits)

@@ -19,47 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 import torch.nn.functional as F
+from fsdd_arrays import fsdd_dir, load_split  # sibling module (the script's folder is on sys.path)
 
 import audiozoo
-from audiozoo.dsp import resample
-from audiozoo.errors import DataError
 from audiozoo.hub import save_pretrained
 
 SAMPLE_RATE = 16000
 NUM_SAMPLES = 16400  # 101 frames
-
-
-def fsdd_dir() -> Path:
-    root = Path(os.environ.get("AUDIOZOO_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-    root = root / "fsdd"
-    if not root.is_dir():
-        raise DataError(f"FSDD not found at {root} (set AUDIOZOO_SHARED_DATA to the folder holding fsdd/)")
-    return root
-
-
-def load_split(root: Path, takes: range) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Waveforms ``(N, NUM_SAMPLES)`` at 16 kHz, sample lengths ``(N,)`` and digit labels ``(N,)``."""
-    wavs, lengths, labels = [], [], []
-    for path in sorted(root.glob("*.wav")):
-        digit, _, take = path.stem.split("_")
-        if int(take) not in takes:
-            continue
-        wav, sr = sf.read(path, dtype="float32", always_2d=False)
-        w = resample(torch.from_numpy(wav), sr, SAMPLE_RATE)[:NUM_SAMPLES]
-        lengths.append(w.shape[0])
-        wavs.append(F.pad(w, (0, NUM_SAMPLES - w.shape[0])))
-        labels.append(int(digit))
-    if not wavs:
-        raise DataError(f"no FSDD clips with takes {takes} in {root}")
-    return torch.stack(wavs), torch.tensor(lengths), torch.tensor(labels)
 
 
 def linear_baseline(feats: dict) -> dict:
@@ -102,7 +74,7 @@ def main() -> None:
     model = audiozoo.create_model("tiny_transformer", num_classes=10, max_positions=101)
     feats = {}
     for name, takes in (("train", range(10, 50)), ("valid", range(5, 10)), ("test", range(0, 5))):
-        wav, lengths, labels = load_split(fsdd_dir(), takes)
+        wav, lengths, labels = load_split(fsdd_dir(), takes, NUM_SAMPLES, SAMPLE_RATE)
         with torch.no_grad():
             f, n = model.frontend(wav, lengths)
         feats[name] = (f, n, labels)

@@ -26,50 +26,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
-import torch.nn.functional as F
+from fsdd_arrays import fsdd_dir, load_split  # sibling module (the script's folder is on sys.path)
 from torch import nn
 
 import audiozoo
-from audiozoo.dsp import resample
-from audiozoo.errors import DataError
 from audiozoo.eval.regression import ccc, ccc_torch, pearson
 from audiozoo.hub import save_pretrained
 
 SAMPLE_RATE = 16000
 NUM_SAMPLES = 16400  # the teacher's 101 frames of 25 ms / 10 ms
 TEACHER = "ast_tiny.fsdd_digits"
-
-
-def fsdd_dir() -> Path:
-    root = Path(os.environ.get("AUDIOZOO_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-    root = root / "fsdd"
-    if not root.is_dir():
-        raise DataError(f"FSDD not found at {root} (set AUDIOZOO_SHARED_DATA to the folder holding fsdd/)")
-    return root
-
-
-def load_split(root: Path, takes: range) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Waveforms ``(N, NUM_SAMPLES)`` at 16 kHz, sample lengths ``(N,)`` and digit labels ``(N,)``."""
-    wavs, lengths, labels = [], [], []
-    for path in sorted(root.glob("*.wav")):
-        digit, _, take = path.stem.split("_")
-        if int(take) not in takes:
-            continue
-        wav, sr = sf.read(path, dtype="float32", always_2d=False)
-        w = resample(torch.from_numpy(wav), sr, SAMPLE_RATE)[:NUM_SAMPLES]
-        lengths.append(w.shape[0])
-        wavs.append(F.pad(w, (0, NUM_SAMPLES - w.shape[0])))
-        labels.append(int(digit))
-    if not wavs:
-        raise DataError(f"no FSDD clips with takes {takes} in {root}")
-    return torch.stack(wavs), torch.tensor(lengths), torch.tensor(labels)
 
 
 @torch.no_grad()
@@ -184,7 +155,7 @@ def main() -> None:
     teacher = audiozoo.create_model(TEACHER, pretrained=True).eval()
     data = {}
     for name, takes in (("train", range(10, 50)), ("valid", range(5, 10)), ("test", range(0, 5))):
-        wav, lengths, labels = load_split(root, takes)
+        wav, lengths, labels = load_split(root, takes, NUM_SAMPLES, SAMPLE_RATE)
         (logits,) = run_batched(lambda w, n: teacher(*teacher.frontend(w, n)), wav, lengths)
         data[name] = {"wav": wav, "len": lengths, "label": labels, "teacher": logits}
     result: dict = {"teacher": TEACHER, "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
