@@ -11,6 +11,7 @@ from .io import audio_info, load_audio, resample, save_audio
 from .kaldi import KaldiFbank, kaldi_fbank
 from .mel import (
     MFCC,
+    DecibelMelFrontend,
     LogMelSpectrogram,
     MelSpectrogram,
     amplitude_to_db,
@@ -29,6 +30,7 @@ from .pitch import energy, f0_world, f0_yin, frame_rms, interpolate_unvoiced
 from .stft import InverseSpectrogram, OverlapAddISTFT, Spectrogram, get_window, istft, pad_window, stft, stft_lengths
 
 __all__ = [
+    "DecibelMelFrontend",
     "CQT1992",
     "CQT2010",
     "cqt",

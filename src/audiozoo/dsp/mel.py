@@ -26,7 +26,7 @@ from torch import nn
 
 from audiozoo.errors import AudioError, ConfigError
 
-from .stft import ConstantBuffers, Spectrogram
+from .stft import ConstantBuffers, Spectrogram, stft_lengths
 
 __all__ = [
     "LogMelSpectrogram",
@@ -321,6 +321,39 @@ class LogMelSpectrogram(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return log_mel(self.mel(x), self.amin, self.top_db, self.log)
+
+
+class DecibelMelFrontend(nn.Module):
+    """The PANNs-style (torchlibrosa) front-end: waveform ``(B, T)`` -> ``(log-mel dB (B, n_mels, L), frames (B,))``.
+
+    Hann window of ``n_fft``, centred frames with reflect padding (``L = T // hop + 1``), power mel with
+    Slaney filters, ``power_to_db(ref=1.0, amin, top_db=None)`` as torchlibrosa's ``LogmelFilterBank`` in
+    PANNs and the models built on it (CoNeTTE's ConvNeXt). ``frames`` are the frame counts of each item
+    from its sample length (``lengths``, default the whole input). ``name`` prefixes error messages.
+    """
+
+    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, f_min: float, f_max: float,
+                 amin: float = 1e-10, name: str = "DecibelMelFrontend") -> None:
+        super().__init__()
+        self.n_fft, self.hop_length, self.amin, self.name = n_fft, hop_length, amin, name
+        self.mel = MelSpectrogram(
+            sample_rate, n_fft=n_fft, hop_length=hop_length, win_length=n_fft, n_mels=n_mels, f_min=f_min,
+            f_max=f_max, window="hann", center=True, pad_mode="reflect", power=2.0, norm="slaney",
+        )
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if wav.ndim == 1:
+            wav = wav.unsqueeze(0)
+        if wav.ndim != 2:
+            raise AudioError(f"{self.name} expects a waveform (B, T) or (T,), got shape {tuple(wav.shape)}")
+        if wav.shape[-1] <= self.n_fft // 2:
+            raise AudioError(f"{self.name}: {wav.shape[-1]} samples is too short for reflect padding by "
+                             f"n_fft/2={self.n_fft // 2}; it needs at least {self.n_fft // 2 + 1} samples")
+        if lengths is None:
+            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
+        feats = power_to_db(self.mel(wav), ref=1.0, amin=self.amin, top_db=None)
+        frames = stft_lengths(lengths.to(feats.device), self.n_fft, self.hop_length, center=True)
+        return feats, torch.clamp(frames, max=feats.shape[-1])
 
 
 class MFCC(ConstantBuffers):

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp import MelSpectrogram, power_to_db, stft_lengths
+from ...dsp import DecibelMelFrontend
 from ...errors import AudioError, ConfigError
 from ...nn import ChannelLayerNorm, DropPath
 from ...registry import register_model
@@ -72,32 +72,17 @@ class ConvNeXtATConfig:
     amin: float = 1e-10
 
 
-class ConvNeXtFrontend(nn.Module):
-    """Waveform ``(B, T)`` at 32 kHz -> log-mel ``(B, n_mels, L)`` in dB, ``L = T // hop + 1``, and lengths."""
+class ConvNeXtFrontend(DecibelMelFrontend):
+    """Waveform ``(B, T)`` at 32 kHz -> log-mel ``(B, n_mels, L)`` in dB, ``L = T // hop + 1``, and lengths.
+
+    torchlibrosa ``LogmelFilterBank(ref=1.0, amin=1e-10, top_db=None)``, as the official model.
+    """
 
     def __init__(self, config: ConvNeXtATConfig):
-        super().__init__()
-        c = self.config = config
-        self.mel = MelSpectrogram(
-            c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft, n_mels=c.n_mels,
-            f_min=c.f_min, f_max=c.f_max, window="hann", center=True, pad_mode="reflect", power=2.0,
-            norm="slaney",
-        )
-
-    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"ConvNeXtFrontend expects a waveform (B, T) or (T,), got shape {tuple(wav.shape)}")
-        if wav.shape[-1] <= self.config.n_fft // 2:
-            raise AudioError(f"ConvNeXtFrontend: {wav.shape[-1]} samples is too short for reflect padding by "
-                             f"n_fft/2={self.config.n_fft // 2}")
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        # torchlibrosa LogmelFilterBank(ref=1.0, amin=1e-10, top_db=None), as the official model.
-        feats = power_to_db(self.mel(wav), ref=1.0, amin=self.config.amin, top_db=None)
-        frames = stft_lengths(lengths.to(feats.device), self.config.n_fft, self.config.hop_length, center=True)
-        return feats, torch.clamp(frames, max=feats.shape[-1])
+        c = config
+        super().__init__(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, c.f_max, c.amin,
+                         name="ConvNeXtFrontend")
+        self.config = config
 
 
 class ConvNeXtBlock(nn.Module):

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp import MelSpectrogram, power_to_db, stft_lengths
+from ...dsp import DecibelMelFrontend
 from ...errors import AudioError, ConfigError
 from ...nn import ConvBlock2d
 from ...registry import register_model
@@ -87,7 +87,7 @@ class PANNsConfig:
     amin: float = 1e-10
 
 
-class PANNsFrontend(nn.Module):
+class PANNsFrontend(DecibelMelFrontend):
     """Waveform ``(B, T)`` at 32 kHz -> log-mel ``(B, n_mels, L)`` in dB, and frame lengths ``(B,)``.
 
     ``L = T // hop + 1`` (centred frames). Reflect padding of the frame centres follows torchlibrosa; a
@@ -96,32 +96,18 @@ class PANNsFrontend(nn.Module):
     """
 
     def __init__(self, config: PANNsConfig):
-        super().__init__()
-        c = self.config = config
-        self.mel = MelSpectrogram(
-            c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft, n_mels=c.n_mels,
-            f_min=c.f_min, f_max=c.f_max, window="hann", center=True, pad_mode="reflect", power=2.0,
-            norm="slaney",
-        )
+        c = config
+        super().__init__(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, c.f_max, c.amin,
+                         name="PANNsFrontend")
+        self.config = config
 
     def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"PANNsFrontend expects a waveform (B, T) or (T,), got shape {tuple(wav.shape)}")
-        if wav.shape[-1] <= self.config.n_fft // 2:
-            raise AudioError(
-                f"PANNsFrontend: {wav.shape[-1]} samples is too short for reflect padding by n_fft/2="
-                f"{self.config.n_fft // 2}; PANNs expects at least {self.config.n_fft // 2 + 1} samples"
-            )
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
         # ref=1.0, amin=1e-10, top_db=None: torchlibrosa LogmelFilterBank as the PANNs models configure it.
-        feats = power_to_db(self.mel(wav), ref=1.0, amin=self.config.amin, top_db=None)
+        feats, frames = super().forward(wav, lengths)
         if self.config.arch == "wavegram_logmel_cnn14":
+            wav = wav.unsqueeze(0) if wav.ndim == 1 else wav
             feats = torch.cat([feats, pack_waveform(wav, self.config.hop_length, feats.shape[-1])], dim=1)
-        frames = stft_lengths(lengths.to(feats.device), self.config.n_fft, self.config.hop_length, center=True)
-        return feats, torch.clamp(frames, max=feats.shape[-1])
+        return feats, frames
 
 
 def pack_waveform(wav: Tensor, hop: int, frames: int) -> Tensor:
