@@ -48,6 +48,21 @@ def _as_b1t(y: Tensor) -> Tensor:
     raise AudioError(f"discriminators take a mono waveform (B, T) or (B, 1, T), got shape {tuple(y.shape)}")
 
 
+def _conv_stack(x: Tensor, convs: nn.ModuleList, conv_post: nn.Module, slope: float) -> tuple[Tensor, list[Tensor]]:
+    """The body every HiFi-GAN sub-discriminator shares: leaky-ReLU convs, then the output conv.
+
+    Returns the flattened logits ``(B, N)`` and the feature maps (each conv's activation, then the logits'
+    map) that feature matching compares.
+    """
+    fmap = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), slope)
+        fmap.append(x)
+    x = conv_post(x)
+    fmap.append(x)
+    return torch.flatten(x, 1, -1), fmap
+
+
 class DiscriminatorP(nn.Module):
     """One MPD sub-discriminator: ``(B, T)`` -> ``(logits (B, N), fmaps)``.
 
@@ -82,13 +97,7 @@ class DiscriminatorP(nn.Module):
             x = F.pad(x, (0, n_pad), "reflect")
             t += n_pad
         x = x.reshape(b, c, t // self.period, self.period)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.lrelu_slope)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _conv_stack(x, self.convs, self.conv_post, self.lrelu_slope)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -147,13 +156,7 @@ class DiscriminatorS(nn.Module):
 
     def forward(self, y: Tensor) -> tuple[Tensor, list[Tensor]]:
         x = _as_b1t(y)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.lrelu_slope)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _conv_stack(x, self.convs, self.conv_post, self.lrelu_slope)
 
 
 class MultiScaleDiscriminator(nn.Module):
