@@ -1,4 +1,4 @@
-"""``audiozoo`` command line: list / info / demo / features / tag / vocode / data / train / eval."""
+"""``audiozoo`` command line: list / info / demo / features / tag / vocode / upsample / data / train / eval."""
 
 from __future__ import annotations
 
@@ -105,6 +105,23 @@ def cmd_vocode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upsample(args: argparse.Namespace) -> int:
+    from .dsp.io import save_audio
+    from .pipelines import pipeline
+
+    model = args.model
+    pipe = pipeline("upsample", model=model, rate=args.rate, device=args.device, chunk_seconds=args.chunk_seconds,
+                    bandwidth_substitution=not args.no_bandwidth_substitution)
+    res = pipe(args.input)
+    peak = float(res["audio"].abs().max()) if res["audio"].numel() else 0.0
+    if peak > 1.0:  # sinc ringing or a generated band can overshoot; PCM needs [-1, 1]
+        print(f"audiozoo: warning: output peaks at {peak:.3f}; clipped to [-1, 1]", file=sys.stderr)
+    save_audio(args.output, res["audio"].clamp(-1.0, 1.0), res["sample_rate"])
+    print(f"{res['input']}: {res['input_rate']} Hz -> {args.output} ({res['audio'].shape[-1]} samples at "
+          f"{res['sample_rate']} Hz, {res['method']})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -174,6 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream in chunks of this many mel frames (context = the model's receptive field)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_vocode)
+
+    s = sub.add_parser("upsample", help="audio super-resolution to --rate (a HiFi-SR model, or sinc interpolation)",
+                       description="Upsample IN to OUT.wav at --rate. Without --model: sinc interpolation (soxr HQ). "
+                                   "With --model (e.g. hifisr_small_16k.sisec_8k or a checkpoint folder): the model "
+                                   "generates the missing high band; inputs outside its input-rate range are refused.")
+    s.add_argument("input", metavar="IN", help="audio file")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
+    s.add_argument("--rate", type=int, default=None, help="output sample rate (default: the model's; 48000 for sinc)")
+    s.add_argument("-m", "--model", default=None, help="super-resolution model: weight set (name.tag), registry "
+                   "name or checkpoint folder; omit for sinc interpolation")
+    s.add_argument("--chunk-seconds", type=float, default=10.0, help="model inference window (long files)")
+    s.add_argument("--no-bandwidth-substitution", action="store_true",
+                   help="keep the model's own low band (the official post-processing keeps the input's)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_upsample)
 
     # Sub-commands owned by other packages register themselves (data build/list, train, eval).
     try:

@@ -98,3 +98,37 @@ def test_cli_vocode(tmp_path) -> None:
     # user errors give exit code 2 and a message, not a traceback
     assert cli_main(["vocode", str(tmp_path / "missing.npy"), "-o", str(tmp_path / "o.wav"), "-m",
                      str(tmp_path / "voc")]) == 2
+
+
+def test_griffin_lim_refiner_contract_and_suffix() -> None:
+    from audiozoo.pipelines.vocode import GriffinLimRefiner, load_vocoder
+
+    model = _tiny_apnet()
+    wav = _speechlike(seconds=0.5)
+    mel = model.frontend(wav[None])[0]
+    ref = GriffinLimRefiner(model, n_iter=0)
+    with torch.no_grad():
+        plain, n_plain = model(mel)
+        zero, n_zero = ref(mel)
+        refined, _ = GriffinLimRefiner(model, n_iter=4)(mel)
+    # 0 iterations from the predicted phase = the vocoder's own iSTFT (different overlap-add code: 1e-6)
+    assert zero.shape == plain.shape and torch.equal(n_zero, n_plain)
+    assert (zero - plain).abs().max() < 1e-5 * max(1.0, plain.abs().max().item())
+    assert (refined - plain).abs().max() > 1e-4  # the iterations change an inconsistent (untrained) spectrum
+    wrapped = load_vocoder("apnet+griffinlim:3")
+    assert isinstance(wrapped, GriffinLimRefiner) and wrapped.n_iter == 3
+    with pytest.raises(ConfigError, match="refinement suffix"):
+        load_vocoder("apnet+griffin:3")
+    with pytest.raises(ConfigError, match="no forward_with_spectra"):
+        GriffinLimRefiner(audiozoo.create_model("hifigan_v1", **audiozoo.model_info("hifigan_v1").tiny))
+
+
+def test_fast_path_is_used_for_hifigan_and_matches_plain() -> None:
+    torch.manual_seed(0)
+    gen = audiozoo.create_model("hifigan_v1", **audiozoo.model_info("hifigan_v1").tiny).eval()
+    fast, plain = VocodePipeline(gen), VocodePipeline(gen, fast=False)
+    assert fast.model is not gen and plain.model is gen
+    mel = torch.randn(gen.n_mels, 40)
+    # fused oneDNN convs vs the plain path: float32 rounding only (measured ~1e-7 on the tiny config)
+    assert (fast.vocode(mel) - plain.vocode(mel)).abs().max() < 1e-5
+    assert fast.context_frames == plain.context_frames

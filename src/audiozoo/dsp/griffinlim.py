@@ -30,7 +30,7 @@ __all__ = ["griffin_lim", "mel_to_linear"]
 def griffin_lim(magnitude: Tensor, n_iter: int = 32, n_fft: int | None = None, hop_length: int | None = None,
                 win_length: int | None = None, window: str | Tensor = "hann", center: bool = True,
                 length: int | None = None, pad_mode: str = "constant", momentum: float = 0.99,
-                init: str | None = "random", generator: torch.Generator | None = None) -> Tensor:
+                init: str | Tensor | None = "random", generator: torch.Generator | None = None) -> Tensor:
     """Waveform whose STFT magnitude approximates ``magnitude``.
 
     Args:
@@ -40,7 +40,9 @@ def griffin_lim(magnitude: Tensor, n_iter: int = 32, n_fft: int | None = None, h
             ``2 (F - 1)``, ``hop`` to ``win // 4``); ``pad_mode`` "constant" as ``librosa.griffinlim``.
         length: output length in samples (default: what the frame count gives).
         momentum: fast Griffin-Lim momentum (0: the original algorithm; librosa's default 0.99).
-        init: ``"random"`` (uniform random phase, drawn with ``generator``) or ``None`` (zero phase).
+        init: ``"random"`` (uniform random phase, drawn with ``generator``), ``None`` (zero phase), or a phase
+            tensor in radians of the magnitude's shape (e.g. a neural vocoder's predicted phase, so that the
+            iterations refine it instead of starting from noise).
 
     Returns:
         Waveform ``(..., T)`` in the dtype of ``magnitude``.
@@ -53,8 +55,12 @@ def griffin_lim(magnitude: Tensor, n_iter: int = 32, n_fft: int | None = None, h
         raise ConfigError(f"griffin_lim n_iter must be an integer >= 0, got {n_iter!r}")
     if not 0 <= momentum:
         raise ConfigError(f"griffin_lim momentum must be >= 0, got {momentum}")
-    if init not in ("random", None):
-        raise ConfigError(f"griffin_lim init must be 'random' or None, got {init!r}")
+    if isinstance(init, Tensor):
+        if init.shape != magnitude.shape or init.is_complex():
+            raise AudioError(f"griffin_lim: an initial phase must be real and shaped like the magnitude "
+                             f"{tuple(magnitude.shape)}, got {tuple(init.shape)}")
+    elif init not in ("random", None):
+        raise ConfigError(f"griffin_lim init must be 'random', None or a phase tensor, got {init!r}")
     if bool((magnitude < 0).any()):
         raise AudioError("griffin_lim: the magnitude has negative values (pass |X|, not a log or a dB scale)")
     n_fft = 2 * (magnitude.shape[-2] - 1) if n_fft is None else n_fft
@@ -65,7 +71,9 @@ def griffin_lim(magnitude: Tensor, n_iter: int = 32, n_fft: int | None = None, h
     hop_length = win_length // 4 if hop_length is None else hop_length
     if isinstance(window, str):  # build the window once, not at every iteration
         window = get_window(window, win_length, device=magnitude.device, dtype=magnitude.dtype)
-    if init == "random":
+    if isinstance(init, Tensor):
+        angles = torch.polar(torch.ones_like(magnitude), init.to(magnitude.device, magnitude.dtype))
+    elif init == "random":
         phase = torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype,
                            device=generator.device if generator is not None else magnitude.device)
         angles = torch.polar(torch.ones_like(magnitude), 2 * math.pi * phase.to(magnitude.device))

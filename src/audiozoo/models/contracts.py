@@ -94,4 +94,8 @@ def example_inputs(
         # (HiFi-GAN: ``frames * hop_length``; iSTFT vocoders with a centred STFT: ``(frames - 1) * hop_length``).
         mel = torch.randn(batch, model.n_mels, length, generator=g)
         return (mel,), {"lengths": lengths}
+    if family == "codec":
+        # A waveform of ``length`` codec frames: ``length * hop_length`` samples (hop_length = samples per frame).
+        x = 0.1 * torch.randn(batch, length * model.hop_length, generator=g)
+        return (x,), {}
     raise NotImplementedError(f"no example inputs for family {family!r} yet")

@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
+from .upsample import UpsamplePipeline
 
 TASKS = {
     "features": ("features", "FeaturesPipeline"),
     "audio-classification": ("classify", "AudioClassificationPipeline"),
     "transcription": ("transcribe", "TranscriptionPipeline"),
     "vocode": ("vocode", "VocodePipeline"),
+    "upsample": ("upsample", "UpsamplePipeline"),
 }
 ALIASES = {"tag": "audio-classification", "classify": "audio-classification", "transcribe": "transcription"}
 
@@ -32,11 +34,11 @@ def pipeline(task: str, model: Any = None, **kwargs: Any):
         if model is not None:
             raise ConfigError("the features pipeline takes no model")
         return klass(**kwargs)
-    if task in ("transcription", "vocode"):
+    if task in ("transcription", "vocode", "upsample"):
         return klass(**({"model": model} if model is not None else {}), **kwargs)
     if model is None:
         raise ConfigError(f"task {task!r} needs model= (a weight set like 'ast_tiny.fsdd_digits' or a folder)")
     return klass(model=model, **kwargs)
 
 
-__all__ = ["TASKS", "pipeline"]
+__all__ = ["TASKS", "UpsamplePipeline", "pipeline"]

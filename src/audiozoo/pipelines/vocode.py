@@ -30,7 +30,7 @@ from ..dsp.griffinlim import griffin_lim, mel_to_linear
 from ..errors import AudioError, ConfigError
 from .base import Pipeline
 
-__all__ = ["GriffinLimVocoder", "VocodePipeline", "load_vocoder", "receptive_field_frames"]
+__all__ = ["GriffinLimRefiner", "GriffinLimVocoder", "VocodePipeline", "load_vocoder", "receptive_field_frames"]
 
 
 class GriffinLimVocoder(nn.Module):
@@ -76,9 +76,44 @@ class GriffinLimVocoder(nn.Module):
         return wav * keep, out
 
 
+class GriffinLimRefiner(nn.Module):
+    """A spectral vocoder's predicted amplitude, with its phase refined by ``n_iter`` Griffin-Lim iterations.
+
+    For vocoders that predict an STFT (``forward_with_spectra`` returning ``log_amplitude`` and ``phase``, as
+    APNet): the predicted phase initialises fast Griffin-Lim (momentum 0.99) on the predicted amplitude, so
+    the iterations make the spectrum consistent instead of starting from random phase
+    (``init="random"`` starts from random phase, i.e. plain Griffin-Lim on the learned amplitude).
+    Same contract as the wrapped vocoder; ``(L - 1) * hop`` samples for ``L`` frames.
+    """
+
+    def __init__(self, vocoder: nn.Module, n_iter: int = 32, init: str = "predicted", seed: int = 0):
+        super().__init__()
+        if not hasattr(vocoder, "forward_with_spectra"):
+            raise ConfigError(f"{type(vocoder).__name__} predicts no spectrum (no forward_with_spectra): "
+                              "Griffin-Lim refinement needs a spectral vocoder such as apnet")
+        if init not in ("predicted", "random"):
+            raise ConfigError(f"GriffinLimRefiner init must be 'predicted' or 'random', got {init!r}")
+        self.vocoder, self.n_iter, self.init, self.seed = vocoder, int(n_iter), init, int(seed)
+        self.frontend = vocoder.frontend
+        self.sample_rate, self.hop_length, self.n_mels = vocoder.sample_rate, vocoder.hop_length, vocoder.n_mels
+
+    def forward(self, mel: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(B, n_mels, L)`` log-mel -> ``(wav (B, (L - 1) hop), lengths (B,))``."""
+        out = self.vocoder.forward_with_spectra(mel, lengths)
+        c = self.vocoder.config
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        init = out.phase.float() if self.init == "predicted" else "random"
+        wav = griffin_lim(torch.exp(out.log_amplitude.float()), self.n_iter, c.n_fft, c.hop_length, c.win_length,
+                          length=out.wav.shape[-1], momentum=0.99, init=init, generator=gen)
+        keep = torch.arange(wav.shape[-1], device=wav.device)[None] < out.wav_lengths[:, None]
+        return wav * keep, out.wav_lengths
+
+
 def load_vocoder(model: Any) -> nn.Module:
     """A vocoder module from a module, a registry name (``name`` or ``name.tag``), a folder, or
-    ``"griffinlim[:N]"`` (Griffin-Lim with N iterations on the mel of ``apnet``'s front-end)."""
+    ``"griffinlim[:N]"`` (Griffin-Lim with N iterations on the mel of ``apnet``'s front-end). A suffix
+    ``"+griffinlim[:N]"`` on a spectral vocoder (``apnet.freev_speech16k+griffinlim:32``) wraps it in
+    :class:`GriffinLimRefiner`."""
     from ..registry import create_model
 
     if isinstance(model, nn.Module):
@@ -86,6 +121,12 @@ def load_vocoder(model: Any) -> nn.Module:
     if not isinstance(model, (str, os.PathLike)):
         raise ConfigError(f"model must be a vocoder module, a registry name or a folder, got {type(model).__name__}")
     s = str(model)
+    if "+" in s:
+        base, _, refine = s.partition("+")
+        n = refine.split(":", 1)[1] if ":" in refine else "32"
+        if refine.split(":", 1)[0] != "griffinlim" or not n.isdigit():
+            raise ConfigError(f"bad refinement suffix {'+' + refine!r}: use '+griffinlim' or '+griffinlim:N'")
+        return GriffinLimRefiner(load_vocoder(base), n_iter=int(n))
     if s.startswith("griffinlim"):
         n = int(s.split(":", 1)[1]) if ":" in s else 32
         return GriffinLimVocoder.like(create_model("apnet", asp_channels=1, psp_channels=1), n_iter=n)
@@ -132,9 +173,18 @@ class VocodePipeline(Pipeline):
     task = "vocode"
 
     def __init__(self, model: Any = "griffinlim", device: str | torch.device = "cpu",
-                 chunk_frames: int | None = None, context_frames: int | str = "auto", progress: bool = False):
+                 chunk_frames: int | None = None, context_frames: int | str = "auto", progress: bool = False,
+                 fast: bool = True):
         super().__init__(device=device, batch_size=1, progress=progress)
-        self.model = load_vocoder(model).to(self.device).eval()
+        self.model = self._plain = load_vocoder(model).to(self.device).eval()
+        # fast=True: on CPU, vocoders with an inference rewrite (HiFi-GAN's fuse_for_inference: prepacked
+        # channels-last oneDNN convs, same output within ~1e-6) run through it; the receptive-field probe
+        # (autograd) uses the plain model
+        if fast and self.device.type == "cpu" and hasattr(self.model, "fuse_for_inference"):
+            from ..nn.fast_conv import fast_conv_available
+
+            if fast_conv_available():
+                self.model = self.model.fuse_for_inference()
         for attr in ("sample_rate", "hop_length", "n_mels", "frontend"):
             if not hasattr(self.model, attr):
                 raise ConfigError(f"{type(self.model).__name__} is not a vocoder (no {attr!r})")
@@ -150,7 +200,7 @@ class VocodePipeline(Pipeline):
     def context_frames(self) -> int:
         """Context on each side of a chunk (``"auto"``: the model's receptive field, measured once)."""
         if self._context == "auto":
-            self._context = receptive_field_frames(self.model) + 1
+            self._context = receptive_field_frames(self._plain) + 1
         return int(self._context)
 
     # ---- inputs -----------------------------------------------------------------------------------

@@ -87,12 +87,18 @@ class APNetConfig:
     win_length: int = 320
     f_min: float = 0.0
     f_max: float | None = 8000.0
+    # FreeV (Lv et al., Interspeech 2024, arXiv:2406.08196): "pinv" makes the ASP predict the log-amplitude
+    # RESIDUAL over the pseudo-inverse-mel estimate max(|M^+ exp(mel)|, 1e-5), a signal-processing prior that
+    # the paper reports speeds up convergence; "none" is APNet as published.
+    amplitude_prior: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("n_mels", "asp_channels", "psp_channels", "sample_rate", "n_fft", "hop_length", "win_length"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"APNetConfig.{name} must be a positive integer, got {v!r}")
+        if self.amplitude_prior not in ("none", "pinv"):
+            raise ConfigError(f"APNetConfig.amplitude_prior must be 'none' or 'pinv', got {self.amplitude_prior!r}")
         if self.win_length > self.n_fft:
             raise ConfigError(f"APNetConfig: win_length={self.win_length} must be <= n_fft={self.n_fft}")
         if self.hop_length > self.win_length:
@@ -220,6 +226,16 @@ class APNet(nn.Module):
         self.psp = PhaseSpectrumPredictor(c.n_mels, c.n_bins, c.psp_channels, c.psp_kernel_sizes,
                                           c.psp_dilations, c.psp_input_kernel, c.psp_output_kernel)
         self.istft = OverlapAddISTFT(c.n_fft, c.hop_length, c.win_length)
+        if c.amplitude_prior == "pinv":
+            pinv = torch.linalg.pinv(self.frontend.mel_basis.to(torch.float64)).float()
+            self.register_buffer("mel_pinv", pinv, persistent=False)  # (n_bins, n_mels)
+            with torch.no_grad():  # start close to the prior: a small residual (weight-norm gain x 0.01)
+                self.asp.output_conv.parametrizations.weight.original0.mul_(0.01)
+
+    def amplitude_prior(self, mel: Tensor) -> Tensor:
+        """FreeV's prior ``log(max(|M^+ exp(mel)|, 1e-5))`` ``(B, n_bins, L)`` for a log-mel ``(B, n_mels, L)``."""
+        lin = torch.matmul(self.mel_pinv.to(mel.dtype), torch.exp(mel))
+        return torch.log(torch.clamp(lin.abs(), min=1e-5))
 
     def forward_with_spectra(self, mel: Tensor, lengths: Tensor | None = None) -> APNetOutput:
         """All generator outputs (see :class:`APNetOutput`) for ``mel (B, n_mels, L)``, ``lengths (B,)`` frames."""
@@ -236,6 +252,8 @@ class APNet(nn.Module):
             mask = (torch.arange(n_frames, device=mel.device)[None, :] < lengths[:, None]).unsqueeze(1)
             mask = mask.to(mel.dtype)
         log_amp = self.asp(mel, mask)
+        if self.config.amplitude_prior == "pinv":
+            log_amp = log_amp + self.amplitude_prior(mel)
         phase = self.psp(mel, mask)
         amp = _masked(torch.exp(log_amp), mask)
         real, imag = amp * torch.cos(phase), amp * torch.sin(phase)
