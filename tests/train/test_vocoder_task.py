@@ -113,3 +113,19 @@ def test_gain_augmentation() -> None:
     assert float(db.max() - db.min()) > 10.0
     with pytest.raises(ConfigError):
         VocoderTask(gain_db=[10.0, 0.0])
+
+
+def test_amplitude_spectral_convergence_term() -> None:
+    """lambda_amp_sc adds ||A_hat - A|| / ||A|| of the predicted amplitude (APNet losses only)."""
+    torch.manual_seed(0)
+    gen = audiozoo.create_model("apnet", **TINY_APNET, amplitude_prior="pinv")
+    batch = {"audio": _clip().unsqueeze(0), "lengths": torch.tensor([4096])}
+    plain, with_sc = VocoderTask(losses=["apnet"]), VocoderTask(losses=["apnet"], lambda_amp_sc=10.0)
+    for t in (plain, with_sc):
+        t.models = {"generator": gen}
+    b = plain.shared_forward(batch)
+    a, s = plain.reconstruction_terms(b), with_sc.reconstruction_terms(b)
+    assert "amp_sc" not in a and 0 < s["amp_sc"].item() < 2
+    assert torch.allclose(s["recon"], a["recon"] + 10.0 * s["amp_sc"], rtol=1e-5)
+    with pytest.raises(ConfigError, match="lambda_amp_sc"):
+        VocoderTask(losses=["mel"], lambda_amp_sc=1.0)

@@ -328,7 +328,12 @@ _TINY = dict(asp_channels=16, psp_channels=16, asp_kernel_sizes=(3, 5), asp_dila
 @register_model(params=72_191_494, params_source="official models.Generator with config.json (16 kHz, n_fft "
                 "1024, 512 channels) built from the official code and counted: ASP 35,175,938 + PSP "
                 "37,015,556 (weight_g + weight_v + bias of every weight-normed conv)",
-                input=_INPUT, verified="A", tiny=_TINY, **_PAPER)
+                input=_INPUT, verified="ATU", tiny=_TINY, **_PAPER,
+                weights={"freev_speech16k": "16 kHz speech, hop 256: 64-channel APNet with FreeV's pseudo-inverse "
+                         "amplitude prior, trained ~8 min on CPU on 68 s of real speech "
+                         "(recipes/vocoder/apnet_freev_speech.yaml); use as 'apnet.freev_speech16k+griffinlim:32' "
+                         "(its phase refined by 32 Griffin-Lim iterations), which beats Griffin-Lim on held-out "
+                         "speech; its own phase alone does not (docs/models/apnet.md)"})
 def apnet(**overrides) -> APNet:
     """Canonical APNet (official config.json: 16 kHz, 80 mels, n_fft 1024, hop 80, window 320, 512 channels)."""
     return APNet(build_config(APNetConfig, None, **overrides))

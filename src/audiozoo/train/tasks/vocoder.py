@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from ...dsp.stft import get_window, stft
 from ...errors import ConfigError, DataError
 from ..losses import feature_matching_loss, generator_adversarial_loss
-from ..losses_phase import apnet_reconstruction_losses
+from ..losses_phase import amplitude_phase_spectrum, apnet_reconstruction_losses
 from ..optim import build_optimizer, build_scheduler
 from .base import batch_size, unwrap
 from .gan import GANTask
@@ -95,7 +95,8 @@ class VocoderTask(GANTask):
                  adversarial: str = "lsgan", optim: Mapping[str, Any] | None = None,
                  schedule: Mapping[str, Any] | None = None, d_optim: Mapping[str, Any] | None = None,
                  d_schedule: Mapping[str, Any] | None = None, generator_key: str = "generator",
-                 warmup_adv_steps: int = 0, gain_db: Sequence[float] | None = None) -> None:
+                 warmup_adv_steps: int = 0, gain_db: Sequence[float] | None = None,
+                 lambda_amp_sc: float = 0.0) -> None:
         super().__init__(lambda_adv=lambda_adv, lambda_fm=lambda_fm, lambda_recon=1.0, adversarial=adversarial,
                          optim=optim, schedule=schedule, d_optim=d_optim, d_schedule=d_schedule,
                          generator_key=generator_key, warmup_adv_steps=warmup_adv_steps)
@@ -112,6 +113,10 @@ class VocoderTask(GANTask):
         self.lambda_mel, self.lambda_stft = float(lambda_mel), float(lambda_stft)
         self.stft_resolutions = tuple(tuple(int(v) for v in r) for r in stft_resolutions)
         self.phase_kind = phase_kind
+        if lambda_amp_sc < 0 or (lambda_amp_sc > 0 and "apnet" not in losses):
+            raise ConfigError(f"lambda_amp_sc (>= 0) weighs the spectral convergence of a predicted amplitude: it "
+                              f"needs the 'apnet' losses, got lambda_amp_sc={lambda_amp_sc}, losses={losses}")
+        self.lambda_amp_sc = float(lambda_amp_sc)
         if gain_db is not None and (len(gain_db) != 2 or float(gain_db[0]) > float(gain_db[1])):
             raise ConfigError(f"gain_db must be [low, high] in dB with low <= high, got {gain_db}")
         self.gain_db = None if gain_db is None else (float(gain_db[0]), float(gain_db[1]))
@@ -218,6 +223,16 @@ class VocoderTask(GANTask):
             ap = apnet_reconstruction_losses(s.log_amplitude, s.phase, s.real, s.imag, fake, real, batch["mel"],
                                              self._mel, c.n_fft, c.hop_length, c.win_length, self.phase_kind)
             total = total + ap["total"]
+            if self.lambda_amp_sc > 0:
+                # spectral convergence of the predicted amplitude: a linear-magnitude term dominated by the loud
+                # bins, which APNet's log-amplitude MSE (dominated by the many quiet bins) under-weights
+                amp = torch.exp(amplitude_phase_spectrum(real, c.n_fft, c.hop_length, c.win_length)[0]) - 1e-5
+                amp_hat = torch.exp(s.log_amplitude)
+                n = min(amp.shape[-1], amp_hat.shape[-1])
+                amp, amp_hat = amp[..., :n], amp_hat[..., :n]
+                sc = torch.linalg.norm(amp_hat - amp) / torch.linalg.norm(amp).clamp(min=1e-7)
+                out["amp_sc"] = sc
+                total = total + self.lambda_amp_sc * sc
             if "mel" in self.losses:  # apnet's total already holds 45 L_Mel: do not count it twice
                 total = total - self.lambda_mel * out["mel_l1"]
             out.update({f"ap_{k}": ap[k] for k in ("A", "P", "S")})
