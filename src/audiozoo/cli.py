@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("input", metavar="IN", help="audio file or .npy log-mel")
     s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
     s.add_argument("-m", "--model", default="griffinlim",
-                   help="vocoder: weight set (name.tag), registry name, checkpoint folder, or griffinlim[:N]")
+                   help="vocoder: weight set (name.tag), registry name, checkpoint folder, or griffinlim[:N]; append "
+                        "+griffinlim[:N] to refine a spectral vocoder's phase (apnet.freev_speech16k+griffinlim:32)")
     s.add_argument("--chunk-frames", type=int, default=None,
                    help="stream in chunks of this many mel frames (context = the model's receptive field)")
     s.add_argument("--device", default="cpu")

@@ -32,6 +32,7 @@ from .resblocks import LRELU_SLOPE
 from .weight_norm import convert_legacy_weight_norm_keys
 
 __all__ = [
+    "run_discriminators",
     "DiscriminatorP", "DiscriminatorS", "MultiPeriodDiscriminator", "MultiScaleDiscriminator",
     "convert_official_discriminator_keys",
 ]
@@ -46,6 +47,16 @@ def _as_b1t(y: Tensor) -> Tensor:
     if y.ndim == 3 and y.shape[1] == 1:
         return y
     raise AudioError(f"discriminators take a mono waveform (B, T) or (B, 1, T), got shape {tuple(y.shape)}")
+
+
+def run_discriminators(discriminators: Sequence[nn.Module], y: Tensor) -> Outputs:
+    """Every sub-discriminator on the same input: ``([logits], [feature maps])`` in order."""
+    logits, fmaps = [], []
+    for d in discriminators:
+        logit, fmap = d(y)
+        logits.append(logit)
+        fmaps.append(fmap)
+    return logits, fmaps
 
 
 def _conv_stack(x: Tensor, convs: nn.ModuleList, conv_post: nn.Module, slope: float) -> tuple[Tensor, list[Tensor]]:
@@ -117,12 +128,7 @@ class MultiPeriodDiscriminator(nn.Module):
         )
 
     def forward(self, y: Tensor) -> Outputs:
-        logits, fmaps = [], []
-        for d in self.discriminators:
-            logit, fmap = d(y)
-            logits.append(logit)
-            fmaps.append(fmap)
-        return logits, fmaps
+        return run_discriminators(self.discriminators, y)
 
 
 # (out_channels, kernel, stride, groups) of the official DiscriminatorS convs after the first (1 -> 128, k15).

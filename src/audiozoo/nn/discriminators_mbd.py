@@ -24,6 +24,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from ..dsp.stft import stft
 from ..errors import AudioError, ConfigError
+from .discriminators import run_discriminators
 
 __all__ = ["DiscriminatorB", "MultiBandDiscriminator"]
 
@@ -96,9 +97,4 @@ class MultiBandDiscriminator(nn.Module):
         self.discriminators = nn.ModuleList(DiscriminatorB(n, channels) for n in self.fft_sizes)
 
     def forward(self, y: Tensor) -> tuple[list[Tensor], list[list[Tensor]]]:
-        logits, fmaps = [], []
-        for d in self.discriminators:
-            logit, fmap = d(y)
-            logits.append(logit)
-            fmaps.append(fmap)
-        return logits, fmaps
+        return run_discriminators(self.discriminators, y)

@@ -246,7 +246,7 @@ def hifigan_v2(**overrides) -> HiFiGAN:
 
 
 @register_model(params=1_462_273, params_source=_COUNT.format(g=2_049, v="v3", paper="1.46M"),
-                input=_INPUT, verified="A", tiny=dict(_TINY, resblock="2", resblock_dilation_sizes=((1, 2), (2, 6))),
+                input=_INPUT, verified="AT", tiny=dict(_TINY, resblock="2", resblock_dilation_sizes=((1, 2), (2, 6))),
                 **_PAPER)
 def hifigan_v3(**overrides) -> HiFiGAN:
     """HiFi-GAN V3 (ResBlock2, 256 channels, rates 8-8-4)."""

@@ -153,7 +153,7 @@ def _istftnet(base: dict, overrides: dict) -> ISTFTNet:
 
 
 @register_model(params=13_254_034, params_source=_COUNT.format(g=8_210, src="config = rishikksh20 config_v1.json"),
-                input=_INPUT, verified="A", tiny=_TINY, **_PAPER)
+                input=_INPUT, verified="AT", tiny=_TINY, **_PAPER)
 def istftnet_c8c8i(**overrides) -> ISTFTNet:
     """iSTFTNet V1-C8C8I: two x8 stages, then iSTFT (n_fft 16, hop 4)."""
     return _istftnet(dict(), overrides)
