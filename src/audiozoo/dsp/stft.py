@@ -129,7 +129,7 @@ def _resolve(
             raise ConfigError(f"window tensor must be 1-D (win_length,), got shape {tuple(window.shape)}")
         if win_length is not None and win_length != window.shape[0]:
             raise ConfigError(f"window has {window.shape[0]} samples but win_length={win_length}")
-        win_length = window.shape[0]
+        win_length = int(window.shape[0])  # a traced shape is a tensor; the window length is static
     win_length = n_fft if win_length is None else win_length
     if isinstance(win_length, bool) or not isinstance(win_length, int) or not 1 <= win_length <= n_fft:
         raise ConfigError(f"win_length must be an integer in [1, n_fft={n_fft}], got {win_length!r}")
