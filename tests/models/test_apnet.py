@@ -277,10 +277,11 @@ def test_tiny_apnet_learns_one_clip(clip):
 
 # --------------------------------------------------------------------------- export
 @pytest.mark.slow
-def test_onnx_export_dynamic_batch_and_frames(tmp_path):
+@pytest.mark.parametrize("prior", ["none", "pinv"])
+def test_onnx_export_dynamic_batch_and_frames(tmp_path, prior):
     from audiozoo.export import check_onnx, export_onnx
 
-    m = _tiny().eval()
+    m = _tiny(amplitude_prior=prior).eval()
     mel, lengths = torch.randn(2, m.n_mels, 40), torch.tensor([40, 31])
     axes = {"mel": {0: "batch", 2: "frames"}, "lengths": {0: "batch"}, "wav": {0: "batch", 1: "samples"},
             "wav_lengths": {0: "batch"}}
