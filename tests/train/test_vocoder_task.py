@@ -129,3 +129,26 @@ def test_amplitude_spectral_convergence_term() -> None:
     assert torch.allclose(s["recon"], a["recon"] + 10.0 * s["amp_sc"], rtol=1e-5)
     with pytest.raises(ConfigError, match="lambda_amp_sc"):
         VocoderTask(losses=["mel"], lambda_amp_sc=1.0)
+
+
+def test_recipe_discriminators_are_built_trained_and_checkpointed(tmp_path) -> None:
+    """``discriminators: {name: {kind, ...}}`` builds them in setup beside a single recipe model."""
+    from audiozoo.train.checkpoint import load_weights
+
+    torch.manual_seed(0)
+    gen = audiozoo.create_model("apnet", **TINY_APNET)
+    task = VocoderTask(losses=["mel"], optim={"name": "adamw", "lr": 1e-3},
+                       discriminators={"mpd": {"kind": "mpd", "periods": [2, 3], "channels": [4, 8, 8, 8, 8]},
+                                       "msd": {"kind": "msd", "width": 0.0625}})
+    data = [{"audio": _clip(2048)} for _ in range(4)]
+    loader = DataLoader(data, batch_size=2, collate_fn=lambda b: {"audio": torch.stack([x["audio"] for x in b])})
+    trainer = Trainer(task, {"model": gen}, loader, max_steps=2, log_every=1, device="cpu", progress=False,
+                      out_dir=tmp_path, seed=0, save_every=2)
+    trainer.fit()
+    assert set(trainer.models) == {"model", "mpd", "msd"} and len(trainer.optimizers) == 2
+    assert task.generator is gen
+    saved = sorted(p.name for p in (tmp_path / "last").glob("*.safetensors"))
+    assert any("mpd" in n for n in saved) and any("msd" in n for n in saved), saved
+    assert load_weights(next((tmp_path / "last").glob("*mpd*.safetensors")))
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        VocoderTask(discriminators={"d": {"kind": "hinge"}})

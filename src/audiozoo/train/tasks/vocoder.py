@@ -30,11 +30,17 @@ from torch import Tensor, nn
 
 from ...dsp.stft import get_window, stft
 from ...errors import ConfigError, DataError
+from ...nn.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+from ...nn.discriminators_mbd import MultiBandDiscriminator
 from ..losses import feature_matching_loss, generator_adversarial_loss
 from ..losses_phase import amplitude_phase_spectrum, apnet_reconstruction_losses
 from ..optim import build_optimizer, build_scheduler
 from .base import batch_size, unwrap
 from .gan import GANTask
+
+# ``discriminators: {name: {kind: ..., **kwargs}}`` in a recipe's task section
+DISCRIMINATORS: dict[str, type[nn.Module]] = {
+    "mpd": MultiPeriodDiscriminator, "msd": MultiScaleDiscriminator, "mbd": MultiBandDiscriminator}
 
 __all__ = ["PWG_RESOLUTIONS", "VocoderTask", "multi_resolution_stft_loss"]
 
@@ -96,7 +102,8 @@ class VocoderTask(GANTask):
                  schedule: Mapping[str, Any] | None = None, d_optim: Mapping[str, Any] | None = None,
                  d_schedule: Mapping[str, Any] | None = None, generator_key: str = "generator",
                  warmup_adv_steps: int = 0, gain_db: Sequence[float] | None = None,
-                 lambda_amp_sc: float = 0.0) -> None:
+                 lambda_amp_sc: float = 0.0,
+                 discriminators: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         super().__init__(lambda_adv=lambda_adv, lambda_fm=lambda_fm, lambda_recon=1.0, adversarial=adversarial,
                          optim=optim, schedule=schedule, d_optim=d_optim, d_schedule=d_schedule,
                          generator_key=generator_key, warmup_adv_steps=warmup_adv_steps)
@@ -117,6 +124,11 @@ class VocoderTask(GANTask):
             raise ConfigError(f"lambda_amp_sc (>= 0) weighs the spectral convergence of a predicted amplitude: it "
                               f"needs the 'apnet' losses, got lambda_amp_sc={lambda_amp_sc}, losses={losses}")
         self.lambda_amp_sc = float(lambda_amp_sc)
+        self.discriminator_specs = {str(k): dict(v) for k, v in (discriminators or {}).items()}
+        for name, spec in self.discriminator_specs.items():
+            if spec.get("kind") not in DISCRIMINATORS:
+                raise ConfigError(f"discriminator {name!r}: kind must be one of {sorted(DISCRIMINATORS)}, "
+                                  f"got {spec.get('kind')!r}")
         if gain_db is not None and (len(gain_db) != 2 or float(gain_db[0]) > float(gain_db[1])):
             raise ConfigError(f"gain_db must be [low, high] in dB with low <= high, got {gain_db}")
         self.gain_db = None if gain_db is None else (float(gain_db[0]), float(gain_db[1]))
@@ -128,6 +140,18 @@ class VocoderTask(GANTask):
         if len(self.models) == 1:
             return next(iter(self.models.values()))
         return super().generator
+
+    def setup(self, trainer: Any) -> None:
+        """Builds the recipe's ``discriminators`` (not registered models) beside the generator, as trainer
+        models, so that they are optimised, checkpointed and resumed with the run."""
+        super().setup(trainer)
+        if self.discriminator_specs and len(trainer.models) == 1:
+            self.generator_key = next(iter(trainer.models))
+        for name, spec in self.discriminator_specs.items():
+            if name not in trainer.models:
+                kw = {k: v for k, v in spec.items() if k != "kind"}
+                trainer.models[name] = DISCRIMINATORS[spec["kind"]](**kw).to(self.device).train()
+        self.models = dict(trainer.models)
 
     @property
     def adversarial_on(self) -> bool:
