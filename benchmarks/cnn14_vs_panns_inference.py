@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import importlib
 import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -40,32 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from ast_vs_transformers import _cpu_name, _gemm, _shared_data, _stats  # noqa: E402
 
+from audiozoo.testing import import_panns_inference_offline  # noqa: E402
+
 SR = 32000
 REAL_CLIPS = [
     "esc50_samples/1-100032-A-0.wav", "esc50_samples/2-100648-A-43.wav", "esc50_samples/3-103051-C-19.wav",
     "speech_sources/cmu_arctic/cmu_arctic_us_aew_a0001.wav", "librosa/sorohanro_-_solo-trumpet-06.ogg",
     "librosa/admiralbob77_-_Choice_-_Drum-bass.ogg",
 ]
-
-
-def _panns_models():
-    """``panns_inference.models`` imported with a local label CSV under a temporary HOME."""
-    home = Path(tempfile.mkdtemp(prefix="panns_home_"))
-    (home / "panns_data").mkdir()
-    with open(home / "panns_data" / "class_labels_indices.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "mid", "display_name"])
-        for i in range(527):
-            w.writerow([i, f"/m/x{i}", f"class {i}"])
-    old = os.environ.get("HOME")
-    os.environ["HOME"] = str(home)
-    try:
-        return importlib.import_module("panns_inference.models")
-    finally:
-        if old is None:
-            del os.environ["HOME"]
-        else:
-            os.environ["HOME"] = old
 
 
 def _randomise_(model: torch.nn.Module, seed: int = 1) -> None:
@@ -99,7 +78,7 @@ def main() -> None:
     from audiozoo.models.classify.panns import checkpoint_filter_fn
 
     load0 = os.getloadavg()
-    ref = _panns_models().Cnn14(SR, 1024, 320, 64, 50, 14000, 527).eval()
+    ref = import_panns_inference_offline().Cnn14(SR, 1024, 320, 64, 50, 14000, 527).eval()
     _randomise_(ref)
     az = audiozoo.create_model("panns_cnn14").eval()
     az.load_state_dict(checkpoint_filter_fn(ref.state_dict(), az))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import importlib
-import os
-
 import pytest
 import torch
 
 import audiozoo
 from audiozoo.models.classify.panns import PANNsConfig, PANNsFrontend, checkpoint_filter_fn
+from audiozoo.testing import import_panns_inference_offline
 
 SR = 32000
 
@@ -22,22 +19,7 @@ def panns_models(tmp_path_factory):
     ``panns_inference.config`` reads ``~/panns_data/class_labels_indices.csv`` at import and wgets it when
     missing; we point HOME at a temporary folder holding a 527-row CSV of the same layout.
     """
-    home = tmp_path_factory.mktemp("home")
-    (home / "panns_data").mkdir()
-    with open(home / "panns_data" / "class_labels_indices.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "mid", "display_name"])
-        for i in range(527):
-            w.writerow([i, f"/m/x{i}", f"class {i}"])
-    old = os.environ.get("HOME")
-    os.environ["HOME"] = str(home)
-    try:
-        return importlib.import_module("panns_inference.models")
-    finally:
-        if old is None:
-            del os.environ["HOME"]
-        else:
-            os.environ["HOME"] = old
+    return import_panns_inference_offline(tmp_path_factory.mktemp("home"))
 
 
 def _randomise_(model: torch.nn.Module, seed: int) -> None:

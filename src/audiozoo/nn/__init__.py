@@ -24,6 +24,7 @@ from .transformer import (
     TransformerBlock,
     TransformerEncoder,
     fuse_for_inference,
+    vit_head,
 )
 from .vocoder import HiFiGANTrunk, VocoderMel
 from .weight_norm import apply_spectral_norm, apply_weight_norm, convert_legacy_weight_norm_keys, remove_weight_norm
@@ -35,5 +36,5 @@ __all__ = [
     "ResBlock1", "ResBlock2", "TransformerBlock", "TransformerEncoder", "VocoderMel", "add_bottleneck_adapters",
     "add_lora", "add_prefix_tuning", "add_prompt_tuning", "apply_spectral_norm", "apply_weight_norm",
     "convert_legacy_weight_norm_keys", "count_trainable", "fuse_for_inference", "get_padding",
-    "mark_only_adapters_trainable", "remove_weight_norm", "resample_pos_embed",
+    "mark_only_adapters_trainable", "remove_weight_norm", "resample_pos_embed", "vit_head",
 ]

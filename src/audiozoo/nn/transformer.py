@@ -21,6 +21,15 @@ from ..errors import ConfigError
 from .attention import MultiHeadAttention
 
 
+def vit_head(dim: int, num_classes: int, device: torch.device | str | None = None) -> nn.Linear:
+    """A fresh ViT/DeiT classification head ``(B, dim) -> (B, num_classes)``: weights ~ truncated N(0, 0.02),
+    zero bias (timm's ``reset_classifier`` initialisation), on ``device``."""
+    head = nn.Linear(dim, num_classes, device=device)
+    nn.init.trunc_normal_(head.weight, std=0.02)
+    nn.init.zeros_(head.bias)
+    return head
+
+
 class DropPath(nn.Module):
     """Stochastic depth (Huang et al. 2016): drop a residual branch per sample in training."""
 

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ...config import build_config
 from ...dsp.kaldi import kaldi_fbank
 from ...errors import ConfigError
-from ...nn import PatchEmbed, TransformerEncoder, resample_pos_embed
+from ...nn import PatchEmbed, TransformerEncoder, resample_pos_embed, vit_head
 from ...registry import register_model
 
 AUDIOSET_MEAN = -4.2677393
@@ -173,9 +173,7 @@ class AST(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.config.num_classes = self.num_classes = num_classes
-        self.head = nn.Linear(self.config.embed_dim, num_classes).to(self.head_norm.weight.device)
-        nn.init.trunc_normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        self.head = vit_head(self.config.embed_dim, num_classes, self.head_norm.weight.device)
 
 
 # --------------------------------------------------------------------------- checkpoint converter

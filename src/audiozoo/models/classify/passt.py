@@ -51,7 +51,7 @@ from ...config import build_config
 from ...dsp.kaldi import kaldi_mel_banks
 from ...dsp.stft import get_window, stft, stft_lengths
 from ...errors import AudioError, CheckpointError, ConfigError
-from ...nn import PatchEmbed, TransformerEncoder
+from ...nn import PatchEmbed, TransformerEncoder, vit_head
 from ...registry import register_model
 
 LOG_OFFSET = 1e-5  # ln(mel + 1e-5) in AugmentMelSTFT
@@ -265,9 +265,7 @@ class PaSST(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.config.num_classes = self.num_classes = num_classes
-        self.head = nn.Linear(self.config.embed_dim, num_classes).to(self.head_norm.weight.device)
-        nn.init.trunc_normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        self.head = vit_head(self.config.embed_dim, num_classes, self.head_norm.weight.device)
 
 
 # --------------------------------------------------------------------------- checkpoint converter
