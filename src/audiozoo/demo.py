@@ -118,7 +118,7 @@ def _demo_vocode(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any
     from .dsp.io import save_audio
     from .eval.speech import multi_resolution_stft_distance
     from .pipelines import pipeline
-    from .registry import list_models, model_info, weights_dir
+    from .registry import list_models, weights_dir
 
     speech = [i for i in inputs if "cmu_arctic" in i["path"]] or [i for i in inputs if "espeak" in i["source"]]
     if not speech:
@@ -126,8 +126,6 @@ def _demo_vocode(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any
         return
     models = []
     for name in list_models("vocoder", with_weights=True):
-        if "input_rates" in model_info(name.split(".")[0]).input:  # super-resolution models: see _demo_upsample
-            continue
         try:
             weights_dir(name)
             models.append(name)
@@ -176,20 +174,19 @@ def _demo_upsample(inputs: list[dict[str, Any]], out: Path, summary: dict[str, A
     from .dsp.io import load_audio, resample, save_audio
     from .eval.speech import high_band_log_spectral_distance
     from .pipelines import pipeline
-    from .registry import list_models, model_info, weights_dir
+    from .registry import list_models, weights_dir
 
     speech = [i for i in inputs if "cmu_arctic" in i["path"]]
     if not speech:
         report.append("upsample: skipped (no 16 kHz real speech input)")
         return
     models = []
-    for name in list_models("vocoder", with_weights=True):
-        if "input_rates" in model_info(name.split(".")[0]).input:
-            try:
-                weights_dir(name)
-                models.append(name)
-            except Exception as e:
-                notes.append(f"{name}: {e}")
+    for name in list_models("enhance", with_weights=True):
+        try:
+            weights_dir(name)
+            models.append(name)
+        except Exception as e:
+            notes.append(f"{name}: {e}")
     try:
         ref, sr = load_audio(speech[0]["path"], sample_rate=16000, mono=True)
         low = resample(ref, 16000, 8000)

@@ -22,7 +22,7 @@ from typing import Any
 from .errors import ConfigError, ModelNotFoundError
 
 FAMILIES = (
-    "classify", "ssl", "tts", "vocoder", "codec", "separate", "generate", "caption", "asr", "s2st",
+    "classify", "ssl", "tts", "vocoder", "codec", "separate", "enhance", "generate", "caption", "asr", "s2st",
     "transcribe",
 )
 _LEVELS = set("APTU")

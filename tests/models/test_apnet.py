@@ -12,7 +12,7 @@ import audiozoo
 from audiozoo.dsp import OverlapAddISTFT
 from audiozoo.errors import AudioError, ConfigError
 from audiozoo.models.vocoder.apnet import APNet, APNetConfig, checkpoint_filter_fn
-from audiozoo.train.losses_phase import (
+from audiozoo.train.losses.phase import (
     amplitude_loss,
     amplitude_phase_spectrum,
     anti_wrapping,

@@ -1,4 +1,4 @@
-"""RAVE v1 (models.vocoder.rave): canonical parameter count, compression, stages, latent PCA, converter, ONNX."""
+"""RAVE v1 (models.codec.rave): canonical parameter count, compression, stages, latent PCA, converter, ONNX."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 import audiozoo
 from audiozoo.errors import AudioError, ConfigError
-from audiozoo.models.vocoder.rave import RAVE, checkpoint_filter_fn, kl_divergence, mod_sigmoid
+from audiozoo.models.codec.rave import RAVE, checkpoint_filter_fn, kl_divergence, mod_sigmoid
 
 TINY = dict(n_band=4, capacity=4, latent_size=6, ratios=(2, 2), noise_ratios=(2, 2), sample_rate=16000)
 

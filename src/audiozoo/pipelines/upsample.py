@@ -6,7 +6,7 @@
 
 Output length is always ``round(T_in * rate / input_rate)`` samples.
 
-With a model (HiFi-SR contract, :class:`audiozoo.models.vocoder.hifisr.HiFiSR`: ``frontend``, ``sample_rate``,
+With a model (HiFi-SR contract, :class:`audiozoo.models.enhance.hifisr.HiFiSR`: ``frontend``, ``sample_rate``,
 ``hop_length``, ``min_input_rate`` / ``max_input_rate``), as the official ``MossFormer2_SR_48K`` inference
 (ClearerVoice-Studio ``utils/decode.py``): the input is peak-normalised to 0.95 (the training level; the gain is
 undone at the end), sinc-resampled to the model's rate, turned into the model's mel and re-generated; long inputs

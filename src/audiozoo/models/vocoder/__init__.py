@@ -1,3 +1,3 @@
-"""Vocoders and speech super-resolution (family ``vocoder``): mel (B, n_mels, L) -> waveform (B, T)."""
+"""Vocoders (family ``vocoder``): mel (B, n_mels, L) -> waveform (B, T)."""
 
-from . import apnet, hifigan, hifinet, hifisr, istftnet, periodwave, rave  # noqa: F401
+from . import apnet, hifigan, hifinet, istftnet, periodwave  # noqa: F401

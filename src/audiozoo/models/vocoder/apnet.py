@@ -38,7 +38,7 @@ Departures (none for a single unpadded item):
   ONNX with the tracing exporter, which has no ``irfft``. Measured against ``torch.istft`` in the tests.
 
 Losses (amplitude, anti-wrapping phase, STFT consistency, real/imaginary, mel) live in
-:mod:`audiozoo.train.losses_phase`, not here.
+:mod:`audiozoo.train.losses.phase`, not here.
 """
 
 from __future__ import annotations

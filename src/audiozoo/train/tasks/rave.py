@@ -8,7 +8,7 @@ Stage 1 (representation learning, steps ``< phase_1_steps``; v1: 1,000,000): the
 
 with, per STFT scale ``n`` (Hann window ``n``, hop ``n/4``, centred, reflect padding; v1 scales 2048 ... 128):
 ``||X - Y||^2 / ||X||^2`` (a relative squared error of magnitudes) + ``mean|log(X + 1e-7) - log(Y + 1e-7)|``,
-summed over scales; KL as :func:`audiozoo.models.vocoder.rave.kl_divergence`, beta 0.1 (v1: fixed).
+summed over scales; KL as :func:`audiozoo.models.codec.rave.kl_divergence`, beta 0.1 (v1: fixed).
 
 Stage 2 (adversarial fine-tuning): the model's ``warmed_up`` flag is set: the encoder output is detached and its
 parameters frozen, the noise synthesiser is added to the decoder output; a multi-scale discriminator is trained

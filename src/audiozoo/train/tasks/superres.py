@@ -91,7 +91,7 @@ def band_limit(wav: Tensor, sample_rate: int, input_rates: Sequence[int]) -> Ten
 
 
 class SuperResTask(VocoderTask):
-    """Train a super-resolution generator (:class:`~audiozoo.models.vocoder.hifisr.HiFiSR`) on full-band crops.
+    """Train a super-resolution generator (:class:`~audiozoo.models.enhance.hifisr.HiFiSR`) on full-band crops.
 
     Args:
         input_rates: band-limiting rates (Hz), one drawn uniformly per item (HiFi-SR: 16000/22050/24000/32000

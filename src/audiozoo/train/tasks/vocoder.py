@@ -12,7 +12,7 @@ re-synthesises the crop. Reconstruction terms (``losses``):
   Sec. 2.3): for each (n_fft, hop, win) spectral convergence ``||S| - |S^||_F / ||S||_F`` plus the L1 of log
   magnitudes, averaged over resolutions (PWG: (1024, 120, 600), (2048, 240, 1200), (512, 50, 240) at 24 kHz).
 * ``"apnet"``: APNet's amplitude, anti-wrapping phase, STFT consistency/real/imaginary and mel terms
-  (:func:`audiozoo.train.losses_phase.apnet_reconstruction_losses`, official weights 45/100/20/45); needs a
+  (:func:`audiozoo.train.losses.phase.apnet_reconstruction_losses`, official weights 45/100/20/45); needs a
   generator with ``forward_with_spectra`` (:class:`audiozoo.models.vocoder.apnet.APNet`).
 
 The monitored validation metric is ``mel_l1`` (the L1 between log-mels of real and generated speech), the
@@ -33,7 +33,7 @@ from ...errors import ConfigError, DataError
 from ...nn.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from ...nn.discriminators_mbd import MultiBandDiscriminator
 from ..losses import feature_matching_loss, generator_adversarial_loss
-from ..losses_phase import amplitude_phase_spectrum, apnet_reconstruction_losses
+from ..losses.phase import amplitude_phase_spectrum, apnet_reconstruction_losses
 from ..optim import build_optimizer, build_scheduler
 from .base import batch_size, unwrap
 from .gan import GANTask

@@ -45,8 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..dsp.stft import get_window, stft
-from ..errors import AudioError, ConfigError
+from ...dsp.stft import get_window, stft
+from ...errors import AudioError, ConfigError
 
 __all__ = [
     "APNET_WEIGHTS", "APNetLossWeights", "amplitude_loss", "amplitude_phase_spectrum", "anti_wrapping",

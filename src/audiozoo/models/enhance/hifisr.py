@@ -423,7 +423,7 @@ def checkpoint_filter_fn(state: dict[str, Any], model: HiFiSR) -> dict[str, Tens
 
 # --------------------------------------------------------------------------- registered variants
 _PAPER = dict(
-    family="vocoder",
+    family="enhance",
     paper="HiFi-SR: A Unified Generative Transformer-Convolutional Adversarial Network for High-Fidelity Speech "
           "Super-Resolution (Zhao et al., ICASSP 2025)",
     arxiv="2501.10045",

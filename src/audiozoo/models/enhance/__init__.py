@@ -1,0 +1,3 @@
+"""Speech enhancement and super-resolution (family ``enhance``): degraded waveform -> waveform."""
+
+from . import hifisr  # noqa: F401
