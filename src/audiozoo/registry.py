@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .errors import ConfigError, ModelNotFoundError
 
 FAMILIES = (
@@ -29,8 +31,57 @@ _LEVELS = set("APTU")
 
 
 @dataclass(frozen=True)
+class WeightSet:
+    """Record of one trained weight set ``name.tag`` (as timm's pretrained cfg).
+
+    Only what cannot be derived is written here; the sample rate, front-end config and label names come
+    from the weight set's own ``config.json`` / model (:func:`weight_record` joins both).
+
+    Attributes:
+        description: one line on what it does and how good it is.
+        source: ``"shipped"`` (a checkpoint folder inside the package, ``audiozoo/checkpoints/NAME.TAG``),
+            ``"package"`` (a file inside an installed PyPI package, pinned by version and sha256, converted in
+            memory by ``loader``), ``"file"`` (a folder the user places in ``$AUDIOZOO_HOME/checkpoints``) or
+            ``"url"`` (for users with a network; never fetched by tests or the demo).
+        location: ``"package==version:path/inside/the/wheel"`` for ``package``, the URL for ``url``; empty
+            for ``shipped`` / ``file`` (the folder is named after the weight set).
+        sha256: of ``model.safetensors`` (shipped) or of the package file; checked by a test.
+        loader: ``package`` / ``url`` sources: ``() -> state dict`` (audiozoo or reference layout; the model's
+            converter maps the latter).
+        recipe: the recipe that made it (shipped weights); ``commit``: the commit that added the weights.
+        metrics: measured, held-out figures (say on what in ``description`` or the model card).
+    """
+
+    description: str
+    source: str = "shipped"
+    location: str = ""
+    sha256: str = ""
+    loader: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
+    recipe: str = ""
+    commit: str = ""
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    license: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source not in WEIGHT_SOURCES:
+            raise ConfigError(f"weight source must be one of {WEIGHT_SOURCES}, got {self.source!r}")
+        if self.source in ("package", "url") and self.loader is None:
+            raise ConfigError(f"a {self.source!r} weight set needs a loader")
+        if self.source == "package" and ("==" not in self.location or ":" not in self.location):
+            raise ConfigError(f"package weights need location 'dist==version:path', got {self.location!r}")
+
+
+WEIGHT_SOURCES = ("shipped", "package", "file", "url")
+
+
+@dataclass(frozen=True)
 class ModelInfo:
-    """What the registry knows of one model variant."""
+    """What the registry knows of one model variant.
+
+    ``input`` (sample rate, front-end config, feature shape) is derived from the canonical config through
+    the model's family contract (:meth:`audiozoo.models.contracts.AudioModel.input_spec`), never written
+    by hand.
+    """
 
     name: str
     family: str
@@ -38,17 +89,17 @@ class ModelInfo:
     arxiv: str
     params: int
     params_source: str
-    input: Mapping[str, Any]
     verified: str
     factory: Callable[..., Any] = field(repr=False)
     tiny: Mapping[str, Any] = field(default_factory=dict)
     official_repo: str = ""
     license: str = ""
     converter: Callable[[dict, Any], dict] | None = field(default=None, repr=False)
-    weights: Mapping[str, str] = field(default_factory=dict)  # tag -> description
-    # tag -> function returning the weight set's state dict, for weights that come with an installed
-    # package (e.g. the basic-pitch wheel's nmp.onnx) rather than as a checkpoint folder.
-    weight_sources: Mapping[str, Callable[[], dict]] = field(default_factory=dict, repr=False)
+    weights: Mapping[str, WeightSet] = field(default_factory=dict)
+
+    @property
+    def input(self) -> dict[str, Any]:
+        return _derived_input(self.name)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,7 +111,7 @@ class ModelInfo:
             "license": self.license,
             "params": self.params,
             "params_source": self.params_source,
-            "input": dict(self.input),
+            "input": self.input,
             "verified": self.verified,
             "weights": sorted(f"{self.name}.{t}" for t in self.weights),
         }
@@ -76,14 +127,12 @@ def register_model(
     arxiv: str,
     params: int,
     params_source: str,
-    input: Mapping[str, Any],
     verified: str,
     tiny: Mapping[str, Any] | None = None,
     official_repo: str = "",
     license: str = "",
     converter: Callable[[dict, Any], dict] | None = None,
-    weights: Mapping[str, str] | None = None,
-    weight_sources: Mapping[str, Callable[[], dict]] | None = None,
+    weights: Mapping[str, WeightSet] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a model factory under its function name."""
     if family not in FAMILIES:
@@ -91,9 +140,9 @@ def register_model(
     if not verified or not set(verified) <= _LEVELS:
         raise ConfigError(f"verified must be letters of 'APTU', got {verified!r}")
 
-    unknown = set(weight_sources or {}) - set(weights or {})
-    if unknown:
-        raise ConfigError(f"weight_sources {sorted(unknown)} have no description in weights")
+    bad = [t for t, w in (weights or {}).items() if not isinstance(w, WeightSet)]
+    if bad:
+        raise ConfigError(f"weights {bad} must be WeightSet records (audiozoo.registry.WeightSet)")
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         name = fn.__name__
@@ -101,9 +150,9 @@ def register_model(
             raise ConfigError(f"model {name!r} is registered twice")
         _REGISTRY[name] = ModelInfo(
             name=name, family=family, paper=paper, arxiv=arxiv, params=int(params),
-            params_source=params_source, input=dict(input), verified=verified, factory=fn,
+            params_source=params_source, verified=verified, factory=fn,
             tiny=dict(tiny or {}), official_repo=official_repo, license=license, converter=converter,
-            weights=dict(weights or {}), weight_sources=dict(weight_sources or {}),
+            weights=dict(weights or {}),
         )
         return fn
 
@@ -147,26 +196,56 @@ def list_models(pattern_or_family: str = "*", *, with_weights: bool = False) -> 
     return sorted(i.name for i in infos)
 
 
-def weights_dir(name: str) -> Path:
-    """Folder of the trained weight set ``name.tag``.
-
-    Searched in ``$AUDIOZOO_HOME/checkpoints`` (default ``~/.cache/audiozoo/checkpoints``), then in the
-    checkpoints shipped inside the package.
-    """
+def weight_set(name: str) -> WeightSet:
+    """The :class:`WeightSet` record of ``name.tag``."""
     base, tag = _split(name)
     info = model_info(base)
     if tag is None or tag not in info.weights:
         known = ", ".join(f"{base}.{t}" for t in info.weights) or "none"
         raise ModelNotFoundError(f"no weight set {name!r}; known weight sets of {base}: {known}")
+    return info.weights[tag]
+
+
+def shipped_checkpoints_dir() -> Path:
+    """Where the project's own small checkpoints ship: inside the package (docs/decisions.md)."""
+    return Path(__file__).parent / "checkpoints"
+
+
+def weights_dir(name: str) -> Path:
+    """Folder of the trained weight set ``name.tag`` (sources ``shipped`` and ``file``).
+
+    Searched in ``$AUDIOZOO_HOME/checkpoints`` (default ``~/.cache/audiozoo/checkpoints``) first, so a user
+    can override a shipped set, then in the checkpoints shipped inside the package.
+    """
+    base, tag = _split(name)
+    ws = weight_set(name)
+    if ws.source not in ("shipped", "file"):
+        raise ModelNotFoundError(f"weight set {name!r} comes from {ws.source} ({ws.location}), not from a folder")
     home = Path(os.environ.get("AUDIOZOO_HOME", Path.home() / ".cache" / "audiozoo"))
-    for root in (home / "checkpoints", Path(__file__).parent / "checkpoints"):
+    for root in (home / "checkpoints", shipped_checkpoints_dir()):
         d = root / f"{base}.{tag}"
         if (d / "config.json").is_file():
             return d
     raise ModelNotFoundError(
         f"weight set {name!r} is registered but not present; build it with its recipe "
-        f"(see docs/models/{base}.md) or place it in {home / 'checkpoints' / name}"
+        f"({ws.recipe or f'see docs/models/{base}.md'}) or place it in {home / 'checkpoints' / name}"
     )
+
+
+def from_pretrained(directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides: Any):
+    """Build the model recorded in ``directory/config.json`` and load its weights (safetensors only).
+
+    ``overrides`` change config fields that do not alter weight shapes (e.g. dropout).
+    """
+    from . import hub
+
+    cfg = hub.read_config(directory)
+    info = model_info(cfg["model_name"])
+    model = info.factory(**{**cfg["config"], **overrides})
+    model.model_name = info.name
+    model.pretrained_metadata = cfg.get("metadata", {})
+    hub.load_into(model, hub.load_state_dict(directory))
+    return model.to(map_location)
 
 
 def create_model(name: str, pretrained: Any = None, **overrides: Any):
@@ -186,19 +265,71 @@ def create_model(name: str, pretrained: Any = None, **overrides: Any):
     if tag is not None:
         if pretrained not in (None, True):
             raise ConfigError("give either a weight tag (name.tag) or pretrained=..., not both")
-        if tag in info.weight_sources:  # weights read from an installed package (converted on the fly)
+        ws = weight_set(name)
+        if ws.loader is not None:  # weights read from an installed package (converted in memory)
             model = info.factory(**overrides)
             model.model_name = base
-            hub.load_into(model, info.weight_sources[tag](), converter=info.converter)
+            hub.load_into(model, ws.loader(), converter=info.converter)
+            model.pretrained_metadata = {"weight_set": name, "source": ws.source, "location": ws.location}
             return model
-        return hub.from_pretrained(weights_dir(name), **overrides)
+        model = from_pretrained(weights_dir(name), **overrides)
+        model.pretrained_metadata = {**model.pretrained_metadata, "weight_set": name}
+        return model
     if pretrained is True:
         raise ConfigError(f"pretrained=True needs a weight tag, e.g. one of {list_models(base, with_weights=True)}")
     if isinstance(pretrained, (str, os.PathLike)) and Path(pretrained).is_dir():
-        return hub.from_pretrained(pretrained, **overrides)
+        return from_pretrained(pretrained, **overrides)
     model = info.factory(**overrides)
     model.model_name = base
     if pretrained is not None:
         state = hub.load_state_dict(pretrained) if isinstance(pretrained, (str, os.PathLike)) else dict(pretrained)
         hub.load_into(model, state, converter=info.converter)
     return model
+
+
+# ------------------------------------------------------------------ derived records (never written twice)
+_INPUT_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def _input_of(model: Any) -> dict[str, Any]:
+    spec = getattr(model, "input_spec", None)
+    if spec is None:
+        raise ConfigError(f"{type(model).__name__} has no input_spec(): it must inherit its family contract")
+    return spec()
+
+
+def _derived_input(name: str) -> dict[str, Any]:
+    """Input contract of the canonical config, from the model built on the ``meta`` device (no memory)."""
+    if name not in _INPUT_CACHE:
+        with torch.device("meta"):
+            model = _REGISTRY[name].factory()
+        _INPUT_CACHE[name] = _input_of(model)
+    return dict(_INPUT_CACHE[name])
+
+
+def weight_record(name: str) -> dict[str, Any]:
+    """Everything known of weight set ``name.tag``: the :class:`WeightSet` fields joined with what its
+    checkpoint says (sample rate, front-end config and labels, read from its ``config.json`` through the
+    model's contract). Shown by ``audiozoo info NAME.TAG``."""
+    from . import hub
+
+    base, tag = _split(name)
+    ws = weight_set(name)
+    rec: dict[str, Any] = {"name": name, "architecture": base, "family": model_info(base).family,
+                           "description": ws.description, "source": ws.source, "location": ws.location,
+                           "sha256": ws.sha256, "recipe": ws.recipe, "commit": ws.commit,
+                           "metrics": dict(ws.metrics), "license": ws.license or model_info(base).license}
+    try:
+        if ws.source in ("shipped", "file"):
+            d = weights_dir(name)
+            cfg = hub.read_config(d)
+            with torch.device("meta"):
+                model = model_info(base).factory(**cfg["config"])
+            meta = cfg.get("metadata", {})
+            rec.update(path=str(d), input=_input_of(model), labels=meta.get("labels"))
+            rec["metrics"] = rec["metrics"] or meta.get("metrics", {})
+        else:
+            rec.update(input=_derived_input(base), labels=None)
+    except ModelNotFoundError as e:
+        rec["available"] = f"no: {e}"
+    return rec

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import audiozoo
-from audiozoo.hub import from_pretrained, save_pretrained
-from audiozoo.models.contracts import example_inputs
+from audiozoo.hub import save_pretrained
+from audiozoo.models.contracts import FAMILY_BASES, example_inputs
+from audiozoo.registry import from_pretrained
 
 MODELS = audiozoo.list_models()
 LENGTHS = (37, 53, 64)  # odd/unaligned frame counts
@@ -83,3 +84,18 @@ def test_model_info_is_complete(name):
     d = audiozoo.model_info(name).as_dict()
     assert d["paper"] and d["arxiv"] and d["family"] and d["params"] > 0 and d["input"]
     assert set(d["verified"]) <= set("APTU") and "A" in d["verified"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_family_contract(name):
+    """Every model inherits its family's base class and its outputs honour that contract (shapes, dtypes,
+    returned lengths matching the valid part, attributes) on odd lengths."""
+    info, model = _tiny(name)
+    assert isinstance(model, FAMILY_BASES[info.family]), f"{name} does not inherit {FAMILY_BASES[info.family]}"
+    model.eval()
+    model.check_attributes()
+    for length in LENGTHS[:2]:
+        args, kwargs = example_inputs(info.family, model, length)
+        with torch.no_grad():
+            out = model(*args, **kwargs)
+        model.check_outputs(args, kwargs, out)

@@ -7,7 +7,8 @@ import torch
 
 import audiozoo
 from audiozoo.export import check_onnx, export_onnx
-from audiozoo.hub import from_pretrained, save_pretrained
+from audiozoo.hub import save_pretrained
+from audiozoo.registry import from_pretrained
 from audiozoo.models.classify.panns import pack_waveform, unpack_waveform
 
 NAME = "panns_wavegram_logmel_cnn14"

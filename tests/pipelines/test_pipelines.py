@@ -45,5 +45,5 @@ def test_pipeline_errors_are_clear():
         pipe(np.zeros(100, dtype=np.float32))
     with pytest.raises(ConfigError, match="unknown task"):
         audiozoo.pipeline("karaoke")
-    with pytest.raises(ConfigError, match="names an architecture"):
+    with pytest.raises(ConfigError, match="names an untrained architecture"):
         audiozoo.pipeline("audio-classification", model="ast_tiny")

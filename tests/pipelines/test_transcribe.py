@@ -22,20 +22,20 @@ from audiozoo.pipelines.transcribe import (
     OVERLAP_SAMPLES,
     WINDOW_SAMPLES,
     TranscriptionPipeline,
-    load_basic_pitch,
     min_note_frames,
     model_output_to_notes,
     notes_to_midi_bytes,
     unwrap_output,
     window_audio,
 )
+from audiozoo.resolve import resolve_model
 
 CLIP = "librosa/sorohanro_-_solo-trumpet-06.ogg"
 
 
 @functools.lru_cache(maxsize=1)
 def _model() -> torch.nn.Module:
-    return load_basic_pitch("basic_pitch_nmp").eval()
+    return resolve_model("basic_pitch_nmp", "transcribe", trained=True).eval()
 
 
 @functools.lru_cache(maxsize=2)
@@ -214,7 +214,7 @@ def test_pipeline_rejects_bad_settings():
         TranscriptionPipeline(_model(), onset_threshold=1.5)
     with pytest.raises(ConfigError, match="minimum_frequency"):
         TranscriptionPipeline(_model(), minimum_frequency=1000.0, maximum_frequency=200.0)
-    with pytest.raises(ConfigError, match="basic_pitch_nmp"):
+    with pytest.raises(ConfigError, match="classify model; this needs transcribe"):
         TranscriptionPipeline("ast_base_p16")
 
 

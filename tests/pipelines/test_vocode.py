@@ -14,8 +14,9 @@ from audiozoo import hub
 from audiozoo.cli import main as cli_main
 from audiozoo.errors import AudioError, ConfigError
 from audiozoo.eval.speech import multi_resolution_stft_distance
+from audiozoo.nn.griffinlim import GriffinLimVocoder
 from audiozoo.pipelines import pipeline
-from audiozoo.pipelines.vocode import GriffinLimVocoder, VocodePipeline, receptive_field_frames
+from audiozoo.pipelines.vocode import VocodePipeline, receptive_field_frames
 
 TINY = dict(asp_channels=8, psp_channels=8, asp_kernel_sizes=(3, 5), asp_dilations=((1, 3), (1, 3)),
             psp_kernel_sizes=(3, 5), psp_dilations=((1, 3), (1, 3)), n_fft=256, hop_length=64, win_length=256,
@@ -101,7 +102,8 @@ def test_cli_vocode(tmp_path) -> None:
 
 
 def test_griffin_lim_refiner_contract_and_suffix() -> None:
-    from audiozoo.pipelines.vocode import GriffinLimRefiner, load_vocoder
+    from audiozoo.nn.griffinlim import GriffinLimRefiner
+    from audiozoo.resolve import resolve_model
 
     model = _tiny_apnet()
     wav = _speechlike(seconds=0.5)
@@ -115,10 +117,10 @@ def test_griffin_lim_refiner_contract_and_suffix() -> None:
     assert zero.shape == plain.shape and torch.equal(n_zero, n_plain)
     assert (zero - plain).abs().max() < 1e-5 * max(1.0, plain.abs().max().item())
     assert (refined - plain).abs().max() > 1e-4  # the iterations change an inconsistent (untrained) spectrum
-    wrapped = load_vocoder("apnet+griffinlim:3")
+    wrapped = resolve_model("apnet+griffinlim:3", "vocoder")
     assert isinstance(wrapped, GriffinLimRefiner) and wrapped.n_iter == 3
     with pytest.raises(ConfigError, match="refinement suffix"):
-        load_vocoder("apnet+griffin:3")
+        resolve_model("apnet+griffin:3", "vocoder")
     with pytest.raises(ConfigError, match="no forward_with_spectra"):
         GriffinLimRefiner(audiozoo.create_model("hifigan_v1", **audiozoo.model_info("hifigan_v1").tiny))
 
@@ -137,9 +139,10 @@ def test_fast_path_is_used_for_hifigan_and_matches_plain() -> None:
 def test_shipped_vocoder_beats_griffin_lim_on_held_out_speech(shared_data) -> None:
     """`apnet.freev_speech16k+griffinlim:32` vs Griffin-Lim (32 it.) from the SAME mel on a CMU ARCTIC utterance
     (speaker never trained on): lower multi-resolution STFT distance to the recording."""
-    from audiozoo.pipelines.vocode import GriffinLimRefiner, load_vocoder
+    from audiozoo.nn.griffinlim import GriffinLimRefiner
+    from audiozoo.resolve import resolve_model
 
-    voc = load_vocoder("apnet.freev_speech16k+griffinlim:32")
+    voc = resolve_model("apnet.freev_speech16k+griffinlim:32", "vocoder")
     assert isinstance(voc, GriffinLimRefiner)
     base = GriffinLimVocoder.like(voc.vocoder, n_iter=32)
     wav, _ = audiozoo.dsp.load_audio(shared_data / "speech_sources" / "cmu_arctic" / "cmu_arctic_us_axb_a0004.wav",

@@ -1,101 +1,392 @@
-"""Family contracts (DESIGN.md): one small Protocol per model family, plus test-input builders.
+"""Family contracts (DESIGN.md): one base class per model family, which every model of the family inherits.
 
-Model files import this module to state which contract they fulfil; the registry-parametrised tests use
-:func:`example_inputs` to drive every registered model the same way.
+Each base class owns what the registry-parametrised tests need to drive *any* model of its family the same
+way, and to check it:
+
+- :meth:`AudioModel.example_inputs` builds random inputs of a given length (the last batch item shorter, so
+  the ``lengths`` path is exercised);
+- :meth:`AudioModel.check_outputs` checks the outputs for those inputs against the family's contract (shapes,
+  dtypes, returned lengths that match the valid part, attributes) and raises :class:`ContractError` naming
+  the model and what is wrong.
+
+The checks live here, beside the contract they state, so a new family member is checked by the existing
+tests the moment it is registered (``tests/models/test_contracts.py``).
+
+Families: classify, ssl, vocoder, codec, tts, separate, enhance, generate, caption / asr / s2st
+(sequence-to-sequence), transcribe.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import math
+from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from ..errors import AudiozooError
+
+__all__ = [
+    "FAMILY_BASES", "AudioModel", "frontend_config", "ClassifierModel", "CodecModel", "ContractError", "EnhancerModel",
+    "GeneratorModel", "SSLModel", "SeparatorModel", "Seq2SeqModel", "TTSModel", "TranscriberModel",
+    "VocoderModel", "example_inputs",
+]
 
 
-@runtime_checkable
-class Classifier(Protocol):
-    """``forward(features (B, F, L), lengths (B,) | None) -> logits (B, num_classes)``."""
-
-    num_classes: int
-
-    def forward(self, features: Tensor, lengths: Tensor | None = None) -> Tensor: ...
-    def forward_features(self, features: Tensor, lengths: Tensor | None = None) -> Tensor: ...
-    def reset_classifier(self, num_classes: int) -> None: ...
-
-
-@runtime_checkable
-class SSLModel(Protocol):
-    def extract_features(
-        self, x: Tensor, lengths: Tensor | None = None, layers: list[int] | None = None
-    ) -> list[Tensor]: ...
-    def pretrain_loss(self, batch: dict) -> Tensor: ...
+def frontend_config(fe: nn.Module) -> dict[str, Any]:
+    """A front end's serialisable config (``get_config()`` of a :class:`audiozoo.dsp.FeatureExtractor`)."""
+    get = getattr(fe, "get_config", None)
+    if callable(get):
+        return get()
+    simple = {k: v for k, v in vars(fe).items()
+              if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str, bool))}
+    return {"type": type(fe).__name__, **simple}
 
 
-@runtime_checkable
-class Vocoder(Protocol):
-    """``forward(mel (B, n_mels, L), lengths) -> (wav (B, T), lengths)``."""
-
-    sample_rate: int
-    hop_length: int
-    n_mels: int
-
-    def forward(self, mel: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
+class ContractError(AudiozooError, AssertionError):
+    """A model breaks its family's contract (raised by ``check_outputs``)."""
 
 
-@runtime_checkable
-class Codec(Protocol):
-    sample_rate: int
-    frame_rate: float
-    num_codebooks: int
-
-    def encode(self, wav: Tensor) -> Tensor: ...
-    def decode(self, codes: Tensor) -> Tensor: ...
+def _lengths(length: int, batch: int) -> Tensor:
+    """``[length, length - 3, length - 6, ...]`` (at least 1): the last items are shorter than the batch."""
+    return torch.tensor([length] + [max(1, length - 3 * (i + 1)) for i in range(batch - 1)])
 
 
-@runtime_checkable
-class Separator(Protocol):
-    """``forward(mixture (B, C, T)) -> (B, S, C, T)``."""
-
-    sources: list[str]
-
-    def forward(self, mixture: Tensor) -> Tensor: ...
+def _expect(cond: bool, model: nn.Module, what: str) -> None:
+    if not cond:
+        raise ContractError(f"{getattr(model, 'model_name', type(model).__name__)} ({type(model).__name__}) breaks "
+                            f"the {getattr(model, 'family', '?')} contract: {what}")
 
 
-@runtime_checkable
-class Generator(Protocol):
-    def generate(self, conditions, steps: int, guidance: float, seed: int): ...
+def _is_float(x: Any) -> bool:
+    return isinstance(x, Tensor) and x.is_floating_point()
 
 
-@runtime_checkable
-class Transcriber(Protocol):
-    def forward(self, audio: Tensor) -> dict[str, Tensor]: ...
+class AudioModel(nn.Module):
+    """Base of every audiozoo model: a registry name, a dataclass ``config`` and a family contract.
 
-
-def example_inputs(
-    family: str, model: torch.nn.Module, length: int, batch: int = 2, seed: int = 0
-) -> tuple[tuple, dict]:
-    """Random inputs of ``length`` frames/samples for a model of ``family`` (used by the model tests).
-
-    The last batch item is shorter than ``length`` so that the ``lengths`` path is exercised.
+    Subclasses set ``family`` (through their family base) and implement ``example_inputs`` and
+    ``check_outputs``. ``model_name`` is set by :func:`audiozoo.create_model`.
     """
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor([length] + [max(1, length - 3 * (i + 1)) for i in range(batch - 1)])
-    if family == "classify":
-        n_feat = getattr(model, "feature_dim", None) or model.config.n_mels
-        x = torch.randn(batch, n_feat, length, generator=g)
-        return (x,), {"lengths": lengths}
-    if family == "transcribe":
-        # A waveform of ``length`` frames (``length * hop_length`` samples) at the model's sample rate,
-        # so the front-end (and its learned parameters) is exercised too.
-        x = 0.1 * torch.randn(batch, length * model.hop_length, generator=g)
-        return (x,), {}
-    if family == "vocoder":
-        # A mel spectrogram of ``length`` frames; the vocoder returns ``wav_lengths`` samples per item
-        # (HiFi-GAN: ``frames * hop_length``; iSTFT vocoders with a centred STFT: ``(frames - 1) * hop_length``).
-        mel = torch.randn(batch, model.n_mels, length, generator=g)
-        return (mel,), {"lengths": lengths}
-    if family == "codec":
-        # A waveform of ``length`` codec frames: ``length * hop_length`` samples (hop_length = samples per frame).
-        x = 0.1 * torch.randn(batch, length * model.hop_length, generator=g)
-        return (x,), {}
-    raise NotImplementedError(f"no example inputs for family {family!r} yet")
+
+    family: ClassVar[str] = ""
+    #: attributes every model of the family must carry (checked by :meth:`check_attributes`)
+    required_attributes: ClassVar[tuple[str, ...]] = ("config",)
+    #: methods every model of the family must implement
+    required_methods: ClassVar[tuple[str, ...]] = ("forward",)
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        """Random inputs of ``length`` frames (or samples / tokens, as the family says) as ``(args, kwargs)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no example inputs")
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        """Raise :class:`ContractError` if ``out = self(*args, **kwargs)`` breaks the family contract."""
+        raise NotImplementedError
+
+    def input_spec(self) -> dict[str, Any]:
+        """The input contract, derived from the config (``model_info(name).input``; never written by hand)."""
+        spec: dict[str, Any] = {"family": self.family}
+        sr = getattr(self, "sample_rate", None) or getattr(getattr(self, "config", None), "sample_rate", None)
+        if sr is not None:
+            spec["sample_rate"] = int(sr)
+        fe = getattr(self, "frontend", None)
+        if fe is not None:
+            spec["frontend"] = frontend_config(fe)
+        return spec
+
+    def check_attributes(self) -> None:
+        for a in self.required_attributes:
+            _expect(getattr(self, a, None) is not None, self, f"missing attribute {a!r}")
+        for m in self.required_methods:
+            _expect(callable(getattr(self, m, None)), self, f"missing method {m}()")
+        fe = getattr(self, "frontend", None)
+        if fe is not None and hasattr(fe, "sample_rate") and hasattr(self, "sample_rate"):
+            # a model's input rate is its front end's rate (output rates may differ: enhance, hifinet)
+            if self.family not in ("enhance",) and not getattr(self, "output_sample_rate", None):
+                _expect(int(fe.sample_rate) == int(self.sample_rate), self,
+                        f"frontend.sample_rate {fe.sample_rate} != sample_rate {self.sample_rate}")
+
+
+# --------------------------------------------------------------------------------------------- classify
+class ClassifierModel(AudioModel):
+    """``forward(features (B, F, L), lengths (B,) | None) -> logits (B, num_classes)``.
+
+    ``frontend`` turns a waveform into the features (a :class:`audiozoo.dsp.FeatureExtractor`);
+    ``feature_dim`` is ``F``; ``max_frames`` is the longest input the model takes (``None``: any length —
+    pipelines then chunk with a default window).
+    """
+
+    family = "classify"
+    required_attributes = ("config", "num_classes", "frontend")
+    required_methods = ("forward", "forward_features", "reset_classifier")
+
+    def input_dim(self) -> int:
+        """``F`` of the features ``forward`` takes (a model may set ``feature_dim``; default ``config.n_mels``)."""
+        return int(getattr(self, "feature_dim", None) or self.config.n_mels)
+
+    @property
+    def max_frames(self) -> int | None:
+        return getattr(self.config, "max_length", None)
+
+    def input_spec(self) -> dict[str, Any]:
+        return {**super().input_spec(), "features": f"(B, {self.input_dim()}, L)", "max_frames": self.max_frames,
+                "num_classes": int(self.num_classes)}
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(batch, self.input_dim(), length, generator=g)
+        return (x,), {"lengths": _lengths(length, batch)}
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        b = args[0].shape[0]
+        _expect(_is_float(out), self, f"logits must be a float tensor, got {type(out).__name__}")
+        _expect(tuple(out.shape) == (b, self.num_classes), self,
+                f"logits shape {tuple(out.shape)}, expected {(b, self.num_classes)}")
+
+
+# --------------------------------------------------------------------------------------------- vocoder
+class VocoderModel(AudioModel):
+    """``forward(mel (B, n_mels, L), lengths (B,) | None) -> (wav (B, T), wav_lengths (B,))``.
+
+    ``wav_lengths[i] == output_length(lengths[i])`` and ``T == output_length(L)``; samples past an item's
+    length are zero. ``frontend`` computes the mel the vocoder was trained on from a waveform.
+    """
+
+    family = "vocoder"
+    required_attributes = ("config", "sample_rate", "hop_length", "n_mels", "frontend")
+
+    def output_length(self, frames: Tensor | int) -> Tensor | int:
+        """Samples produced for ``frames`` mel frames (``frames * hop_length`` unless a model says otherwise)."""
+        return frames * self.hop_length
+
+    def input_spec(self) -> dict[str, Any]:
+        return {**super().input_spec(), "features": f"log-mel (B, {self.n_mels}, L)",
+                "hop_length": int(self.hop_length)}
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        g = torch.Generator().manual_seed(seed)
+        return (torch.randn(batch, self.n_mels, length, generator=g),), {"lengths": _lengths(length, batch)}
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        mel, lengths = args[0], kwargs.get("lengths")
+        _expect(isinstance(out, tuple) and len(out) >= 2, self, "must return (wav, wav_lengths)")
+        wav, wl = out[0], out[1]
+        _expect(_is_float(wav) and wav.ndim == 2 and wav.shape[0] == mel.shape[0], self,
+                f"wav must be float (B, T), got {tuple(wav.shape)}")
+        _expect(wav.shape[-1] == int(self.output_length(mel.shape[-1])), self,
+                f"{mel.shape[-1]} frames gave {wav.shape[-1]} samples, expected {self.output_length(mel.shape[-1])}")
+        if lengths is not None:
+            want = self.output_length(lengths.to(wl.device))
+            _expect(torch.equal(wl.long(), torch.as_tensor(want).long()), self,
+                    f"wav_lengths {wl.tolist()} != output_length(lengths) {torch.as_tensor(want).tolist()}")
+            tail = torch.arange(wav.shape[-1], device=wav.device)[None] >= wl[:, None]
+            _expect(not wav[tail].abs().gt(0).any(), self, "samples past an item's length must be zero")
+
+
+# --------------------------------------------------------------------------------------------- enhance
+class EnhancerModel(AudioModel):
+    """Degraded waveform -> waveform (super-resolution, denoising).
+
+    ``forward(features (B, F, L), lengths) -> (wav (B, T), wav_lengths)`` where ``frontend`` computes the
+    features of the degraded input; ``sample_rate`` is the *output* rate. :meth:`enhance` runs both.
+    """
+
+    family = "enhance"
+    required_attributes = ("config", "sample_rate", "frontend")
+
+    def output_length(self, frames: Tensor | int) -> Tensor | int:
+        return frames * self.frontend.hop_length
+
+    def input_dim(self) -> int:
+        return int(getattr(self, "n_mels", None) or self.frontend.n_features)
+
+    def input_spec(self) -> dict[str, Any]:
+        return {**super().input_spec(), "features": f"(B, {self.input_dim()}, L) of the degraded input",
+                "output_sample_rate": int(self.sample_rate)}
+
+    def enhance(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(B, T)`` degraded audio at ``sample_rate`` -> enhanced ``(B, T')`` and lengths."""
+        feats, frames = self.frontend(wav, lengths)
+        return self(feats, frames)
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        g = torch.Generator().manual_seed(seed)
+        return (torch.randn(batch, self.input_dim(), length, generator=g),), {"lengths": _lengths(length, batch)}
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        VocoderModel.check_outputs(self, args, kwargs, out)  # same (features, lengths) -> (wav, lengths) shape
+
+
+# --------------------------------------------------------------------------------------------- transcribe
+class TranscriberModel(AudioModel):
+    """``forward(audio (B, T)) -> {name: activations (B, L, bins)}`` with ``L == frontend.num_frames(T)``."""
+
+    family = "transcribe"
+    required_attributes = ("config", "sample_rate", "hop_length")
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        g = torch.Generator().manual_seed(seed)
+        return (0.1 * torch.randn(batch, length * self.hop_length, generator=g),), {}
+
+    def input_spec(self) -> dict[str, Any]:
+        return {**super().input_spec(), "input": "waveform (B, T)", "hop_length": int(self.hop_length)}
+
+    def num_frames(self, n_samples: int) -> int:
+        return int(self.frontend.num_frames(n_samples)) if hasattr(self.frontend, "num_frames") else \
+            n_samples // self.hop_length + 1
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        b, t = args[0].shape
+        _expect(isinstance(out, dict) and out, self, "must return a dict of activations")
+        frames = {v.shape[1] for v in out.values()}
+        for k, v in out.items():
+            _expect(_is_float(v) and v.ndim == 3 and v.shape[0] == b, self,
+                    f"activation {k!r} must be float (B, L, bins), got {tuple(v.shape)}")
+        _expect(len(frames) == 1, self, f"activations disagree on the frame count: {sorted(frames)}")
+        _expect(frames.pop() == self.num_frames(t), self, f"frame count differs from num_frames({t})")
+
+
+# --------------------------------------------------------------------------------------------- codec
+class CodecModel(AudioModel):
+    """``encode(wav (B, T)) -> codes (B, Q, L)`` (long, in ``[0, codebook_size)``) or, for a continuous
+    autoencoder (``codebook_size is None``), latents ``(B, D, L)``; ``decode(codes) -> wav (B, T)``.
+
+    ``frame_rate = sample_rate / hop_length`` codes per second; ``bitrate`` in bits/s
+    (``num_codebooks * log2(codebook_size) * frame_rate``; ``None`` for continuous latents).
+    """
+
+    family = "codec"
+    required_attributes = ("config", "sample_rate", "hop_length", "frame_rate")
+    required_methods = ("forward", "encode", "decode")
+    num_codebooks: int = 0
+    codebook_size: int | None = None
+
+    def input_spec(self) -> dict[str, Any]:
+        return {**super().input_spec(), "input": "waveform (B, T)", "hop_length": int(self.hop_length),
+                "frame_rate": float(self.frame_rate), "num_codebooks": int(self.num_codebooks),
+                "codebook_size": self.codebook_size, "bitrate": self.bitrate}
+
+    @property
+    def bitrate(self) -> float | None:
+        if not self.codebook_size:
+            return None
+        return self.num_codebooks * math.log2(self.codebook_size) * self.frame_rate
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        g = torch.Generator().manual_seed(seed)
+        return (0.1 * torch.randn(batch, length * self.hop_length, generator=g),), {}
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        wav = args[0]
+        b, t = wav.shape
+        with torch.no_grad():
+            codes = self.encode(wav)
+            _expect(codes.ndim == 3 and codes.shape[0] == b and codes.shape[-1] == t // self.hop_length, self,
+                    f"encode gave {tuple(codes.shape)}, expected (B, Q, {t // self.hop_length})")
+            if self.codebook_size:
+                _expect(not codes.is_floating_point() and codes.shape[1] == self.num_codebooks, self,
+                        f"codes must be integer (B, {self.num_codebooks}, L)")
+                _expect(bool(((codes >= 0) & (codes < self.codebook_size)).all()), self, "codes out of range")
+            else:
+                _expect(codes.is_floating_point(), self, "continuous latents must be float")
+            rec = self.decode(codes)
+        _expect(_is_float(rec) and rec.shape[0] == b and rec.shape[-1] == t, self,
+                f"decode(encode(wav)) gave {tuple(rec.shape)}, expected ({b}, {t})")
+
+
+# --------------------------------------------------------------------------------------------- ssl
+class SSLModel(AudioModel):
+    """Self-supervised encoder: ``extract_features(x, lengths, layers=None) -> list[(B, L, D)]`` and
+    ``pretrain_loss(batch) -> scalar``; ``num_layers`` hidden states can be asked for by index."""
+
+    family = "ssl"
+    required_attributes = ("config", "num_layers", "embed_dim")
+    required_methods = ("forward", "extract_features", "pretrain_loss")
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        feats = self.extract_features(*args, **kwargs)
+        _expect(isinstance(feats, list) and len(feats) >= 1, self, "extract_features must return a list")
+        for f in feats:
+            _expect(_is_float(f) and f.ndim == 3 and f.shape[0] == args[0].shape[0] and f.shape[-1] == self.embed_dim,
+                    self, f"hidden states must be float (B, L, {self.embed_dim}), got {tuple(f.shape)}")
+
+
+# --------------------------------------------------------------------------------------------- tts
+class TTSModel(AudioModel):
+    """Acoustic model: ``forward(tokens (B, N), lengths (B,), ...) -> mel (B, n_mels, L) or codes`` plus
+    durations; ``synthesize(...)`` for inference. ``vocab_size`` token ids, ``n_mels`` output bins."""
+
+    family = "tts"
+    required_attributes = ("config", "vocab_size")
+    required_methods = ("forward", "synthesize")
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        g = torch.Generator().manual_seed(seed)
+        return (torch.randint(1, self.vocab_size, (batch, length), generator=g),), {"lengths": _lengths(length, batch)}
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        first = out[0] if isinstance(out, (tuple, list)) else out
+        _expect(isinstance(first, Tensor) and first.shape[0] == args[0].shape[0], self,
+                "the first output must be a batch-first tensor (mel or codes)")
+
+
+# --------------------------------------------------------------------------------------------- separate
+class SeparatorModel(AudioModel):
+    """``forward(mixture (B, C, T)) -> sources (B, S, C, T)``; ``sources`` names the S stems."""
+
+    family = "separate"
+    required_attributes = ("config", "sources", "sample_rate", "audio_channels")
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        g = torch.Generator().manual_seed(seed)
+        return (0.1 * torch.randn(batch, self.audio_channels, length * 64, generator=g),), {}
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        b, c, t = args[0].shape
+        _expect(_is_float(out) and tuple(out.shape) == (b, len(self.sources), c, t), self,
+                f"separated shape {tuple(out.shape)}, expected {(b, len(self.sources), c, t)}")
+
+
+# --------------------------------------------------------------------------------------------- generate
+class GeneratorModel(AudioModel):
+    """``generate(conditions, steps, guidance, seed) -> wav (B, T) or tokens``; ``forward`` is the training
+    path (e.g. the denoiser / vector field)."""
+
+    family = "generate"
+    required_methods = ("forward", "generate")
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        first = out[0] if isinstance(out, (tuple, list)) else out
+        _expect(isinstance(first, Tensor), self, "forward must return a tensor")
+
+
+# --------------------------------------------------------------------------------------------- seq2seq
+class Seq2SeqModel(AudioModel):
+    """Caption / ASR / speech translation: ``forward(features, lengths, tokens) -> logits (B, N, vocab)``;
+    ``generate(features, lengths, method='greedy'|'beam'|'sample', ...) -> token ids``; retrieval models add
+    ``score(audio, text)``."""
+
+    family = "asr"
+    required_attributes = ("config", "vocab_size")
+    required_methods = ("forward", "generate")
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        tokens = kwargs.get("tokens", args[-1])
+        _expect(_is_float(out) and tuple(out.shape) == (*tokens.shape, self.vocab_size), self,
+                f"logits shape {tuple(getattr(out, 'shape', ()))}, expected {(*tokens.shape, self.vocab_size)}")
+
+
+FAMILY_BASES: dict[str, type[AudioModel]] = {
+    "classify": ClassifierModel, "ssl": SSLModel, "tts": TTSModel, "vocoder": VocoderModel, "codec": CodecModel,
+    "separate": SeparatorModel, "enhance": EnhancerModel, "generate": GeneratorModel, "caption": Seq2SeqModel,
+    "asr": Seq2SeqModel, "s2st": Seq2SeqModel, "transcribe": TranscriberModel,
+}
+
+
+def example_inputs(family: str, model: nn.Module, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+    """``model.example_inputs(length, batch, seed)``, checking that ``model`` is of ``family``'s base class."""
+    base = FAMILY_BASES.get(family)
+    if base is None or not isinstance(model, base):
+        raise ContractError(f"{type(model).__name__} is registered as {family!r} but does not inherit "
+                            f"{getattr(base, '__name__', '?')} (audiozoo.models.contracts)")
+    return model.example_inputs(length, batch=batch, seed=seed)

@@ -6,39 +6,30 @@ folder) whose metadata carries its ``labels``; untrained weights are refused rat
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
-from ..hub import from_pretrained
-from ..registry import create_model
+from ..resolve import resolve_model
 from .base import AudioInput, Pipeline, batched, chunk
 
 
-def load_trained(model: str | os.PathLike | torch.nn.Module) -> torch.nn.Module:
-    """A trained model from a weight-set name (``name.tag``), a checkpoint folder or a module."""
-    if isinstance(model, torch.nn.Module):
-        m = model
-    elif os.path.isdir(str(model)):
-        m = from_pretrained(model)
-    elif "." in str(model):
-        m = create_model(str(model))
-    else:
-        raise ConfigError(
-            f"{model!r} names an architecture, not trained weights; give a weight set (name.tag, see "
-            "`audiozoo list --weights`) or a checkpoint folder"
-        )
-    return m
+def window_samples(model: torch.nn.Module, default_seconds: float) -> int:
+    """Samples per analysis window: the longest input the classifier takes (``max_frames`` frames of its
+    front end), or ``default_seconds`` for models that take any length (PANNs, ConvNeXt, ...)."""
+    fe = model.frontend
+    if getattr(model, "max_frames", None):
+        return int(fe.num_samples(int(model.max_frames)))
+    return max(int(round(default_seconds * fe.sample_rate)), int(getattr(fe, "min_samples", 1)))
 
 
 class AudioClassificationPipeline(Pipeline):
     task = "audio-classification"
 
-    def __init__(self, model: Any, top_k: int = 5, hop_ratio: float = 0.5, **kw):
+    def __init__(self, model: Any, top_k: int = 5, hop_ratio: float = 0.5, window_seconds: float = 10.0, **kw):
         super().__init__(**kw)
-        self.model = load_trained(model).to(self.device).eval()
+        self.model = resolve_model(model, "classify", trained=True).to(self.device).eval()
         meta = getattr(self.model, "pretrained_metadata", {}) or {}
         self.labels: list[str] = [str(x) for x in (meta.get("labels") or [])]
         if len(self.labels) != self.model.num_classes:
@@ -47,10 +38,8 @@ class AudioClassificationPipeline(Pipeline):
                 "a classifier checkpoint must record its label names (metadata['labels'])"
             )
         self.multi_label = bool(meta.get("multi_label", False))
-        cfg = self.model.config
-        self.sample_rate = cfg.sample_rate
-        fe = self.model.frontend
-        self.window = (cfg.max_length - 1) * fe.frame_shift + fe.frame_length
+        self.sample_rate = int(self.model.frontend.sample_rate)
+        self.window = window_samples(self.model, window_seconds)
         self.hop = max(1, int(self.window * hop_ratio))
         self.top_k = min(top_k, len(self.labels))
 

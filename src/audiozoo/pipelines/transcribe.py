@@ -25,7 +25,7 @@ import torch
 
 from ..data.builders.midi import PPQ, TEMPO_US, _chunk, quantize
 from ..errors import ConfigError
-from ..hub import from_pretrained
+from ..resolve import resolve_model
 from .base import AudioInput, Pipeline, batched, ensure_dir
 from .plots import save_image_png
 
@@ -311,24 +311,6 @@ def save_piano_roll_png(note: np.ndarray, events: list[NoteEvent], path: str | o
 
 
 # ----------------------------------------------------------------------------------------------- pipeline
-def load_basic_pitch(model: str | os.PathLike | torch.nn.Module) -> torch.nn.Module:
-    """``basic_pitch_nmp`` (= ``basic_pitch_nmp.icassp_2022``, the official weights), another registered
-    ``basic_pitch_nmp.<tag>`` weight set, a checkpoint folder, or a module."""
-    if isinstance(model, torch.nn.Module):
-        return model
-    if os.path.isdir(str(model)):
-        return from_pretrained(model)
-    name = str(model)
-    if name == "basic_pitch_nmp":
-        name = "basic_pitch_nmp.icassp_2022"
-    if name.startswith("basic_pitch_nmp."):
-        from ..registry import create_model
-
-        return create_model(name)
-    raise ConfigError(f"transcription needs 'basic_pitch_nmp', a weight set 'basic_pitch_nmp.<tag>', a checkpoint "
-                      f"folder or a module, got {model!r}")
-
-
 class TranscriptionPipeline(Pipeline):
     """Audio -> notes ``{"input", "notes": [...], "num_frames", "duration_s", "files"?}`` (basic-pitch defaults)."""
 
@@ -352,7 +334,8 @@ class TranscriptionPipeline(Pipeline):
             raise ConfigError(f"minimum_frequency {minimum_frequency} must be below maximum_frequency "
                               f"{maximum_frequency}")
         # channels_last: oneDNN's 2-D convolutions run ~1.4x faster on CPU in NHWC (outputs equal to 5e-7).
-        self.model = load_basic_pitch(model).to(self.device, memory_format=torch.channels_last).eval()
+        self.model = resolve_model(model, "transcribe", trained=True)
+        self.model = self.model.to(self.device, memory_format=torch.channels_last).eval()
         self.onset_threshold, self.frame_threshold = onset_threshold, frame_threshold
         self.min_note_len = min_note_frames(minimum_note_length_ms)
         self.min_freq, self.max_freq = minimum_frequency, maximum_frequency

@@ -28,8 +28,8 @@ from torch import Tensor, nn
 from ..dsp.io import resample
 from ..dsp.stft import istft, stft
 from ..errors import AudioError, ConfigError
+from ..resolve import resolve_model
 from .base import AudioInput, Pipeline, read_input
-from .vocode import load_vocoder
 
 __all__ = ["UpsamplePipeline", "bandwidth_substitution", "fit_length"]
 
@@ -85,7 +85,7 @@ class UpsamplePipeline(Pipeline):
         super().__init__(device=device, batch_size=1, progress=progress)
         self.model: nn.Module | None = None
         if model is not None:
-            m = load_vocoder(model)
+            m = resolve_model(model, "enhance")
             for attr in ("frontend", "sample_rate", "hop_length", "min_input_rate", "max_input_rate"):
                 if not hasattr(m, attr):
                     raise ConfigError(f"{type(m).__name__} is not a super-resolution model (no {attr!r}); "

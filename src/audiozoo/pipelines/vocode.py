@@ -26,115 +26,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..dsp.griffinlim import griffin_lim, mel_to_linear
 from ..errors import AudioError, ConfigError
+from ..nn.griffinlim import GriffinLimRefiner, GriffinLimVocoder
+from ..resolve import resolve_model
 from .base import Pipeline
 
-__all__ = ["GriffinLimRefiner", "GriffinLimVocoder", "VocodePipeline", "load_vocoder", "receptive_field_frames"]
-
-
-class GriffinLimVocoder(nn.Module):
-    """Parameter-free baseline with the vocoder contract: ``exp(log-mel)`` -> mel pseudo-inverse -> Griffin-Lim.
-
-    It inverts a centred log-mel magnitude (APNet's front-end: ``ln(max(fb @ |STFT|, amin))``); the output
-    has ``(L - 1) * hop`` samples, as APNet's.
-    """
-
-    def __init__(self, frontend: nn.Module, sample_rate: int, hop_length: int, n_fft: int, win_length: int,
-                 filterbank: Tensor, n_iter: int = 32, momentum: float = 0.99, seed: int = 0):
-        super().__init__()
-        self.frontend = frontend
-        self.sample_rate, self.hop_length, self.n_fft, self.win_length = sample_rate, hop_length, n_fft, win_length
-        self.n_mels = int(filterbank.shape[0])
-        self.n_iter, self.momentum, self.seed = int(n_iter), float(momentum), int(seed)
-        self.register_buffer("filterbank", filterbank.float(), persistent=False)
-
-    @classmethod
-    def like(cls, vocoder: nn.Module, n_iter: int = 32, **kwargs: Any) -> GriffinLimVocoder:
-        """The Griffin-Lim inverse of ``vocoder``'s front-end (one with a centred STFT and a natural log)."""
-        fe = getattr(vocoder, "frontend", None)
-        cfg = getattr(fe, "config", None)
-        fb = getattr(fe, "mel_basis", None)
-        if cfg is None or fb is None:  # VocoderMel (HiFi-GAN) frames are uncentred: not supported here
-            raise ConfigError(f"GriffinLimVocoder.like needs an APNet-style centred front-end, got "
-                              f"{type(fe).__name__}")
-        return cls(fe, cfg.sample_rate, cfg.hop_length, cfg.n_fft, cfg.win_length, fb, n_iter, **kwargs)
-
-    def forward(self, mel: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``(B, n_mels, L)`` log-mel -> ``(wav (B, (L - 1) hop), lengths (B,))``."""
-        if mel.ndim != 3 or mel.shape[1] != self.n_mels:
-            raise AudioError(f"GriffinLimVocoder expects a log-mel (B, {self.n_mels}, L), got {tuple(mel.shape)}")
-        mag = mel_to_linear(torch.exp(mel.float()), self.filterbank)
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        wav = griffin_lim(mag.cpu(), self.n_iter, self.n_fft, self.hop_length, self.win_length,
-                          length=(mel.shape[-1] - 1) * self.hop_length, momentum=self.momentum,
-                          generator=gen).to(mel.device)
-        if lengths is None:
-            return wav, torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        out = ((lengths.to(wav.device).long() - 1).clamp(min=0) * self.hop_length).clamp(max=wav.shape[-1])
-        keep = torch.arange(wav.shape[-1], device=wav.device)[None] < out[:, None]
-        return wav * keep, out
-
-
-class GriffinLimRefiner(nn.Module):
-    """A spectral vocoder's predicted amplitude, with its phase refined by ``n_iter`` Griffin-Lim iterations.
-
-    For vocoders that predict an STFT (``forward_with_spectra`` returning ``log_amplitude`` and ``phase``, as
-    APNet): the predicted phase initialises fast Griffin-Lim (momentum 0.99) on the predicted amplitude, so
-    the iterations make the spectrum consistent instead of starting from random phase
-    (``init="random"`` starts from random phase, i.e. plain Griffin-Lim on the learned amplitude).
-    Same contract as the wrapped vocoder; ``(L - 1) * hop`` samples for ``L`` frames.
-    """
-
-    def __init__(self, vocoder: nn.Module, n_iter: int = 32, init: str = "predicted", seed: int = 0):
-        super().__init__()
-        if not hasattr(vocoder, "forward_with_spectra"):
-            raise ConfigError(f"{type(vocoder).__name__} predicts no spectrum (no forward_with_spectra): "
-                              "Griffin-Lim refinement needs a spectral vocoder such as apnet")
-        if init not in ("predicted", "random"):
-            raise ConfigError(f"GriffinLimRefiner init must be 'predicted' or 'random', got {init!r}")
-        self.vocoder, self.n_iter, self.init, self.seed = vocoder, int(n_iter), init, int(seed)
-        self.frontend = vocoder.frontend
-        self.sample_rate, self.hop_length, self.n_mels = vocoder.sample_rate, vocoder.hop_length, vocoder.n_mels
-
-    def forward(self, mel: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``(B, n_mels, L)`` log-mel -> ``(wav (B, (L - 1) hop), lengths (B,))``."""
-        out = self.vocoder.forward_with_spectra(mel, lengths)
-        c = self.vocoder.config
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        init = out.phase.float() if self.init == "predicted" else "random"
-        wav = griffin_lim(torch.exp(out.log_amplitude.float()), self.n_iter, c.n_fft, c.hop_length, c.win_length,
-                          length=out.wav.shape[-1], momentum=0.99, init=init, generator=gen)
-        keep = torch.arange(wav.shape[-1], device=wav.device)[None] < out.wav_lengths[:, None]
-        return wav * keep, out.wav_lengths
-
-
-def load_vocoder(model: Any) -> nn.Module:
-    """A vocoder module from a module, a registry name (``name`` or ``name.tag``), a folder, or
-    ``"griffinlim[:N]"`` (Griffin-Lim with N iterations on the mel of ``apnet``'s front-end). A suffix
-    ``"+griffinlim[:N]"`` on a spectral vocoder (``apnet.freev_speech16k+griffinlim:32``) wraps it in
-    :class:`GriffinLimRefiner`."""
-    from ..registry import create_model
-
-    if isinstance(model, nn.Module):
-        return model
-    if not isinstance(model, (str, os.PathLike)):
-        raise ConfigError(f"model must be a vocoder module, a registry name or a folder, got {type(model).__name__}")
-    s = str(model)
-    if "+" in s:
-        base, _, refine = s.partition("+")
-        n = refine.split(":", 1)[1] if ":" in refine else "32"
-        if refine.split(":", 1)[0] != "griffinlim" or not n.isdigit():
-            raise ConfigError(f"bad refinement suffix {'+' + refine!r}: use '+griffinlim' or '+griffinlim:N'")
-        return GriffinLimRefiner(load_vocoder(base), n_iter=int(n))
-    if s.startswith("griffinlim"):
-        n = int(s.split(":", 1)[1]) if ":" in s else 32
-        return GriffinLimVocoder.like(create_model("apnet", asp_channels=1, psp_channels=1), n_iter=n)
-    if Path(s).is_dir():
-        from ..hub import from_pretrained
-
-        return from_pretrained(s)
-    return create_model(s)
+__all__ = ["GriffinLimRefiner", "GriffinLimVocoder", "VocodePipeline", "receptive_field_frames"]
 
 
 @torch.no_grad()
@@ -176,7 +73,7 @@ class VocodePipeline(Pipeline):
                  chunk_frames: int | None = None, context_frames: int | str = "auto", progress: bool = False,
                  fast: bool = True):
         super().__init__(device=device, batch_size=1, progress=progress)
-        self.model = self._plain = load_vocoder(model).to(self.device).eval()
+        self.model = self._plain = resolve_model(model, "vocoder").to(self.device).eval()
         # fast=True: on CPU, vocoders with an inference rewrite (HiFi-GAN's fuse_for_inference: prepacked
         # channels-last oneDNN convs, same output within ~1e-6) run through it; the receptive-field probe
         # (autograd) uses the plain model

@@ -45,6 +45,7 @@ from ...dsp import DecibelMelFrontend
 from ...errors import AudioError, ConfigError
 from ...nn import ChannelLayerNorm, DropPath
 from ...registry import register_model
+from ..contracts import ClassifierModel
 
 
 @dataclass
@@ -119,7 +120,7 @@ def _trunc_normal_init_(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class ConvNeXtAT(nn.Module):
+class ConvNeXtAT(ClassifierModel):
     """ConvNeXt audio tagger: ``forward(features (B, n_mels, L), lengths (B,) | None) -> logits (B, C)``.
 
     :meth:`forward_features` gives the clip embedding ``(B, dims[-1])`` (after the final LayerNorm, the
@@ -243,10 +244,6 @@ def checkpoint_filter_fn(state: dict[str, Tensor], model: ConvNeXtAT) -> dict[st
 
 
 # --------------------------------------------------------------------------- registered variants
-_INPUT = {"sample_rate": 32000, "frontend": "log_mel_db", "n_mels": 224, "n_fft": 1024, "win_length": 1024,
-          "hop_length": 320, "window": "hann", "center": True, "pad_mode": "reflect", "f_min": 50,
-          "f_max": 14000, "mel_scale": "slaney", "db": "power_to_db(ref=1.0, amin=1e-10, top_db=None)",
-          "features": "(B, n_mels, L)", "output": "logits; sigmoid(logits) = clipwise_output"}
 
 
 @register_model(
@@ -259,7 +256,7 @@ _INPUT = {"sample_rate": 32000, "frontend": "log_mel_db", "n_mels": 224, "n_fft"
                   "bn0 over 224 mels, 527-class head), trainable parameters counted from the architecture "
                   "(frozen torchlibrosa tensors excluded) = 28,228,143, the figure the official file notes "
                   "('tiny: 28228143'); the ImageNet ConvNeXt-T has 28.6M",
-    input=_INPUT, verified="A",
+    verified="A",
     tiny=dict(n_mels=32, depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), stem_kernel=(4, 4), stem_stride=(4, 4),
               stem_padding=(2, 0), num_classes=5),
     official_repo="https://github.com/topel/audioset-convnext-inf", license="MIT", converter=checkpoint_filter_fn,

@@ -57,6 +57,7 @@ from ...dsp import DecibelMelFrontend
 from ...errors import AudioError, ConfigError
 from ...nn import ConvBlock2d
 from ...registry import register_model
+from ..contracts import ClassifierModel
 
 
 @dataclass
@@ -168,7 +169,7 @@ def _init_panns_(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class PANNs(nn.Module):
+class PANNs(ClassifierModel):
     """PANNs tagger: ``forward(features (B, n_mels, L), lengths (B,) | None) -> logits (B, num_classes)``.
 
     ``features`` are the log-mel dB values of :attr:`frontend`; ``sigmoid(logits)`` is PANNs'
@@ -343,18 +344,12 @@ _PAPER = dict(
     converter=checkpoint_filter_fn,
 )
 
-_INPUT = {"sample_rate": 32000, "frontend": "log_mel_db", "n_mels": 64, "n_fft": 1024, "win_length": 1024,
-          "hop_length": 320, "window": "hann", "center": True, "pad_mode": "reflect", "f_min": 50,
-          "f_max": 14000, "mel_scale": "slaney", "db": "power_to_db(ref=1.0, amin=1e-10, top_db=None)",
-          "features": "(B, n_mels, L)", "output": "logits; sigmoid(logits) = clipwise_output"}
-
-
 def _panns(base: dict, overrides: dict) -> PANNs:
     return PANNs(build_config(PANNsConfig, base, **overrides))
 
 
 @register_model(params=80_753_615, params_source="official Cnn14, 527 classes, trainable parameters (the "
-                "frozen torchlibrosa front-end tensors excluded); paper: 80.8M", input=_INPUT, verified="AP",
+                "frozen torchlibrosa front-end tensors excluded); paper: 80.8M", verified="AP",
                 tiny=dict(n_mels=32, channels=(8, 16, 16), num_classes=5), **_PAPER)
 def panns_cnn14(**overrides) -> PANNs:
     """Canonical CNN14 (AudioSet, 527 classes, 32 kHz log-mel 64)."""
@@ -362,7 +357,7 @@ def panns_cnn14(**overrides) -> PANNs:
 
 
 @register_model(params=4_796_303, params_source="official MobileNetV1, 527 classes, trainable parameters",
-                input=_INPUT, verified="A",
+                verified="A",
                 tiny=dict(n_mels=32, stem_channels=8, dw_layers=((16, 2), (16, 1), (24, 2)), num_classes=5),
                 **_PAPER)
 def panns_mobilenetv1(**overrides) -> PANNs:
@@ -370,13 +365,9 @@ def panns_mobilenetv1(**overrides) -> PANNs:
     return _panns(dict(arch="mobilenetv1"), overrides)
 
 
-_INPUT_WAVEGRAM = {**_INPUT, "features": "(B, n_mels + hop_length, L): log-mel rows, then the waveform packed "
-                   "hop_length samples per frame (see the module docstring)"}
-
-
 @register_model(params=81_065_487, params_source="official Wavegram_Logmel_Cnn14, 527 classes, trainable "
                 "parameters counted from its architecture (frozen torchlibrosa tensors excluded); paper: 81.1M",
-                input=_INPUT_WAVEGRAM, verified="A",
+                verified="A",
                 tiny=dict(n_mels=32, channels=(8, 16, 16), wavegram_channels=(8, 8, 16, 32), num_classes=5),
                 **_PAPER)
 def panns_wavegram_logmel_cnn14(**overrides) -> PANNs:

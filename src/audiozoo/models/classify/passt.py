@@ -53,6 +53,7 @@ from ...dsp.stft import get_window, stft, stft_lengths
 from ...errors import AudioError, CheckpointError, ConfigError
 from ...nn import PatchEmbed, TransformerEncoder, vit_head
 from ...registry import register_model
+from ..contracts import ClassifierModel
 
 LOG_OFFSET = 1e-5  # ln(mel + 1e-5) in AugmentMelSTFT
 NORM_SHIFT, NORM_SCALE = 4.5, 5.0  # "fast normalization" (x + 4.5) / 5
@@ -163,7 +164,7 @@ def _keep(n: int, drop: int, device: torch.device) -> Tensor:
     return torch.randperm(n)[: max(1, n - drop)].sort().values.to(device)
 
 
-class PaSST(nn.Module):
+class PaSST(ClassifierModel):
     """PaSST classifier: ``forward(features (B, n_mels, L), lengths=None) -> logits (B, num_classes)``.
 
     ``features`` is the front-end's log-mel; ``L`` may be anything from one patch up to ``max_length``
@@ -328,13 +329,6 @@ _PAPER = dict(
 )
 
 
-def _input(max_length: int) -> dict:
-    return {"sample_rate": 32000, "frontend": "AugmentMelSTFT (pre-emphasis 0.97, STFT, Kaldi mel banks)",
-            "n_mels": 128, "n_fft": 1024, "win_length": 800, "hop_length": 320, "fmin": 0, "fmax": 15000,
-            "max_length_frames": max_length, "normalisation": "(ln(mel + 1e-5) + 4.5) / 5",
-            "features": "(B, n_mels, L)"}
-
-
 # Tiny config for the registry auto-tests: no patchout there (a dropped position embedding gets no gradient).
 _TINY = dict(n_mels=32, max_length=64, patch_size=8, fstride=6, tstride=6, embed_dim=32, depth=2, num_heads=2,
              s_patchout_t=0, s_patchout_f=0, u_patchout=0)
@@ -346,7 +340,7 @@ def _passt(base: dict, overrides: dict) -> PaSST:
 
 @register_model(params=85_748_495, params_source="hear21passt 0.0.26 PaSST as built by get_basic_model (arch "
                 "passt_s_swa_p16_128_ap476: 128x998, stride 10, distilled, 527 classes) counted with the reference "
-                "class: 86,153,758, minus its never-used head_dist Linear (405,263)", input=_input(998),
+                "class: 86,153,758, minus its never-used head_dist Linear (405,263)",
                 verified="AP", tiny=_TINY, **_PAPER)
 def passt_s_p16_s10(**overrides) -> PaSST:
     """Canonical PaSST-S (patch 16, stride 10, 998 frames = 10 s at 32 kHz, AudioSet 527 classes)."""
@@ -354,7 +348,7 @@ def passt_s_p16_s10(**overrides) -> PaSST:
 
 
 @register_model(params=2_726_026, params_source="computed from this config (192-d, 6 layers, 3 heads, 128 mels x "
-                "100 frames, 10 classes)", input=_input(100), verified="AT", tiny=_TINY, **_PAPER)
+                "100 frames, 10 classes)", verified="AT", tiny=_TINY, **_PAPER)
 def passt_tiny(**overrides) -> PaSST:
     """Small PaSST for CPU recipes (FSDD digits): 1 s inputs (100 frames), 10 classes, patchout t=3, f=4."""
     return _passt(dict(embed_dim=192, depth=6, num_heads=3, max_length=100, num_classes=10, s_patchout_t=3,

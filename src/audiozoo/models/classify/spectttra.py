@@ -49,6 +49,7 @@ from ...dsp import MelSpectrogram, power_to_db, stft_lengths
 from ...errors import AudioError, ConfigError
 from ...nn import TransformerEncoder
 from ...registry import register_model
+from ..contracts import ClassifierModel
 
 
 @dataclass
@@ -183,7 +184,7 @@ class STTokenizer(nn.Module):
         return torch.cat([self.temporal_tokenizer(x), self.spectral_tokenizer(x.transpose(1, 2))], dim=1)
 
 
-class SpecTTTra(nn.Module):
+class SpecTTTra(ClassifierModel):
     """SpecTTTra classifier: ``forward(features (B, n_mels, L), lengths=None) -> logits (B, num_classes)``.
 
     ``features`` are the normalised log-mel of :attr:`frontend`; they are resized to ``(n_mels, n_frames)``
@@ -263,15 +264,6 @@ _PAPER = dict(
 )
 
 
-def _input(seconds: int, frames: int) -> dict:
-    return {"sample_rate": 16000, "frontend": "log_mel_db", "n_mels": 128, "n_fft": 2048, "win_length": 2048,
-            "hop_length": 512, "window": "hann", "center": True, "pad_mode": "reflect", "f_min": 20,
-            "f_max": 8000, "mel_scale": "htk", "mel_norm": None, "db": "power_to_db(ref=1.0, top_db=80)",
-            "normalisation": "waveform / std; dB per-clip mean/std", "clip_seconds": seconds,
-            "model_input": f"(B, 128, {frames}) after bilinear resize", "features": "(B, n_mels, L)",
-            "output": "logit of 'synthetic' (sigmoid -> probability)"}
-
-
 _TINY = dict(n_mels=32, n_frames=48, embed_dim=32, depth=2, num_heads=2, num_classes=2)
 _SRC = ("computed from the official configs/spectttra_{cfg}-120s.yaml (128x3744 input, 384-d, 12 layers, "
         "MLP 1025, pre-norm, learned PE, 1 class): {n} = 12 x 1,380,353 (blocks) + temporal conv {tc} + "
@@ -284,7 +276,7 @@ def _spectttra(base: dict, overrides: dict) -> SpecTTTra:
 
 @register_model(params=18_679_693, params_source=_SRC.format(
     cfg="f1t3", n="18,679,693", tc="147,456", sc="1,437,696", pe="(1248 + 128) x 384 = 528,384", readme="19M"),
-    input=_input(120, 3744), verified="A", tiny=_TINY, **_PAPER)
+    verified="A", tiny=_TINY, **_PAPER)
 def spectttra_alpha(**overrides) -> SpecTTTra:
     """SpecTTTra-alpha (f_clip 1, t_clip 3), 120 s: 1376 tokens."""
     return _spectttra(dict(f_clip=1, t_clip=3), overrides)
@@ -292,7 +284,7 @@ def spectttra_alpha(**overrides) -> SpecTTTra:
 
 @register_model(params=21_428_365, params_source=_SRC.format(
     cfg="f3t5", n="21,428,365", tc="245,760", sc="4,313,088", pe="(748 + 42) x 384 = 303,360", readme="21M"),
-    input=_input(120, 3744), verified="A", tiny={**_TINY, "f_clip": 3, "t_clip": 5}, **_PAPER)
+    verified="A", tiny={**_TINY, "f_clip": 3, "t_clip": 5}, **_PAPER)
 def spectttra_beta(**overrides) -> SpecTTTra:
     """SpecTTTra-beta (f_clip 3, t_clip 5), 120 s: 790 tokens."""
     return _spectttra(dict(f_clip=3, t_clip=5), overrides)
@@ -300,7 +292,7 @@ def spectttra_beta(**overrides) -> SpecTTTra:
 
 @register_model(params=24_313_357, params_source=_SRC.format(
     cfg="f5t7", n="24,313,357", tc="344,064", sc="7,188,480", pe="(534 + 25) x 384 = 214,656", readme="24M"),
-    input=_input(120, 3744), verified="A", tiny={**_TINY, "f_clip": 5, "t_clip": 7}, **_PAPER)
+    verified="A", tiny={**_TINY, "f_clip": 5, "t_clip": 7}, **_PAPER)
 def spectttra_gamma(**overrides) -> SpecTTTra:
     """SpecTTTra-gamma (f_clip 5, t_clip 7), 120 s: 559 tokens."""
     return _spectttra(dict(f_clip=5, t_clip=7), overrides)

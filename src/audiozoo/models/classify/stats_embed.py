@@ -50,6 +50,7 @@ from ...config import build_config
 from ...dsp import LogMelSpectrogram, stft_lengths
 from ...errors import AudioError, ConfigError, DataError
 from ...registry import register_model
+from ..contracts import ClassifierModel
 
 
 @dataclass
@@ -152,7 +153,7 @@ class StatsEmbedFrontend(nn.Module):
         return feats, torch.clamp(frames, max=feats.shape[-1])
 
 
-class StatsEmbed(nn.Module):
+class StatsEmbed(ClassifierModel):
     """Bag-of-codes classifier: ``forward(features (B, n_mels, L), lengths (B,) | None) -> logits (B, C)``."""
 
     def __init__(self, config: StatsEmbedConfig):
@@ -335,11 +336,6 @@ _TINY = dict(n_mels=16, envelope_pool=4, patch_freq=4, patch_time=2, slice_width
              bottleneck=4, k_micro=6, k_macro=3, macro_frames=8, head_hidden=16, num_classes=5)
 
 
-def _input(c: StatsEmbedConfig) -> dict:
-    return {"sample_rate": c.sample_rate, "frontend": "log-mel (ln), Slaney mels", "n_mels": c.n_mels,
-            "n_fft": c.n_fft, "win_length": c.win_length, "hop_length": c.hop_length, "features": "(B, n_mels, L)"}
-
-
 def _se(base: dict, overrides: dict) -> StatsEmbed:
     return StatsEmbed(build_config(StatsEmbedConfig, base, **overrides))
 
@@ -347,7 +343,7 @@ def _se(base: dict, overrides: dict) -> StatsEmbed:
 @register_model(params=294_296, params_source="computed from this config (the paper publishes no layer sizes): "
                 "5 tied AEs in->128->16 (envelope 16, patch 32, slice 256, multires2 128, multires4 64 dims) = "
                 "74,448; MLP on 5x(64+16)=400 histogram bins, 400->256->256 = 168,448; 200-class head 51,400",
-                input=_input(StatsEmbedConfig()), verified="AT", tiny=_TINY, **_PAPER)
+                verified="AT", tiny=_TINY, **_PAPER)
 def stats_embed(**overrides) -> StatsEmbed:
     """Canonical statistics-embedding classifier (64 log-mels, 5 views, 64 micro + 16 macro codes each)."""
     return _se({}, overrides)

@@ -42,6 +42,7 @@ from ...dsp import MFCC, LogMelSpectrogram, stft_lengths
 from ...errors import AudioError, ConfigError
 from ...nn import TransformerEncoder
 from ...registry import register_model
+from ..contracts import ClassifierModel
 
 
 @dataclass
@@ -93,7 +94,7 @@ class TinyTransformerFrontend(nn.Module):
         return feats, torch.clamp(frames, max=feats.shape[-1])
 
 
-class TinyTransformer(nn.Module):
+class TinyTransformer(ClassifierModel):
     """BERT-style classifier: ``forward(features (B, n_mels, L), lengths (B,) | None) -> logits (B, C)``.
 
     Padded patches (time index past ``lengths``) are masked out of attention.
@@ -195,12 +196,6 @@ _TINY = dict(n_mels=16, patch_freq=8, patch_time=2, max_positions=24, hidden_siz
              intermediate_size=16, num_classes=5)
 
 
-def _input(c: TinyTransformerConfig) -> dict:
-    return {"sample_rate": c.sample_rate, "frontend": f"log-mel (ln) or MFCC; default {c.feature}",
-            "n_mels": c.n_mels, "n_fft": c.n_fft, "win_length": c.win_length, "hop_length": c.hop_length,
-            "tokens": f"{c.patch_freq}x{c.patch_time} patches", "features": "(B, n_mels, L)"}
-
-
 def _tt(base: dict, overrides: dict) -> TinyTransformer:
     return TinyTransformer(build_config(TinyTransformerConfig, base, **overrides))
 
@@ -208,15 +203,15 @@ def _tt(base: dict, overrides: dict) -> TinyTransformer:
 @register_model(params=6_146, params_source="computed from this config (paper: 'just over 6,000'; its layer "
                 "sizes are not published): 40x16+16 frame embedding, 65x16 positions + 16 [CLS], 32 LN, one "
                 "post-LN layer 16-d/2 heads/FFN 64 = 3,280, pooler 272, 50-class head 850",
-                input=_input(TinyTransformerConfig()), verified="AT", tiny=_TINY, **_PAPER)
+                verified="AT", tiny=_TINY, **_PAPER)
 def tiny_transformer(**overrides) -> TinyTransformer:
     """Paper-sized Tiny Transformer: 6,146 parameters, one token per 40-bin log-mel frame, 50 classes."""
     return _tt({}, overrides)
 
 
 @register_model(params=6_146, params_source="same as tiny_transformer with 40 MFCCs (of 40 "
-                "mel filters) instead of 40 log-mel bins: identical parameter count", input=_input(
-                    TinyTransformerConfig(feature="mfcc")), verified="A", tiny=dict(_TINY, feature="mfcc"),
+                "mel filters) instead of 40 log-mel bins: identical parameter count", verified="A",
+                tiny=dict(_TINY, feature="mfcc"),
                 **_PAPER)
 def tiny_transformer_mfcc(**overrides) -> TinyTransformer:
     """The MFCC feature option of the paper: 40 MFCCs per frame, otherwise as :func:`tiny_transformer`."""

@@ -43,6 +43,7 @@ from ...config import build_config
 from ...dsp import MelSpectrogram, power_to_db, stft_lengths
 from ...errors import AudioError, ConfigError
 from ...registry import register_model
+from ..contracts import ClassifierModel
 
 
 @dataclass
@@ -210,7 +211,7 @@ class MobileNetV3Small(nn.Module):
         return F.hardswish(self.fc1(self.pooled(x, lengths)))  # (B, 1024); fc2 is the model's head
 
 
-class Wav2Small(nn.Module):
+class Wav2Small(ClassifierModel):
     """Student regressor: ``forward(features (B, n_mels, L), lengths (B,) | None) -> outputs (B, num_classes)``.
 
     ``features`` are :attr:`frontend`'s log-mel dB values. The outputs are continuous (A/D/V in the
@@ -261,9 +262,6 @@ _PAPER = dict(
     official_repo="https://github.com/dkounadis/wav2small",
     license="",
 )
-_INPUT = {"sample_rate": 16000, "frontend": "per-utterance standardisation, Hann STFT n_fft 64 hop 32, power, "
-          "20 Slaney mels 0-8 kHz, 10 log10(max(x, 1e-10))", "n_mels": 20, "features": "(B, n_mels, L)",
-          "outputs": "continuous (arousal, dominance, valence)"}
 
 
 def _w2s(base: dict, overrides: dict) -> Wav2Small:
@@ -272,7 +270,7 @@ def _w2s(base: dict, overrides: dict) -> Wav2Small:
 
 @register_model(params=72_754, params_source="computed from this config, chosen to match the paper's 72K (layer "
                 "widths are not published): 7 conv3x3 of 30 channels + BN = 49,500; attention pooling on "
-                "30x5=150 dims = 22,801; 3 outputs 453", input=_INPUT, verified="AT",
+                "30x5=150 dims = 22,801; 3 outputs 453", verified="AT",
                 tiny=dict(channels=6, n_mels=8, pools=((2, 2), (1, 1), (2, 2)), num_classes=3), **_PAPER)
 def wav2small(**overrides) -> Wav2Small:
     """Wav2Small student (72,754 parameters, 3 continuous outputs)."""
@@ -282,7 +280,7 @@ def wav2small(**overrides) -> Wav2Small:
 @register_model(params=1_520_643, params_source="computed: torchvision's MobileNetV3-Small layer table (this "
                 "implementation gives torchvision's 2,542,856 with 3 input planes and 1000 classes, checked in "
                 "tests) with a 1-plane stem and 3 outputs; the paper's MobileNet-V4-Small student has 3.12M",
-                input=_INPUT, verified="AT", tiny=dict(arch="mobilenetv3_small", n_mels=8, num_classes=3),
+                verified="AT", tiny=dict(arch="mobilenetv3_small", n_mels=8, num_classes=3),
                 **_PAPER)
 def wav2small_mobilenetv3(**overrides) -> Wav2Small:
     """MobileNetV3-Small student on the Wav2Small front-end (the paper's MobileNet comparison point)."""

@@ -58,6 +58,7 @@ from ...dsp.pqmf import PQMF
 from ...errors import AudioError, ConfigError
 from ...nn.weight_norm import convert_legacy_weight_norm_keys
 from ...registry import register_model
+from ..contracts import CodecModel
 
 __all__ = ["RAVE", "RAVEConfig", "RAVEOutput", "kl_divergence", "mod_sigmoid"]
 
@@ -229,7 +230,7 @@ class RAVEOutput(NamedTuple):
     mean: Tensor  # (B, latent, L) posterior mean
 
 
-class RAVE(nn.Module):
+class RAVE(CodecModel):
     """RAVE v1 autoencoder (family ``codec``: continuous latent, ``num_codebooks = 0``).
 
     - ``encode(wav (B, T)) -> z (B, latent_size, ceil(T / hop_length))``: the posterior mean (``sample=True``:
@@ -442,9 +443,6 @@ _PAPER = dict(
     converter=checkpoint_filter_fn,
 )
 
-_INPUT = {"sample_rate": 44100, "input": "waveform (B, T) in [-1, 1], mono", "pqmf_bands": 16,
-          "pqmf_attenuation_db": 100, "compression": 2048, "latent": "(B, 128, T / 2048), ~21.5 Hz",
-          "output": "waveform (B, T)", "note": "the paper trains at 48 kHz; the repository's v1.gin at 44.1 kHz"}
 
 _TINY = dict(n_band=2, capacity=4, latent_size=4, ratios=(2, 2), residual_dilations=((1, 1), (3, 1)),
              use_noise=False, sample_rate=16000)
@@ -455,7 +453,7 @@ _TINY = dict(n_band=2, capacity=4, latent_size=4, ratios=(2, 2), residual_dilati
                 "(VariationalEncoder, 4,834,176) + decoder (Generator, 12,778,193), weight-norm g and v both "
                 "counted, no conv biases (v1.gin), BatchNorm affine counted; PQMF filters and discriminator "
                 "excluded; measured on the official modules (wheel + cached_conv 2.5.0) and here on meta",
-                input=_INPUT, verified="AT", tiny=_TINY, **_PAPER)
+                verified="AT", tiny=_TINY, **_PAPER)
 def rave_v1(**overrides) -> RAVE:
     """RAVE v1 (v1.gin: 44.1 kHz, capacity 64, 16 PQMF bands, latent 128, ratios 4-4-4-2, noise 5 bands)."""
     return RAVE(build_config(RAVEConfig, {}, **overrides))

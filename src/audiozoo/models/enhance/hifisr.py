@@ -59,7 +59,8 @@ from ...errors import AudioError, ConfigError
 from ...nn.resblocks import ResBlock1, ResBlock2
 from ...nn.vocoder import HiFiGANTrunk, VocoderMel, official_to_trunk_keys
 from ...nn.weight_norm import convert_legacy_weight_norm_keys
-from ...registry import register_model
+from ...registry import WeightSet, register_model
+from ..contracts import EnhancerModel
 
 __all__ = ["HiFiSR", "HiFiSRConfig", "MossFormer2Encoder", "SnakeHiFiGAN", "checkpoint_filter_fn"]
 
@@ -336,7 +337,7 @@ class SnakeHiFiGAN(HiFiGANTrunk):
 
 
 # --------------------------------------------------------------------------- the model
-class HiFiSR(nn.Module):
+class HiFiSR(EnhancerModel):
     """HiFi-SR: ``forward(mel (B, n_mels, L), lengths (B,) | None) -> (wav (B, L * hop), lengths)``.
 
     ``mel`` is :attr:`frontend`'s log-mel of the band-limited input *already resampled to*
@@ -433,14 +434,6 @@ _PAPER = dict(
 )
 
 
-def _input(sr: int, lo: int, hi: int) -> dict[str, Any]:
-    return {"sample_rate": sr, "input_rates": f"{lo}-{hi} Hz, sinc-resampled to {sr} Hz before the front-end",
-            "frontend": "log_mel (ln, floor 1e-5) of the sinc-upsampled input", "n_mels": 80, "n_fft": 1024,
-            "win_length": 1024, "hop_length": 256, "window": "hann", "center": False,
-            "pad": "reflect (n_fft - hop) / 2 both sides", "f_min": 0, "f_max": 8000, "mel_scale": "slaney",
-            "features": "(B, n_mels, L)", "output": f"wav (B, L * 256) at {sr} Hz"}
-
-
 _TINY = dict(enc_channels=16, enc_depth=1, group_size=8, query_key_dim=8, rotary_dim=4, fsmn_channels=8,
              fsmn_lorder=3, conv_kernel=3, upsample_initial_channel=16, n_mels=20, upsample_rates=(4, 2),
              upsample_kernel_sizes=(8, 4), resblock_kernel_sizes=(3, 5),
@@ -460,7 +453,7 @@ def _hifisr(base: dict, overrides: dict) -> HiFiSR:
                 "Mossformer + Generator with config/inference/MossFormer2_SR_48K.json) instantiated on the meta "
                 "device: encoder 54,497,026 trainable + generator 55,150,402 (weight-norm gains included; "
                 "55,130,177 without); the 16 frozen rotary frequencies are a buffer here",
-                input=_input(48000, 4000, 32000), verified="A", tiny=_TINY, **_PAPER)
+                verified="A", tiny=_TINY, **_PAPER)
 def hifisr_48k(**overrides) -> HiFiSR:
     """HiFi-SR as released (``MossFormer2_SR_48K``): any 4-32 kHz input -> 48 kHz."""
     return _hifisr({}, overrides)
@@ -468,11 +461,15 @@ def hifisr_48k(**overrides) -> HiFiSR:
 
 @register_model(params=1_042_452, params_source="computed from this config (encoder 64-d x 2 layers, generator "
                 "V2-width 128 channels, Snake); a CPU-sized HiFi-SR, not a paper config",
-                input=_input(16000, 6000, 12000), verified="ATU", tiny=_TINY,
-                weights={"sisec_8k": "6-12 kHz -> 16 kHz speech super-resolution trained 20 min on CPU on the 8 "
-                                     "SiSec 2011 speakers (recipes/superres/hifisr_small_16k.yaml); beats sinc "
-                                     "interpolation on log-spectral distance on held-out CMU ARCTIC + LibriSpeech "
-                                     "(docs/models/hifisr.md)"},
+                verified="ATU", tiny=_TINY,
+                weights={"sisec_8k": WeightSet(
+                    "6-12 kHz -> 16 kHz speech super-resolution trained 20 min on CPU on the 8 SiSec 2011 speakers; "
+                    "beats sinc interpolation on log-spectral distance on held-out CMU ARCTIC + LibriSpeech "
+                    "(docs/models/hifisr.md)",
+                    sha256="02f4664cbd7da469688f267c4b087f444b8e2729efbd4beb677016c1d509164a",
+                    recipe="recipes/superres/hifisr_small_16k.yaml", commit="0ac5a80", license="Apache-2.0",
+                    metrics={"held_out": "CMU ARCTIC + LibriSpeech, LSD full band from 8 kHz input",
+                             "lsd_8k": 1.375, "lsd_6k": 1.494, "lsd_12k": 1.051, "sinc_lsd_8k": 3.506})},
                 **_PAPER)
 def hifisr_small_16k(**overrides) -> HiFiSR:
     """CPU-sized HiFi-SR: 6-12 kHz input -> 16 kHz (the shipped ``hifisr_small_16k.sisec_8k``)."""

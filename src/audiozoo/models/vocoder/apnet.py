@@ -57,7 +57,8 @@ from ...dsp.stft import ConstantBuffers, OverlapAddISTFT, get_window, stft, stft
 from ...errors import AudioError, ConfigError
 from ...nn import MRF, convert_legacy_weight_norm_keys, get_padding
 from ...nn import remove_weight_norm as _remove_weight_norm
-from ...registry import register_model
+from ...registry import WeightSet, register_model
+from ..contracts import VocoderModel
 
 __all__ = [
     "APNet", "APNetConfig", "APNetMelFrontend", "APNetOutput", "AmplitudeSpectrumPredictor",
@@ -207,7 +208,7 @@ class PhaseSpectrumPredictor(nn.Module):
 
 
 # --------------------------------------------------------------------------- model
-class APNet(nn.Module):
+class APNet(VocoderModel):
     """APNet vocoder: ``forward(mel (B, n_mels, L), lengths (B,) | None) -> (wav (B, (L-1) hop), wav_lengths)``.
 
     ``mel`` is the natural-log mel magnitude of :attr:`frontend`. :meth:`forward_with_spectra` also returns
@@ -231,6 +232,11 @@ class APNet(nn.Module):
             self.register_buffer("mel_pinv", pinv, persistent=False)  # (n_bins, n_mels)
             with torch.no_grad():  # start close to the prior: a small residual (weight-norm gain x 0.01)
                 self.asp.output_conv.parametrizations.weight.original0.mul_(0.01)
+
+    def output_length(self, frames: Tensor | int) -> Tensor | int:
+        """Centred iSTFT: ``(L - 1) * hop`` samples for ``L`` frames."""
+        return (frames - 1).clamp(min=0) * self.hop_length if isinstance(frames, Tensor) else \
+            max(int(frames) - 1, 0) * self.hop_length
 
     def amplitude_prior(self, mel: Tensor) -> Tensor:
         """FreeV's prior ``log(max(|M^+ exp(mel)|, 1e-5))`` ``(B, n_bins, L)`` for a log-mel ``(B, n_mels, L)``."""
@@ -316,9 +322,6 @@ _PAPER = dict(
     converter=checkpoint_filter_fn,
 )
 
-_INPUT = {"sample_rate": 16000, "frontend": "log_mel_magnitude", "n_mels": 80, "n_fft": 1024, "hop_length": 80,
-          "win_length": 320, "f_min": 0.0, "f_max": 8000.0, "mel_scale": "slaney", "log": "ln(clamp(mel, 1e-5))",
-          "output_samples": "(frames - 1) * hop_length"}
 
 _TINY = dict(asp_channels=16, psp_channels=16, asp_kernel_sizes=(3, 5), asp_dilations=((1, 3, 5), (1, 3, 5)),
              psp_kernel_sizes=(3, 5), psp_dilations=((1, 3, 5), (1, 3, 5)), n_fft=256, hop_length=64,
@@ -328,12 +331,17 @@ _TINY = dict(asp_channels=16, psp_channels=16, asp_kernel_sizes=(3, 5), asp_dila
 @register_model(params=72_191_494, params_source="official models.Generator with config.json (16 kHz, n_fft "
                 "1024, 512 channels) built from the official code and counted: ASP 35,175,938 + PSP "
                 "37,015,556 (weight_g + weight_v + bias of every weight-normed conv)",
-                input=_INPUT, verified="ATU", tiny=_TINY, **_PAPER,
-                weights={"freev_speech16k": "16 kHz speech, hop 256: 64-channel APNet with FreeV's pseudo-inverse "
-                         "amplitude prior, trained ~8 min on CPU on 68 s of real speech "
-                         "(recipes/vocoder/apnet_freev_speech.yaml); use as 'apnet.freev_speech16k+griffinlim:32' "
-                         "(its phase refined by 32 Griffin-Lim iterations), which beats Griffin-Lim on held-out "
-                         "speech; its own phase alone does not (docs/models/apnet.md)"})
+                verified="ATU", tiny=_TINY, **_PAPER,
+                weights={"freev_speech16k": WeightSet(
+                    "16 kHz speech, hop 256: 64-channel APNet with FreeV's pseudo-inverse amplitude prior, trained "
+                    "~8 min on CPU on 68 s of real speech; use as 'apnet.freev_speech16k+griffinlim:32' (its phase "
+                    "refined by 32 Griffin-Lim iterations), which beats Griffin-Lim on held-out speech; its own "
+                    "phase alone does not (docs/models/apnet.md)",
+                    sha256="a821893142317d242a26a88e462f1b56eb417c2d1f6ef86a8aedb1d8f327d276",
+                    recipe="recipes/vocoder/apnet_freev_speech.yaml", commit="0ff2ad7", license="Apache-2.0",
+                    metrics={"held_out": "9 utterances (6 CMU ARCTIC + 3 LibriSpeech), with 32 GL iterations",
+                             "mrstft": 0.892, "pesq_wb": 2.831, "stoi": 0.959,
+                             "griffinlim32": {"mrstft": 0.948, "pesq_wb": 2.518, "stoi": 0.944}})})
 def apnet(**overrides) -> APNet:
     """Canonical APNet (official config.json: 16 kHz, 80 mels, n_fft 1024, hop 80, window 320, 512 channels)."""
     return APNet(build_config(APNetConfig, None, **overrides))

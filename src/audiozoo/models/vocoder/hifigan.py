@@ -56,6 +56,7 @@ from ...errors import AudioError, CheckpointError, ConfigError
 from ...nn.vocoder import HiFiGANTrunk, VocoderMel, official_to_trunk_keys
 from ...nn.weight_norm import convert_legacy_weight_norm_keys, has_weight_norm
 from ...registry import register_model
+from ..contracts import VocoderModel
 
 
 @dataclass
@@ -82,7 +83,7 @@ class HiFiGANConfig:
     mel_mag_eps: float = 1e-9
 
 
-class HiFiGAN(HiFiGANTrunk):
+class HiFiGAN(HiFiGANTrunk, VocoderModel):
     """HiFi-GAN generator: ``forward(mel (B, n_mels, L), lengths (B,) | None) -> (wav (B, L * hop), lengths)``.
 
     ``mel`` is the log-mel of :attr:`frontend` (channels first). Attributes of the vocoder contract:
@@ -208,10 +209,6 @@ _PAPER = dict(
     converter=checkpoint_filter_fn,
 )
 
-_INPUT = {"sample_rate": 22050, "frontend": "log_mel (ln, floor 1e-5)", "n_mels": 80, "n_fft": 1024,
-          "win_length": 1024, "hop_length": 256, "window": "hann", "center": False,
-          "pad": "reflect (n_fft - hop) / 2 both sides", "f_min": 0, "f_max": 8000, "mel_scale": "slaney",
-          "magnitude": "sqrt(|X|^2 + 1e-9)", "features": "(B, n_mels, L)", "output": "wav (B, L * 256)"}
 
 _COUNT = ("weights + biases, each weight-normed weight counted once (official remove_weight_norm model; "
           "weight-norm gains g excluded, they add {g:,}); computed from the official config_{v}.json, "
@@ -232,21 +229,21 @@ def _hifigan(base: dict, overrides: dict) -> HiFiGAN:
 
 
 @register_model(params=13_926_017, params_source=_COUNT.format(g=10_113, v="v1", paper="13.92M"),
-                input=_INPUT, verified="AP", tiny=_TINY, **_PAPER)
+                verified="AP", tiny=_TINY, **_PAPER)
 def hifigan_v1(**overrides) -> HiFiGAN:
     """HiFi-GAN V1 (LJSpeech 22.05 kHz, 512 channels, rates 8-8-2-2)."""
     return _hifigan(_V1, overrides)
 
 
 @register_model(params=925_985, params_source=_COUNT.format(g=2_529, v="v2", paper="0.92M"),
-                input=_INPUT, verified="AP", tiny=_TINY, **_PAPER)
+                verified="AP", tiny=_TINY, **_PAPER)
 def hifigan_v2(**overrides) -> HiFiGAN:
     """HiFi-GAN V2 (V1 with 128 initial channels)."""
     return _hifigan(_V2, overrides)
 
 
 @register_model(params=1_462_273, params_source=_COUNT.format(g=2_049, v="v3", paper="1.46M"),
-                input=_INPUT, verified="AT", tiny=dict(_TINY, resblock="2", resblock_dilation_sizes=((1, 2), (2, 6))),
+                verified="AT", tiny=dict(_TINY, resblock="2", resblock_dilation_sizes=((1, 2), (2, 6))),
                 **_PAPER)
 def hifigan_v3(**overrides) -> HiFiGAN:
     """HiFi-GAN V3 (ResBlock2, 256 channels, rates 8-8-4)."""
@@ -262,9 +259,6 @@ _SPEECHT5 = dict(sample_rate=16000, upsample_rates=(4, 4, 4, 4), upsample_kernel
 
 @register_model(params=12_656_257, params_source="transformers SpeechT5HifiGanConfig() defaults, weights + biases "
                 "(HF stores weight-norm-removed weights; the mean/scale buffers are not parameters)",
-                input={**_INPUT, "sample_rate": 16000, "frontend": "log10 mel (floor 1e-10), SpeechT5FeatureExtractor",
-                       "center": True, "pad": "reflect (centred frames)", "f_min": 80, "f_max": 7600,
-                       "magnitude": "|X|", "output": "wav (B, L * 256)"},
                 verified="AP", tiny=dict(_TINY, normalize_before=True), **_SPEECHT5_PAPER)
 def hifigan_speecht5(**overrides) -> HiFiGAN:
     """SpeechT5's 16 kHz HiFi-GAN (``microsoft/speecht5_hifigan`` architecture; input mel standardised)."""

@@ -51,6 +51,7 @@ from ...dsp.stft import ConstantBuffers
 from ...errors import AudioError, ConfigError
 from ...nn.vocoder import HiFiGANTrunk, VocoderMel
 from ...registry import register_model
+from ..contracts import VocoderModel
 
 __all__ = ["BandLimitedMel", "HiFiNet", "HiFiNetConfig", "kaiser_lowpass"]
 
@@ -154,7 +155,7 @@ class BandLimitedMel(ConstantBuffers):
         return self.mel(wav, lengths)
 
 
-class HiFiNet(HiFiGANTrunk):
+class HiFiNet(HiFiGANTrunk, VocoderModel):
     """HiFiNet generator: ``forward(mel (B, n_mels, L), lengths (B,) | None) -> (wav (B, 600 L), lengths)``.
 
     ``mel`` is the 16 kHz-band log-mel of :attr:`frontend`. Vocoder contract: ``sample_rate`` (48,000, the
@@ -206,11 +207,6 @@ _PAPER = dict(
     license="n/a (reconstruction)",
 )
 
-_INPUT = {"sample_rate": 48000, "mel_sample_rate": 16000, "frontend": "48 kHz -> Kaiser low-pass (7.8/8 kHz, "
-          "90 dB) + decimate by 3 -> 16 kHz log-mel (ln, floor 1e-5)", "n_mels": 80, "n_fft": 1024,
-          "win_length": 800, "hop_length_16k": 200, "window": "hann", "center": False,
-          "pad": "reflect (n_fft - hop) / 2 both sides", "f_min": 0, "f_max": 8000, "mel_scale": "slaney",
-          "features": "(B, n_mels, L)", "output": "wav (B, L * 600) at 48 kHz"}
 
 _TINY = dict(upsample_initial_channel=16, n_mels=20, upsample_rates=(10, 5, 12), upsample_kernel_sizes=(20, 15, 24),
              resblock_kernel_sizes=(3, 5), resblock_dilation_sizes=((1, 3, 5), (1, 3, 5)), n_fft=256,
@@ -222,7 +218,7 @@ _TINY = dict(upsample_initial_channel=16, n_mels=20, upsample_rates=(10, 5, 12),
                 "kernels (20, 15, 8, 9), 80 mels; weights + biases, each weight-normed weight counted once "
                 "(weight-norm gains g excluded, they add 10,113); computed here on the meta device. The paper "
                 "gives no parameter count for HiFiNet",
-                input=_INPUT, verified="A", tiny=_TINY, **_PAPER)
+                verified="A", tiny=_TINY, **_PAPER)
 def hifinet(**overrides) -> HiFiNet:
     """HiFiNet as reconstructed: 16 kHz-band 80-mel (hop 200) -> 48 kHz waveform, HiFi-GAN V1 width."""
     return HiFiNet(build_config(HiFiNetConfig, {}, **overrides))

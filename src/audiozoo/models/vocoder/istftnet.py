@@ -45,6 +45,7 @@ from ...errors import AudioError, ConfigError
 from ...nn.vocoder import HiFiGANTrunk, VocoderMel, official_to_trunk_keys
 from ...nn.weight_norm import convert_legacy_weight_norm_keys
 from ...registry import register_model
+from ..contracts import VocoderModel
 
 
 @dataclass
@@ -67,7 +68,7 @@ class ISTFTNetConfig:
     f_max: float = 8000.0
 
 
-class ISTFTNet(HiFiGANTrunk):
+class ISTFTNet(HiFiGANTrunk, VocoderModel):
     """iSTFTNet generator: ``forward(mel (B, n_mels, L), lengths) -> (wav (B, L * hop), lengths)``.
 
     ``hop_length = prod(upsample_rates) * istft_hop``. :meth:`forward_spectrum` returns the predicted magnitude
@@ -134,10 +135,6 @@ _PAPER = dict(
     converter=checkpoint_filter_fn,
 )
 
-_INPUT = {"sample_rate": 22050, "frontend": "log_mel (ln, floor 1e-5), HiFi-GAN meldataset", "n_mels": 80,
-          "n_fft": 1024, "win_length": 1024, "hop_length": 256, "center": False,
-          "pad": "reflect (n_fft - hop) / 2 both sides", "f_min": 0, "f_max": 8000, "mel_scale": "slaney",
-          "features": "(B, n_mels, L)", "output": "wav (B, L * 256)"}
 
 _COUNT = ("computed from the config (weights + biases, weight-norm gains g excluded as for HiFi-GAN; they add "
           "{g:,}); {src}. The paper gives no exact counts; C8C8I matches the 13.25M computed in the project's "
@@ -153,14 +150,14 @@ def _istftnet(base: dict, overrides: dict) -> ISTFTNet:
 
 
 @register_model(params=13_254_034, params_source=_COUNT.format(g=8_210, src="config = rishikksh20 config_v1.json"),
-                input=_INPUT, verified="AT", tiny=_TINY, **_PAPER)
+                verified="AT", tiny=_TINY, **_PAPER)
 def istftnet_c8c8i(**overrides) -> ISTFTNet:
     """iSTFTNet V1-C8C8I: two x8 stages, then iSTFT (n_fft 16, hop 4)."""
     return _istftnet(dict(), overrides)
 
 
 @register_model(params=13_792_458, params_source=_COUNT.format(g=9_482, src="config derived (n_fft = 4 x hop)"),
-                input=_INPUT, verified="A", tiny=_TINY, **_PAPER)
+                verified="A", tiny=_TINY, **_PAPER)
 def istftnet_c8c8c2i(**overrides) -> ISTFTNet:
     """iSTFTNet V1-C8C8C2I: x8, x8, x2 stages, then iSTFT (n_fft 8, hop 2)."""
     return _istftnet(dict(upsample_rates=(8, 8, 2), upsample_kernel_sizes=(16, 16, 4), istft_n_fft=8,
@@ -168,7 +165,7 @@ def istftnet_c8c8c2i(**overrides) -> ISTFTNet:
 
 
 @register_model(params=12_928_514, params_source=_COUNT.format(g=8_322, src="config derived; C1 = stride-1 kernel-3 "
-                "transposed conv (our choice)"), input=_INPUT, verified="A", tiny=_TINY, **_PAPER)
+                "transposed conv (our choice)"), verified="A", tiny=_TINY, **_PAPER)
 def istftnet_c8c1i(**overrides) -> ISTFTNet:
     """iSTFTNet V1-C8C1I: one x8 stage, one stage without upsampling, then iSTFT (n_fft 128, hop 32)."""
     return _istftnet(dict(upsample_rates=(8, 1), upsample_kernel_sizes=(16, 3), istft_n_fft=128, istft_hop=32),
@@ -176,7 +173,7 @@ def istftnet_c8c1i(**overrides) -> ISTFTNet:
 
 
 @register_model(params=10_879_874, params_source=_COUNT.format(g=5_762, src="config derived (n_fft = 4 x hop)"),
-                input=_INPUT, verified="A", tiny=_TINY, **_PAPER)
+                verified="A", tiny=_TINY, **_PAPER)
 def istftnet_c8i(**overrides) -> ISTFTNet:
     """iSTFTNet V1-C8I: one x8 stage, then iSTFT (n_fft 128, hop 32)."""
     return _istftnet(dict(upsample_rates=(8,), upsample_kernel_sizes=(16,), istft_n_fft=128, istft_hop=32),

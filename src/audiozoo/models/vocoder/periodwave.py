@@ -66,6 +66,7 @@ from ...errors import AudioError, ConfigError
 from ...nn import DropPath, VocoderMel, convert_legacy_weight_norm_keys, get_padding
 from ...nn import remove_weight_norm as _remove_weight_norm
 from ...registry import register_model
+from ..contracts import VocoderModel
 
 __all__ = [
     "ConvNeXtV2Block", "MelConditioner", "PeriodAwareEstimator", "PeriodUNet", "PeriodWave", "PeriodWaveConfig",
@@ -452,7 +453,7 @@ class PeriodAwareEstimator(nn.Module):
 
 
 # --------------------------------------------------------------------------- model
-class PeriodWave(nn.Module):
+class PeriodWave(VocoderModel):
     """PeriodWave vocoder: ``forward(mel (B, n_mels, L), lengths (B,) | None) -> (wav (B, L * hop), wav_lengths)``.
 
     ``forward`` runs the ODE sampler with the config's defaults (``steps``, ``solver``, ``temperature``, FreeU
@@ -633,10 +634,6 @@ _PAPER = dict(
     converter=checkpoint_filter_fn,
 )
 
-_INPUT = {"sample_rate": 24000, "frontend": "log_mel_magnitude", "n_mels": 100, "n_fft": 1024, "hop_length": 256,
-          "win_length": 1024, "f_min": 0.0, "f_max": 12000.0, "mel_scale": "slaney", "center": False,
-          "log": "ln(clamp(mel, 1e-5))", "output_samples": "frames * hop_length",
-          "sampler": "16 midpoint steps, temperature 0.667 (README)"}
 
 _TINY = dict(sample_rate=16000, n_fft=256, hop_length=64, win_length=256, n_mels=16, f_max=8000.0,
              energy_min=0.0126, energy_max=5.0, hidden_dim=32, mel_blocks=1, cond_blocks=1, drop_path=0.0,
@@ -649,7 +646,7 @@ _TINY = dict(sample_rate=16000, n_fft=256, hop_length=64, win_length=256, n_mels
                 "Alizeded/PeriodWave) and counted: mel conditioner 20,921,088 + time MLP 2,099,712 + period "
                 "embedding 1,280 + shared U-Net 6,763,904 + output block 19,041 (weight-norm g + v + bias); the "
                 "abstract of arXiv:2408.08019 says 29M",
-                input=_INPUT, verified="AT", tiny=_TINY, **_PAPER)
+                verified="AT", tiny=_TINY, **_PAPER)
 def periodwave_base(**overrides) -> PeriodWave:
     """PeriodWave base (LibriTTS 24 kHz, 100 mels, hop 256, hidden 512, periods 1/2/3/5/7, universal estimator)."""
     return PeriodWave(build_config(PeriodWaveConfig, None, **overrides))
