@@ -10,7 +10,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import AudiozooError  # noqa: E402
-from .registry import create_model, list_models, model_info, register_model  # noqa: E402
+from .registry import create_model, from_pretrained, list_models, model_info, register_model  # noqa: E402
+
+
+def resolve_model(spec, family=None, **kwargs):
+    """See :func:`audiozoo.resolve.resolve_model`."""
+    from .resolve import resolve_model as _resolve
+
+    return _resolve(spec, family, **kwargs)
 
 
 def load_audio(*args, **kwargs):
@@ -20,7 +27,7 @@ def load_audio(*args, **kwargs):
     return _load(*args, **kwargs)
 
 
-def pipeline(task: str, model: str | None = None, **kwargs):
+def pipeline(task: str | None = None, model=None, **kwargs):
     """See :func:`audiozoo.pipelines.pipeline`."""
     from .pipelines import pipeline as _pipeline
 
@@ -28,6 +35,6 @@ def pipeline(task: str, model: str | None = None, **kwargs):
 
 
 __all__ = [
-    "AudiozooError", "__version__", "create_model", "list_models", "load_audio", "model_info", "pipeline",
-    "register_model",
+    "AudiozooError", "__version__", "create_model", "from_pretrained", "list_models", "load_audio", "model_info",
+    "pipeline", "register_model", "resolve_model",
 ]

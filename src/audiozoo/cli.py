@@ -36,8 +36,23 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .registry import model_info
+    from .registry import model_info, weight_record
 
+    if "." in args.name:  # a weight set: its record (source, sha256, recipe, commit, metrics, input, labels)
+        rec = weight_record(args.name)
+        if args.json:
+            _print_json(rec)
+            return 0
+        print(f"{rec['name']}  [{rec['family']}, weights of {rec['architecture']}]")
+        for key in ("description", "source", "location", "path", "sha256", "recipe", "commit", "license",
+                    "available"):
+            if rec.get(key):
+                print(f"  {key + ':':<12} {rec[key]}")
+        if rec.get("labels"):
+            print(f"  {'labels:':<12} {', '.join(map(str, rec['labels']))}")
+        print(f"  {'metrics:':<12} {json.dumps(rec.get('metrics', {}))}")
+        print(f"  {'input:':<12} {json.dumps(rec.get('input', {}))}")
+        return 0
     d = model_info(args.name).as_dict()
     if args.json:
         _print_json(d)
@@ -143,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("info", help="paper, parameter count, input contract and verification of a model")
+    s = sub.add_parser("info", help="paper, parameter count, input contract and verification of a model; with "
+                       "NAME.TAG the weight set's record (source, sha256, recipe, commit, metrics, labels)")
     s.add_argument("name")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_info)

@@ -10,8 +10,8 @@ import torch
 import audiozoo
 from audiozoo.cli import main
 from audiozoo.errors import AudioError, ConfigError
-from audiozoo.pipelines import UpsamplePipeline, pipeline
-from audiozoo.pipelines.upsample import bandwidth_substitution
+from audiozoo.pipelines import pipeline
+from audiozoo.pipelines.upsample import UpsamplePipeline, bandwidth_substitution
 
 
 def _tiny_model():

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..data.builders.midi import PPQ, TEMPO_US, _chunk, quantize
-from ..errors import ConfigError
+from ..errors import AudioError, ConfigError
 from ..resolve import resolve_model
 from .base import AudioInput, Pipeline, batched, ensure_dir
 from .plots import save_image_png
@@ -121,7 +121,9 @@ def infer_onsets(onsets: np.ndarray, frames: np.ndarray, n_diff: int = 2) -> np.
     f = frames.astype(np.float64)
     rises = []
     for n in range(1, n_diff + 1):
-        prev = np.concatenate([np.zeros((n, f.shape[1])), f[:-n]])
+        # f delayed by n frames (zeros before the start); sized from f so clips shorter than n frames work
+        prev = np.zeros_like(f)
+        prev[n:] = f[: max(f.shape[0] - n, 0)]
         rises.append(f - prev)
     diff = np.min(rises, axis=0)
     diff[diff < 0] = 0
@@ -354,6 +356,13 @@ class TranscriptionPipeline(Pipeline):
         return {k: unwrap_output(np.concatenate(v), wav.shape[-1]) for k, v in parts.items()}
 
     def _process(self, a: AudioInput) -> dict[str, Any]:
+        # Output frames are floor(T * 86 / 22050) (unwrap_output): a clip under one frame has no activations
+        # to decode, so it is refused by name rather than returned as an empty (or broken) transcription.
+        min_samples = math.ceil(SAMPLE_RATE / (SAMPLE_RATE // FFT_HOP))
+        if a.wav.shape[-1] < min_samples:
+            raise AudioError(f"{a.source}: too short to transcribe: {a.wav.shape[-1]} samples at {SAMPLE_RATE} Hz; "
+                             f"need at least one model frame ({min_samples} samples = "
+                             f"{1000 * min_samples / SAMPLE_RATE:.1f} ms)")
         out = self.activations(a.wav)
         events = model_output_to_notes(out, self.onset_threshold, self.frame_threshold, self.min_note_len,
                                        self.min_freq, self.max_freq, True, self.melodia_trick)
