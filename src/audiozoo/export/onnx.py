@@ -185,50 +185,22 @@ class ExportSpec:
 def export_spec(model: nn.Module, batch: int = 2, length: int | None = None, on: str = "features") -> ExportSpec:
     """Example inputs, names and dynamic axes for a registered model's ``forward``.
 
+    The model states them itself (``export_signature`` of its family contract, overridden where the graph
+    depends on the example, as AST's patch grid or Basic Pitch's audio/feature inputs), so this module
+    imports no model file.
+
     Args:
-        model: an audiozoo classifier (AST, PANNs: features ``(B, n_mels, L)`` -> ``logits (B, C)``) or
-            Basic Pitch (``on="features"``: ``(B, H, L, F)``; ``on="audio"``: ``(B, T)`` at 22,050 Hz).
+        model: an audiozoo model (classifiers: features ``(B, F, L)`` -> ``logits (B, C)``; Basic Pitch:
+            ``on="features"`` ``(B, H, L, F)`` or ``on="audio"`` ``(B, T)`` at 22,050 Hz).
         batch: example batch size (>= 2 keeps the batch axis dynamic in ``torch.export``).
         length: example frames ``L`` (samples ``T`` for audio); a model-appropriate default when None.
-        on: ``"features"`` or ``"audio"`` (Basic Pitch only).
+        on: ``"features"`` or ``"audio"``.
     """
-    from ..models.classify.ast import AST
-    from ..models.classify.panns import PANNs
-    from ..models.transcribe.basic_pitch import AUDIO_N_SAMPLES, BasicPitch
-
     if on not in ("features", "audio"):
         raise ConfigError(f"export_spec: on must be 'features' or 'audio', got {on!r}")
-    if isinstance(model, (AST, PANNs)):
-        if on != "features":
-            raise ConfigError(f"{type(model).__name__} exports on features; its front-end is a separate module")
-        c = model.config
-        if isinstance(model, AST):
-            native = model.patch_embed.grid_size[1]
-            if length is None:
-                # one extra time patch: the traced graph must contain the position-embedding resampling
-                length = c.max_length + c.tstride
-            if model.patch_embed.grid(c.n_mels, length)[1] == native:
-                raise ConfigError(f"AST example length {length} has the native patch grid; the traced graph "
-                                  "would skip position-embedding resampling and accept only that grid")
-        else:
-            length = length or 4 * model.time_downsample
-            if length < model.time_downsample:
-                raise ConfigError(f"PANNs example length {length} < time downsampling {model.time_downsample}")
-        x = torch.randn(batch, c.n_mels, length)
-        return ExportSpec((x,), ["features"], ["logits"],
-                          {"features": {0: "batch", 2: "time"}, "logits": {0: "batch"}})
-    if isinstance(model, BasicPitch):
-        c = model.config
-        outs = ["onset", "contour", "note"]
-        # Time is fixed in ONNX (see module docstring); torch.export may still mark it dynamic.
-        axes: dict[str, dict[int, str]] = {o: {0: "batch"} for o in outs}
-        if on == "audio":
-            x = torch.randn(batch, length or AUDIO_N_SAMPLES) * 0.1
-            axes["audio"] = {0: "batch"}
-            return ExportSpec((x,), ["audio"], outs, axes)
-        frames = length or AUDIO_N_SAMPLES // c.hop_length + 1
-        h = model.contour_conv.in_channels
-        x = torch.rand(batch, h, frames, model.frontend.n_out_bins)
-        axes["features"] = {0: "batch"}
-        return ExportSpec((x,), ["features"], outs, axes)
-    raise ConfigError(f"no export spec for {type(model).__name__}; call export_onnx with explicit names/axes")
+    sig = getattr(model, "export_signature", None)
+    if sig is None:
+        raise ConfigError(f"no export spec for {type(model).__name__}; call export_onnx with explicit names/axes")
+    d = sig(batch=batch, length=length, on=on)
+    return ExportSpec(tuple(d["example_inputs"]), list(d["input_names"]), list(d["output_names"]),
+                      dict(d.get("dynamic_axes", {})))

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..errors import AudiozooError
+from ..errors import AudiozooError, ConfigError
 
 __all__ = [
     "FAMILY_BASES", "AudioModel", "frontend_config", "ClassifierModel", "CodecModel", "ContractError", "EnhancerModel",
@@ -94,6 +94,11 @@ class AudioModel(nn.Module):
             spec["frontend"] = frontend_config(fe)
         return spec
 
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "features") -> dict[str, Any]:
+        """What :func:`audiozoo.export.export_spec` exports for this model: ``example_inputs`` (a tuple),
+        ``input_names``, ``output_names`` and ``dynamic_axes`` (``{name: {axis: label}}``)."""
+        raise ConfigError(f"no export spec for {type(self).__name__}; call export_onnx with explicit names/axes")
+
     def check_attributes(self) -> None:
         for a in self.required_attributes:
             _expect(getattr(self, a, None) is not None, self, f"missing attribute {a!r}")
@@ -131,6 +136,17 @@ class ClassifierModel(AudioModel):
     def input_spec(self) -> dict[str, Any]:
         return {**super().input_spec(), "features": f"(B, {self.input_dim()}, L)", "max_frames": self.max_frames,
                 "num_classes": int(self.num_classes)}
+
+    def export_length(self, length: int | None) -> int:
+        """Example frame count for export (models whose graph depends on the length override this)."""
+        return int(length or 64)
+
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "features") -> dict[str, Any]:
+        if on != "features":
+            raise ConfigError(f"{type(self).__name__} exports on features; its front-end is a separate module")
+        x = torch.randn(batch, self.input_dim(), self.export_length(length))
+        return {"example_inputs": (x,), "input_names": ["features"], "output_names": ["logits"],
+                "dynamic_axes": {"features": {0: "batch", 2: "time"}, "logits": {0: "batch"}}}
 
     def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
         g = torch.Generator().manual_seed(seed)

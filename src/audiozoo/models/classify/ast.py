@@ -172,6 +172,17 @@ class AST(ClassifierModel):
     def forward(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.forward_head(self.forward_features(features, lengths))
 
+    def export_length(self, length: int | None) -> int:
+        """Example frames for export: one time patch more than ``max_length``, so the traced graph contains
+        the position-embedding resampling (at the native grid it would be skipped and only that grid work)."""
+        c = self.config
+        if length is None:
+            length = c.max_length + c.tstride
+        if self.patch_embed.grid(c.n_mels, length)[1] == self.patch_embed.grid_size[1]:
+            raise ConfigError(f"AST example length {length} has the native patch grid; the traced graph "
+                              "would skip position-embedding resampling and accept only that grid")
+        return int(length)
+
     def reset_classifier(self, num_classes: int) -> None:
         self.config.num_classes = self.num_classes = num_classes
         self.head = vit_head(self.config.embed_dim, num_classes, self.head_norm.weight.device)

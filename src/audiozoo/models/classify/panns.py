@@ -297,6 +297,12 @@ class PANNs(ClassifierModel):
     def forward(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.forward_head(self.forward_features(features, lengths))
 
+    def export_length(self, length: int | None) -> int:
+        length = length or 4 * self.time_downsample
+        if length < self.time_downsample:
+            raise ConfigError(f"PANNs example length {length} < time downsampling {self.time_downsample}")
+        return int(length)
+
     def reset_classifier(self, num_classes: int) -> None:
         self.config.num_classes = self.num_classes = num_classes
         self.fc_audioset = nn.Linear(self.embed_dim, num_classes).to(self.fc1.weight.device)

@@ -216,6 +216,20 @@ class BasicPitch(TranscriberModel):
         onset = torch.sigmoid(self.onset_out(torch.cat([note, onset], dim=1)))
         return {"onset": onset[:, 0], "contour": contour[:, 0], "note": note[:, 0]}
 
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "features") -> dict:
+        """Export on audio ``(B, T)`` or on front-end features ``(B, H, L, F)``; time is fixed in ONNX (the
+        Keras "same" padding is traced for one length), batch is dynamic."""
+        outs = ["onset", "contour", "note"]
+        axes: dict[str, dict[int, str]] = {o: {0: "batch"} for o in outs}
+        if on == "audio":
+            axes["audio"] = {0: "batch"}
+            return {"example_inputs": (torch.randn(batch, length or AUDIO_N_SAMPLES) * 0.1,),
+                    "input_names": ["audio"], "output_names": outs, "dynamic_axes": axes}
+        frames = length or AUDIO_N_SAMPLES // self.config.hop_length + 1
+        x = torch.rand(batch, self.contour_conv.in_channels, frames, self.frontend.n_out_bins)
+        axes["features"] = {0: "batch"}
+        return {"example_inputs": (x,), "input_names": ["features"], "output_names": outs, "dynamic_axes": axes}
+
 
 # --------------------------------------------------------------------------- official weights (ONNX)
 def find_basic_pitch_onnx() -> Path:
