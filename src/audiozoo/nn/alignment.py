@@ -110,6 +110,8 @@ def length_regulate(x: Tensor, durations: Tensor, alpha: float = 1.0, lengths: T
     if alpha <= 0:
         raise ConfigError(f"alpha must be positive, got {alpha}")
     b, n, _ = x.shape
+    if n == 0:
+        raise ConfigError("length_regulate needs at least one token (x has N = 0)")
     if durations.is_floating_point() or alpha != 1.0:
         durations = torch.round(durations.double() * alpha)
     durations = durations.long()
@@ -119,11 +121,11 @@ def length_regulate(x: Tensor, durations: Tensor, alpha: float = 1.0, lengths: T
         lengths = _check_lengths(lengths, b, n, "lengths", x.device)
         durations = durations * (torch.arange(n, device=x.device)[None] < lengths[:, None])
     ends = durations.cumsum(1)  # (B, N): first frame after token i
-    frame_lengths = ends[:, -1] if n else durations.new_zeros(b)
+    frame_lengths = ends[:, -1]
     t = int(frame_lengths.max()) if max_len is None else int(max_len)
     frames = torch.arange(t, device=x.device)
     # token of frame f: the number of tokens that end at or before f
-    index = torch.searchsorted(ends, frames.expand(b, t).contiguous(), right=True).clamp(max=max(n - 1, 0))
+    index = torch.searchsorted(ends, frames.expand(b, t).contiguous(), right=True).clamp(max=n - 1)
     y = torch.gather(x, 1, index[..., None].expand(b, t, x.shape[2]))
     y = y * (frames[None] < frame_lengths[:, None])[..., None].to(y.dtype)
     return y, frame_lengths.clamp(max=t)

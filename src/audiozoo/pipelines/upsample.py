@@ -30,6 +30,7 @@ from ..dsp.stft import istft, stft
 from ..errors import AudioError, ConfigError
 from ..resolve import resolve_model
 from .base import AudioInput, Pipeline, read_input
+from .streaming import StreamingMixin
 
 __all__ = ["UpsamplePipeline", "bandwidth_substitution", "fit_length"]
 
@@ -64,7 +65,7 @@ def bandwidth_substitution(generated: Tensor, band_limited: Tensor, sample_rate:
     return istft(w * x_in + (1 - w) * x_gen, n_fft, n_fft // 4, n_fft, "hann", center=True, length=t)
 
 
-class UpsamplePipeline(Pipeline):
+class UpsamplePipeline(StreamingMixin, Pipeline):
     """Super-resolve audio to ``rate`` with a HiFi-SR-style model, or sinc-interpolate it (``model=None``).
 
     Args:
@@ -123,17 +124,13 @@ class UpsamplePipeline(Pipeline):
         win = max(hop, int(round(self.chunk_seconds * sr)) // hop * hop)
         ctx = int(round(self.context_seconds * sr)) // hop * hop
         min_len = max(int(getattr(m.frontend, "n_fft", 1024)), 2 * hop)
-        out = torch.zeros(t)
-        for s in range(0, t, win):
-            e = min(s + win, t)
-            a, b = max(0, s - ctx), min(t, e + ctx)
-            seg = up[a:b]
+
+        def window(seg: Tensor) -> Tensor:
             n = max(min_len, -(-seg.shape[-1] // hop) * hop)  # whole frames, long enough for the mel padding
-            seg = fit_length(seg, n).to(self.device)
-            mel, _ = m.frontend(seg.unsqueeze(0))
-            y = m(mel)[0][0].float().cpu()
-            out[s:e] = fit_length(y[s - a:], e - s)
-        return out
+            mel, _ = m.frontend(fit_length(seg, n).to(self.device).unsqueeze(0))
+            return m(mel)[0][0].float().cpu()
+
+        return fit_length(torch.cat(list(self.stream_chunks(up, window, win, ctx))), t)
 
     def upsample(self, wav: Tensor, input_rate: int) -> Tensor:
         """``(T,)`` at ``input_rate`` -> ``(round(T * rate / input_rate),)`` at :attr:`sample_rate`."""

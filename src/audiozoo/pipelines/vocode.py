@@ -30,6 +30,7 @@ from ..errors import AudioError, ConfigError
 from ..nn.griffinlim import GriffinLimRefiner, GriffinLimVocoder
 from ..resolve import resolve_model
 from .base import Pipeline
+from .streaming import StreamingMixin
 
 __all__ = ["GriffinLimRefiner", "GriffinLimVocoder", "VocodePipeline", "receptive_field_frames"]
 
@@ -58,7 +59,7 @@ def receptive_field_frames(model: nn.Module, n_frames: int = 256) -> int:
     raise ConfigError(f"receptive field of {type(model).__name__} exceeds {n_frames} frames; give context_frames")
 
 
-class VocodePipeline(Pipeline):
+class VocodePipeline(StreamingMixin, Pipeline):
     """Mel -> waveform with a vocoder; inputs are audio (re-synthesised through the model's mel) or a mel.
 
     ``__call__(x)``: ``x`` a path/bytes/``{"array", "sampling_rate"}`` (audio) or a ``.npy`` path / array /
@@ -150,16 +151,9 @@ class VocodePipeline(Pipeline):
         c = self.context_frames if context_frames is None else int(context_frames)
         if n < 1 or c < 0:
             raise ConfigError(f"need chunk_frames >= 1 and context_frames >= 0, got {n}, {c}")
-        total, hop = mel.shape[-1], self.hop_length
-        for s in range(0, total, n):
-            e = min(s + n, total)
-            a, b = max(0, s - c), min(total, e + c)
-            if b - a < 2:  # a model needs 2 frames; only when chunk = context = 1 at the very end
-                a = max(0, b - 2)
-            local = self.model(mel[:, a:b].to(self.device).unsqueeze(0))[0][0].float().cpu()
-            start = (s - a) * hop
-            stop = local.shape[-1] if e == total else start + (e - s) * hop
-            yield local[start:stop]
+        # a vocoder needs 2 frames (only reached when chunk = context = 1 at the very end)
+        yield from self.stream_chunks(mel, lambda m: self.model(m.to(self.device).unsqueeze(0))[0][0].float().cpu(),
+                                      n, c, scale=self.hop_length, min_window=2)
 
     def vocode_streaming(self, mel: Tensor, chunk_frames: int | None = None,
                          context_frames: int | None = None) -> Tensor:
