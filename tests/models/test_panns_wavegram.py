@@ -8,8 +8,8 @@ import torch
 import audiozoo
 from audiozoo.export import check_onnx, export_onnx
 from audiozoo.hub import save_pretrained
-from audiozoo.registry import from_pretrained
 from audiozoo.models.classify.panns import pack_waveform, unpack_waveform
+from audiozoo.registry import from_pretrained
 
 NAME = "panns_wavegram_logmel_cnn14"
 

@@ -12,8 +12,8 @@ from torch import nn
 import audiozoo
 from audiozoo.errors import DataError
 from audiozoo.hub import save_pretrained
-from audiozoo.registry import from_pretrained
 from audiozoo.models.classify.stats_embed import StatsEmbed, kmeans
+from audiozoo.registry import from_pretrained
 
 
 def _tiny(**kw) -> StatsEmbed:
