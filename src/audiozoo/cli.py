@@ -88,7 +88,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         (out / "tags.json").write_text(json.dumps(res, indent=2) + "\n")
-    for r in res:  # the top-k labels, best first
+    for r in res:  # the top-k labels, best first; silence says so instead of naming a class
+        if r.get("silence"):
+            print(f"{r['input']}: {r.get('warning', 'silence, so no labels')}")
+            continue
         print(f"{r['input']}: " + ", ".join(f"{t['label']} ({t['score']:.3f})" for t in r["labels"]))
     return 0
 
@@ -138,12 +141,15 @@ def cmd_upsample(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import format_table, run_demo
 
     summary = run_demo(Path(args.output), quick=args.quick)
-    print(f"demo outputs written to {args.output}; summary: {Path(args.output) / 'summary.json'}")
-    for line in summary.get("report", []):
-        print("  " + line)
+    print(f"demo outputs written to {args.output} (paths below are relative to it); "
+          f"full report: {Path(args.output) / 'summary.json'}\n")
+    print(format_table(summary.get("table", []), root=args.output))
+    for note in summary.get("notes", []):
+        print(f"note: {note}")
+    print(f"({summary.get('seconds', 0):.0f} s)")
     return 0
 
 

@@ -23,6 +23,43 @@ from pathlib import Path
 from typing import Any
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+TABLE_COLUMNS = ("pipeline", "model", "input", "output", "metric", "baseline")
+
+
+def add_row(summary: dict[str, Any], pipeline: str, model: str, input: str, output: str, metric: str = "",
+            baseline: str = "") -> None:
+    """One line of the demo's report table (``summary["table"]``): what ran on what, and what it measured."""
+    summary.setdefault("table", []).append(
+        {"pipeline": pipeline, "model": model, "input": input, "output": output, "metric": metric,
+         "baseline": baseline})
+
+
+def _fit(cell: str, width: int) -> str:
+    """``cell`` cut to ``width`` characters; paths keep their tail (the file name), other text its head."""
+    if len(cell) <= width:
+        return cell
+    return "..." + cell[-(width - 3):] if ("/" in cell and " " not in cell) else cell[: width - 3] + "..."
+
+
+def format_table(rows: list[dict[str, Any]], max_width: int = 40, root: str | os.PathLike | None = None) -> str:
+    """The report rows as a plain-text table (one header line, a rule, one line per row); paths under
+    ``root`` are shown relative to it, cells wider than ``max_width`` are shortened (see :func:`_fit`) and
+    empty cells print as ``-``."""
+    if not rows:
+        return "(nothing ran)"
+    def show(column: str, v: Any) -> str:
+        text = str(v or "-")
+        if root is not None and column in ("input", "output") and text != "-":
+            rel = os.path.relpath(os.path.abspath(text), os.path.abspath(root))
+            return text if rel.startswith("..") else rel
+        return text
+
+    cells = [[_fit(show(c, r.get(c)), max_width) for c in TABLE_COLUMNS] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(TABLE_COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
 
 
 def shared_data_dir() -> Path | None:
@@ -123,6 +160,7 @@ def _demo_vocode(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any
     speech = [i for i in inputs if "cmu_arctic" in i["path"]] or [i for i in inputs if "espeak" in i["source"]]
     if not speech:
         report.append("vocode: skipped (no speech input)")
+        add_row(summary, "vocode", "-", "-", "skipped (no speech input)")
         return
     models = []
     for name in list_models("vocoder", with_weights=True):
@@ -159,10 +197,15 @@ def _demo_vocode(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any
             dists[name] = round(float(multi_resolution_stft_distance(wav.double(), src.wav[:n].double())["total"]), 4)
     except Exception as e:  # the demo reports what failed and goes on
         report.append(f"vocode: failed ({e})")
+        add_row(summary, "vocode", model, Path(speech[0]["path"]).name, f"failed ({e})")
         return
     summary["pipelines"]["vocode"] = {"model": model, "input": speech[0]["path"], "output": str(path),
                                       "mrstft_distance": dists}
     how = "" if models else " (no trained vocoder shipped)"
+    base = {k: v for k, v in dists.items() if k != model}
+    add_row(summary, "vocode", model, Path(speech[0]["path"]).name, str(path),
+            f"MR-STFT dist {dists[model]:.3f}",
+            ", ".join(f"{k} {v:.3f}" for k, v in base.items()) or "none (no trained vocoder shipped)")
     report.append(f"vocode {Path(speech[0]['path']).name} with {model}{how} -> {path}; MR-STFT distance to the "
                   "original " + ", ".join(f"{k} {v:.3f}" for k, v in dists.items()))
 
@@ -180,6 +223,7 @@ def _demo_upsample(inputs: list[dict[str, Any]], out: Path, summary: dict[str, A
     speech = [i for i in inputs if "cmu_arctic" in i["path"]]
     if not speech:
         report.append("upsample: skipped (no 16 kHz real speech input)")
+        add_row(summary, "upsample", "-", "-", "skipped (no 16 kHz real speech input)")
         return
     models = []
     for name in list_models("enhance", with_weights=True):
@@ -204,8 +248,16 @@ def _demo_upsample(inputs: list[dict[str, Any]], out: Path, summary: dict[str, A
             save_audio(out / f"{Path(speech[0]['path']).stem}.8k_to_16k.{k}.wav", wav.clamp(-1, 1), 16000)
     except Exception as e:  # the demo reports what failed and goes on
         report.append(f"upsample: failed ({e})")
+        add_row(summary, "upsample", models[0] if models else "sinc", Path(speech[0]["path"]).name, f"failed ({e})")
         return
     summary["pipelines"]["upsample"] = {"input": speech[0]["path"], "lsd_4_8khz": scores, "output_dir": str(out)}
+    name = Path(speech[0]["path"]).name + " (8 kHz copy)"
+    if models:
+        add_row(summary, "upsample", models[0], name, str(out), f"LSD 4-8 kHz {scores[models[0]]:.3f}",
+                f"sinc {scores['sinc']:.3f}")
+    else:
+        add_row(summary, "upsample", "sinc (soxr HQ)", name, str(out), f"LSD 4-8 kHz {scores['sinc']:.3f}",
+                "none (no trained super-resolution checkpoint)")
     if not models:
         report.append("upsample: sinc only (no trained super-resolution checkpoint present; never shown untrained)")
     report.append(f"upsample {Path(speech[0]['path']).name} 8 kHz -> 16 kHz: log-spectral distance over 4-8 kHz "
@@ -227,6 +279,8 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
     feats = pipeline("features", out_dir=out / "features")([i["path"] for i in feat_inputs])
     summary["pipelines"]["features"] = feats
     report.append(f"features: {len(feats)} inputs -> {out / 'features'} (PNG + JSON each)")
+    add_row(summary, "features", "log-mel + Kaldi fbank", f"{len(feats)} files", str(out / "features"),
+            "PNG + JSON per file")
 
     # audio-classification with every shipped trained weight set.
     summary["pipelines"]["audio-classification"] = {}
@@ -239,6 +293,7 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
             notes.append(f"{name}: {e}")
     if not trained:
         report.append("audio-classification: skipped (no trained weight set present; never shown untrained)")
+        add_row(summary, "tag", "-", "-", "skipped (no trained weight set present)")
     for name in trained:
         tagger = pipeline("audio-classification", model=name, top_k=3)
         # Score only inputs whose known label is one of this model's classes (digits are no instrument family).
@@ -250,6 +305,9 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
             for r in res:
                 top = ", ".join(f"{t['label']} ({t['score']:.2f})" for t in r["labels"])
                 report.append(f"tag {name}: {Path(r['input']).name}: {top}")
+                add_row(summary, "tag", name, Path(r["input"]).name, "summary.json",
+                        "top: " + (", ".join(f"{t['label']} {t['score']:.2f}" for t in r["labels"][:2])
+                                   or "silence"), "no ground truth")
             continue
         res = tagger([i["path"] for i in labelled])
         by_source: dict[str, list[bool]] = {}
@@ -260,6 +318,8 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
         summary["pipelines"]["audio-classification"][name] = {"accuracy": acc, "results": res}
         for s, a in acc.items():
             report.append(f"tag {name}: accuracy {a['accuracy']:.3f} on {a['n']} clips from {s}")
+            add_row(summary, "tag", name, f"{a['n']} clips, {s}", "summary.json",
+                    f"top-1 accuracy {a['accuracy']:.3f}", f"chance {1 / len(tagger.labels):.3f}")
     # transcription with the real basic-pitch weights: the rendered chorale (scored against its exact
     # notes) and the real recordings of music.
     music = [i for i in inputs if "notes" in i or "trumpet" in i["path"]]
@@ -268,6 +328,7 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
     except Exception as e:  # e.g. the basic-pitch wheel (weights) is not installed
         transcriber = None
         report.append(f"transcription: skipped ({e})")
+        add_row(summary, "transcribe", "basic_pitch_nmp", "-", f"skipped ({e})")
     if transcriber is not None and music:
         res = transcriber([i["path"] for i in music])
         for item, r in zip(music, res):
@@ -277,6 +338,11 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
                 line += (f"; vs the score: onset F1 {r['note_f1']['f1']:.3f}, "
                          f"onset+offset F1 {r['note_f1']['f1_with_offsets']:.3f}")
             report.append(line)
+            metric = f"{len(r['notes'])} notes"
+            if r.get("note_f1"):
+                metric += f"; onset F1 {r['note_f1']['f1']:.3f}, +offset F1 {r['note_f1']['f1_with_offsets']:.3f}"
+            add_row(summary, "transcribe", "basic_pitch_nmp.icassp_2022", Path(item["path"]).name,
+                    r["files"]["midi"], metric, "vs the rendered score" if r.get("note_f1") else "no ground truth")
         summary["pipelines"]["transcription"] = res
     _demo_vocode(inputs, out / "vocode", summary, report, notes)
     _demo_upsample(inputs, out / "upsample", summary, report, notes)

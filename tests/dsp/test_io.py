@@ -215,6 +215,13 @@ def test_truncated_wav(tmp_path):
     (tmp_path / "head.wav").write_bytes(data[:30])  # cut inside the header
     with pytest.raises(AudioError, match="head.wav"):
         load_audio(tmp_path / "head.wav")
+    # cut inside the data chunk's own header: libsndfile opens it as a valid file of 0 frames
+    (tmp_path / "head43.wav").write_bytes(data[:43])
+    with pytest.raises(AudioError, match="truncated WAV.*chunk header.*head43.wav"):
+        load_audio(tmp_path / "head43.wav")
+    (tmp_path / "head44.wav").write_bytes(data[:44])  # header complete, every sample missing
+    with pytest.raises(AudioError, match="truncated WAV.*head44.wav"):
+        load_audio(tmp_path / "head44.wav")
 
 
 def test_truncated_flac(tmp_path):

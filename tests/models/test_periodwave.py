@@ -16,6 +16,7 @@ from audiozoo.models.vocoder.periodwave import (
     periodify,
     unperiodify,
 )
+from audiozoo.train.losses.flow_matching import flow_matching_loss
 
 
 def _tiny(**kw) -> PeriodWave:
@@ -165,9 +166,9 @@ def test_freeu_only_at_inference_and_only_when_enabled():
         assert torch.equal(m(mel)[0], freeu)  # enabled by config -> forward applies it
         m.train()  # training mode: FreeU is never applied (sampling or loss)
         assert torch.equal(m.sample(mel, freeu=True)[0], plain)
-        loss_on = m.cfm_loss(wav, generator=torch.Generator().manual_seed(1))
+        loss_on = flow_matching_loss(m, wav, generator=torch.Generator().manual_seed(1))
         m.config.freeu = False
-        loss_off = m.cfm_loss(wav, generator=torch.Generator().manual_seed(1))
+        loss_off = flow_matching_loss(m, wav, generator=torch.Generator().manual_seed(1))
         assert torch.equal(loss_on, loss_off)
 
 
@@ -199,7 +200,7 @@ def test_dwt_path_is_a_subband_estimator():
 
 def test_multi_period_estimator_runs_and_learns_per_period_weights():
     m = _tiny(estimator="multi", periods=(1, 2))
-    loss = m.cfm_loss(0.1 * torch.randn(2, 8 * 64), generator=torch.Generator().manual_seed(0))
+    loss = flow_matching_loss(m, 0.1 * torch.randn(2, 8 * 64), generator=torch.Generator().manual_seed(0))
     loss.backward()
     for unet in m.estimator.unets:  # each period's U-Net gets its own gradient
         assert unet.ups[-1].mlp[1].weight.grad.abs().sum() > 0
@@ -208,7 +209,7 @@ def test_multi_period_estimator_runs_and_learns_per_period_weights():
 def test_cfm_loss_errors():
     m = _tiny()
     with pytest.raises(AudioError, match="multiple of hop"):
-        m.cfm_loss(torch.randn(2, 1000))
+        flow_matching_loss(m, torch.randn(2, 1000))
 
 
 # --------------------------------------------------------------------------- checkpoints / export

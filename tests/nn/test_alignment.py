@@ -52,6 +52,10 @@ def test_mas_matches_reference_dp_exactly_with_lengths():
         assert torch.equal(path[k, :nb, :tb], ref), k
         assert path[k].sum() == tb  # nothing outside the valid block
     assert torch.equal(path[3, :7, :7], torch.eye(7))
+    # ties (all paths equally likely): backtracking stays on a token while it can, as Glow-TTS's maximum_path
+    tied = monotonic_alignment_search(torch.zeros(1, 3, 6))[0]
+    assert durations_from_alignment(tied[None]).tolist() == [[1, 1, 4]]
+    assert torch.equal(tied, torch.tensor(_reference_mas([[0.0] * 6] * 3), dtype=tied.dtype))
     assert path[2, 0, :4].tolist() == [1, 1, 1, 1]
 
 

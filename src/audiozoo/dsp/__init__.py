@@ -6,6 +6,7 @@ Imports nothing from audiozoo except :mod:`audiozoo.errors`. numpy appears only 
 
 from .augment import SpecAugment, add_noise_snr, mixup, random_gain
 from .cqt import CQT1992, CQT2010, cqt
+from .features import FeatureExtractor, feature_extractor_from_config, feature_extractors
 from .griffinlim import griffin_lim, mel_to_linear
 from .io import audio_info, load_audio, resample, save_audio
 from .kaldi import KaldiFbank, kaldi_fbank
@@ -14,6 +15,7 @@ from .mel import (
     DecibelMelFrontend,
     LogMelSpectrogram,
     MelSpectrogram,
+    VocoderMel,
     amplitude_to_db,
     db_to_power,
     dct_matrix,
@@ -35,6 +37,9 @@ __all__ = [
     "CQT2010",
     "cqt",
     "energy",
+    "FeatureExtractor",
+    "feature_extractor_from_config",
+    "feature_extractors",
     "f0_world",
     "f0_yin",
     "frame_rms",
@@ -46,6 +51,7 @@ __all__ = [
     "MelSpectrogram",
     "SpecAugment",
     "Spectrogram",
+    "VocoderMel",
     "add_noise_snr",
     "amplitude_to_db",
     "audio_info",

@@ -136,6 +136,8 @@ def _wav_truncation(f: IO[bytes]) -> str | None:
                     return f"truncated WAV: data chunk declares {size} bytes but only {avail} are present"
                 return None
             pos += 8 + size + (size & 1)  # chunks are word-aligned
+        if pos < end:  # the file stops inside a chunk header before any data chunk: libsndfile reads 0 frames
+            return f"truncated WAV: the file ends {end - pos} bytes into a chunk header, before the data chunk"
         return None
     finally:
         f.seek(start)

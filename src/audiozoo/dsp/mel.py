@@ -26,9 +26,11 @@ from torch import nn
 
 from audiozoo.errors import AudioError, ConfigError
 
+from .features import FeatureExtractor
 from .stft import ConstantBuffers, Spectrogram, stft_lengths
 
 __all__ = [
+    "DecibelMelFrontend",
     "LogMelSpectrogram",
     "MFCC",
     "MelSpectrogram",
@@ -43,6 +45,7 @@ __all__ = [
     "mel_to_hz",
     "mfcc",
     "power_to_db",
+    "VocoderMel",
 ]
 
 # Slaney's scale (Auditory Toolbox, as in librosa): 3 mels per 200 Hz up to 1 kHz, then log-spaced
@@ -323,37 +326,84 @@ class LogMelSpectrogram(nn.Module):
         return log_mel(self.mel(x), self.amin, self.top_db, self.log)
 
 
-class DecibelMelFrontend(nn.Module):
+class DecibelMelFrontend(FeatureExtractor):
     """The PANNs-style (torchlibrosa) front-end: waveform ``(B, T)`` -> ``(log-mel dB (B, n_mels, L), frames (B,))``.
 
     Hann window of ``n_fft``, centred frames with reflect padding (``L = T // hop + 1``), power mel with
     Slaney filters, ``power_to_db(ref=1.0, amin, top_db=None)`` as torchlibrosa's ``LogmelFilterBank`` in
-    PANNs and the models built on it (CoNeTTE's ConvNeXt). ``frames`` are the frame counts of each item
-    from its sample length (``lengths``, default the whole input). ``name`` prefixes error messages.
+    PANNs and the models built on it (CoNeTTE's ConvNeXt). Defaults are PANNs CNN14's (32 kHz, 64 mels
+    over 50-14,000 Hz, n_fft 1024, hop 320). Reflect padding needs ``T > n_fft / 2``.
     """
 
-    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, f_min: float, f_max: float,
-                 amin: float = 1e-10, name: str = "DecibelMelFrontend") -> None:
+    def __init__(self, sample_rate: int = 32000, n_fft: int = 1024, hop_length: int = 320, n_mels: int = 64,
+                 f_min: float = 50.0, f_max: float = 14000.0, amin: float = 1e-10) -> None:
         super().__init__()
-        self.n_fft, self.hop_length, self.amin, self.name = n_fft, hop_length, amin, name
+        self.sample_rate, self.n_fft, self.hop_length, self.n_mels = sample_rate, n_fft, hop_length, n_mels
+        self.f_min, self.f_max, self.amin = f_min, f_max, amin
+        self.n_features = n_mels
+        self.min_samples = n_fft // 2 + 1
+        self.min_samples_reason = f"reflect padding by n_fft/2={n_fft // 2}"
         self.mel = MelSpectrogram(
             sample_rate, n_fft=n_fft, hop_length=hop_length, win_length=n_fft, n_mels=n_mels, f_min=f_min,
             f_max=f_max, window="hann", center=True, pad_mode="reflect", power=2.0, norm="slaney",
         )
 
-    def forward(self, wav: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"{self.name} expects a waveform (B, T) or (T,), got shape {tuple(wav.shape)}")
-        if wav.shape[-1] <= self.n_fft // 2:
-            raise AudioError(f"{self.name}: {wav.shape[-1]} samples is too short for reflect padding by "
-                             f"n_fft/2={self.n_fft // 2}; it needs at least {self.n_fft // 2 + 1} samples")
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        feats = power_to_db(self.mel(wav), ref=1.0, amin=self.amin, top_db=None)
-        frames = stft_lengths(lengths.to(feats.device), self.n_fft, self.hop_length, center=True)
-        return feats, torch.clamp(frames, max=feats.shape[-1])
+    def num_frames(self, n_samples: int | torch.Tensor) -> int | torch.Tensor:
+        return stft_lengths(n_samples, self.n_fft, self.hop_length, center=True)
+
+    def compute(self, wav: torch.Tensor) -> torch.Tensor:
+        return power_to_db(self.mel(wav), ref=1.0, amin=self.amin, top_db=None)
+
+
+class VocoderMel(FeatureExtractor):
+    """Waveform ``(B, T)`` -> log-mel ``(B, n_mels, L)`` and frame lengths, as vocoders are trained on.
+
+    The official HiFi-GAN ``meldataset.mel_spectrogram`` (Kong et al. 2020) as a parameter-free extractor:
+    reflect padding of ``(n_fft - hop) / 2`` on both sides then uncentred frames (``L = T // hop``),
+    magnitude ``sqrt(|X|^2 + 1e-9)``, Slaney mel (librosa ``filters.mel``), ``ln(max(., 1e-5))``. With
+    ``center=True`` it is APNet's front-end (``L = T // hop + 1``), and with ``center=True``/``log="log10"``/
+    ``amin=1e-10`` SpeechT5's feature extractor.
+
+    Args:
+        center: ``False`` (HiFi-GAN): reflect-pad ``(n_fft - hop) // 2`` on both sides, uncentred frames;
+            ``True``: centred frames.
+        pad_mode: padding of the frame centres / edges (``"reflect"`` in every reference).
+        mag_eps: magnitude is ``sqrt(|X|^2 + mag_eps)`` (HiFi-GAN 1e-9; it also keeps the gradient finite).
+        log: ``"ln"`` (HiFi-GAN, APNet) or ``"log10"`` (SpeechT5) of ``max(mel, amin)``.
+
+    ``fb`` is the ``(n_mels, n_fft // 2 + 1)`` filterbank (Griffin-Lim inverts through it).
+    """
+
+    def __init__(self, sample_rate: int = 22050, n_fft: int = 1024, hop_length: int = 256,
+                 win_length: int = 1024, n_mels: int = 80, f_min: float = 0.0, f_max: float | None = 8000.0,
+                 center: bool = False, pad_mode: str = "reflect", mag_eps: float = 1e-9, log: str = "ln",
+                 amin: float = 1e-5) -> None:
+        super().__init__()
+        if log not in ("ln", "log10"):
+            raise ConfigError(f"VocoderMel log must be 'ln' or 'log10', got {log!r}")
+        if not amin > 0 or mag_eps < 0:
+            raise ConfigError(f"need amin > 0 and mag_eps >= 0, got amin={amin}, mag_eps={mag_eps}")
+        self.sample_rate, self.n_fft, self.hop_length, self.win_length = sample_rate, n_fft, hop_length, win_length
+        self.n_mels, self.f_min, self.f_max, self.center, self.pad_mode = n_mels, f_min, f_max, center, pad_mode
+        self.mag_eps, self.log, self.amin = mag_eps, log, amin
+        self.n_features = n_mels
+        self.pad = 0 if center else (n_fft - hop_length) // 2
+        # reflect padding needs more samples than it pads (edge padding by `pad`, or n_fft/2 when centred)
+        need = max(self.pad, n_fft // 2 if center else 0)
+        self.min_samples = max(need + 1, self.num_samples(1))
+        self.min_samples_reason = f"reflect padding by {need}"
+        self.spec = Spectrogram(n_fft, hop_length, win_length, "hann", center=center, pad_mode=pad_mode, power=2.0)
+        self.register_constant("fb", mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, dtype=torch.float64))
+
+    def num_frames(self, n_samples: int | torch.Tensor) -> int | torch.Tensor:
+        return stft_lengths(n_samples + 2 * self.pad, self.n_fft, self.hop_length, self.center)
+
+    def compute(self, wav: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            wav = nn.functional.pad(wav.unsqueeze(1), (self.pad, self.pad), mode=self.pad_mode).squeeze(1)
+        power = self.spec(wav)
+        mel = torch.matmul(self.fb.to(power.dtype), torch.sqrt(power + self.mag_eps))
+        return torch.log(mel.clamp(min=self.amin)) if self.log == "ln" else torch.log10(mel.clamp(min=self.amin))
 
 
 class MFCC(ConstantBuffers):

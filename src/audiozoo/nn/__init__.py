@@ -1,5 +1,6 @@
 """Shared neural-network blocks (import only ``audiozoo.dsp`` and torch)."""
 
+from .activations import Snake1d
 from .adapters import (
     BottleneckAdapter,
     LoRALinear,
@@ -12,11 +13,26 @@ from .adapters import (
     count_trainable,
     mark_only_adapters_trainable,
 )
+from .alignment import LengthRegulator, durations_from_alignment, length_regulate, monotonic_alignment_search
 from .attention import MultiHeadAttention
+from .conformer import (
+    ConformerAttention,
+    ConformerBlock,
+    ConformerConvModule,
+    ConformerEncoder,
+    ConformerFeedForward,
+    Conv2dSubsampling,
+    lengths_to_padding_mask,
+    relative_positional_encoding,
+)
 from .conv import CausalConv1d, ChannelLayerNorm, ConvBlock2d, ConvNormAct, get_padding
 from .discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+from .gla import GatedLinearAttention, gla_chunk, gla_recurrent
+from .mamba import BiMambaMixer, MambaBlock, MambaMixer, MambaState, reverse_padded, selective_scan
+from .mossformer import MossFormer2Encoder
 from .patch import PatchEmbed, resample_pos_embed
 from .resblocks import MRF, ResBlock1, ResBlock2
+from .rope import RotaryEmbedding, apply_rotary, rope_cos_sin, rope_inv_freq, rotate_half, rotate_interleaved
 from .transformer import (
     DropPath,
     FusedTransformerBlock,
@@ -38,3 +54,14 @@ __all__ = [
     "convert_legacy_weight_norm_keys", "count_trainable", "fuse_for_inference", "get_padding",
     "mark_only_adapters_trainable", "remove_weight_norm", "resample_pos_embed", "vit_head",
 ]
+# sequence blocks (issue #11): rope, conformer, mamba, gated linear attention, alignment
+__all__ += [
+    "BiMambaMixer", "ConformerAttention", "ConformerBlock", "ConformerConvModule", "ConformerEncoder",
+    "ConformerFeedForward", "Conv2dSubsampling", "GatedLinearAttention", "LengthRegulator", "MambaBlock",
+    "MambaMixer", "MambaState", "RotaryEmbedding", "apply_rotary", "durations_from_alignment", "gla_chunk",
+    "gla_recurrent", "length_regulate", "lengths_to_padding_mask", "monotonic_alignment_search",
+    "relative_positional_encoding", "reverse_padded", "rope_cos_sin", "rope_inv_freq", "rotate_half",
+    "rotate_interleaved", "selective_scan",
+]
+# generic blocks moved out of HiFi-SR (issue #11)
+__all__ += ["MossFormer2Encoder", "Snake1d"]

@@ -5,6 +5,9 @@ Each block has two adapter slots, ``adapter_attn`` and ``adapter_mlp`` (None by 
 adapters (Houlsby et al. 2019; Pfeiffer et al. 2021) use ``h``, parallel ones (He et al. 2022) use ``x``.
 See ``audiozoo.nn.adapters``.
 
+``causal=True`` / ``cache=`` (a :class:`~audiozoo.nn.autoregressive.KVCache`) turn the blocks into decoder
+layers with incremental decoding; :class:`TransformerDecoder` adds cross-attention to an encoder memory.
+
 :func:`fuse_for_inference` is a CPU inference fast path (oneDNN prepacked GEMMs with the bias, GELU and
 residual add fused in; see ``benchmarks/ast_vs_transformers.py`` for what it buys).
 """
@@ -18,7 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .attention import MultiHeadAttention
+from .attention import CrossAttention, MultiHeadAttention
+from .autoregressive import KVCache
 
 
 def vit_head(dim: int, num_classes: int, device: torch.device | str | None = None) -> nn.Linear:
@@ -83,10 +87,18 @@ class TransformerBlock(nn.Module):
         self.adapter_attn: nn.Module | None = None
         self.adapter_mlp: nn.Module | None = None
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+    def _attn(self, x: Tensor, key_padding_mask: Tensor | None, causal: bool, cache: KVCache | None,
+              layer_idx: int) -> Tensor:
+        if causal or cache is not None:
+            return self.attn(x, key_padding_mask, causal=causal, cache=cache, layer_idx=layer_idx)
+        return self.attn(x, key_padding_mask)  # the plain call: LoRA/PEFT wrappers of attn keep working
+
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, *, causal: bool = False,
+                cache: KVCache | None = None, layer_idx: int = 0) -> Tensor:
+        """``x (B, N, D)``; ``causal``/``cache``/``layer_idx`` as :class:`MultiHeadAttention` (decoder use)."""
         if self.norm_first:
             h_in = self.norm1(x)
-            h = self.attn(h_in, key_padding_mask)
+            h = self._attn(h_in, key_padding_mask, causal, cache, layer_idx)
             if self.adapter_attn is not None:
                 h = self.adapter_attn(h, h_in)
             x = x + self.drop_path(h)
@@ -95,7 +107,7 @@ class TransformerBlock(nn.Module):
             if self.adapter_mlp is not None:
                 h = self.adapter_mlp(h, h_in)
             return x + self.drop_path(h)
-        h = self.attn(x, key_padding_mask)
+        h = self._attn(x, key_padding_mask, causal, cache, layer_idx)
         if self.adapter_attn is not None:
             h = self.adapter_attn(h, x)
         x = self.norm1(x + self.drop_path(h))
@@ -121,14 +133,73 @@ class TransformerEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=eps) if final_norm else nn.Identity()
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None,
-                return_hidden: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
-        """``x (B, N, D)`` -> ``(B, N, D)`` (and every block's output before the final norm)."""
+                return_hidden: bool = False, *, causal: bool = False,
+                cache: KVCache | None = None) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """``x (B, N, D)`` -> ``(B, N, D)`` (and every block's output before the final norm).
+
+        ``causal`` / ``cache``: decoder-only use (block ``i`` stores its keys/values as cache layer ``i``).
+        """
         hidden = []
-        for blk in self.blocks:
-            x = blk(x, key_padding_mask)
+        for i, blk in enumerate(self.blocks):
+            if causal or cache is not None:
+                x = blk(x, key_padding_mask, causal=causal, cache=cache, layer_idx=i)
+            else:
+                x = blk(x, key_padding_mask)
             hidden.append(x)
         x = self.norm(x)
         return (x, hidden) if return_hidden else x
+
+
+class TransformerDecoderBlock(nn.Module):
+    """Pre-LN decoder layer ``(B, N, D) -> (B, N, D)``: causal self-attention, optional cross-attention to a
+    memory ``(B, M, D_mem)``, MLP (Vaswani et al. 2017, Section 3.1, with the pre-LN placement of Xiong et al.
+    2020 used by GPT-2, Whisper and most audio decoders)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 cross_attention: bool = False, memory_dim: int | None = None, eps: float = 1e-5,
+                 drop: float = 0.0, attn_drop: float = 0.0, act: str = "gelu"):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = MultiHeadAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
+        self.cross: CrossAttention | None = None
+        if cross_attention:
+            self.norm_cross = nn.LayerNorm(dim, eps=eps)
+            self.cross = CrossAttention(dim, num_heads, memory_dim, qkv_bias=qkv_bias, attn_drop=attn_drop,
+                                        proj_drop=drop)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act=act, drop=drop)
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, key_padding_mask: Tensor | None = None,
+                memory_padding_mask: Tensor | None = None, *, cache: KVCache | None = None,
+                layer_idx: int = 0) -> Tensor:
+        x = x + self.attn(self.norm1(x), key_padding_mask, causal=True, cache=cache, layer_idx=layer_idx)
+        if self.cross is not None:
+            x = x + self.cross(self.norm_cross(x), memory, memory_padding_mask, cache=cache, layer_idx=layer_idx)
+        return x + self.mlp(self.norm2(x))
+
+
+class TransformerDecoder(nn.Module):
+    """A stack of :class:`TransformerDecoderBlock` with a final LayerNorm: ``x (B, N, D)`` -> ``(B, N, D)``.
+
+    Training: the whole sequence at once (causal masking). Decoding: pass a :class:`KVCache` and only the new
+    positions; the output equals the corresponding rows of the full forward (block ``i`` is cache layer ``i``).
+    Positional information is the caller's (add it to ``x`` at positions ``len(cache) ...``).
+    """
+
+    def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 cross_attention: bool = False, memory_dim: int | None = None, eps: float = 1e-5,
+                 drop: float = 0.0, attn_drop: float = 0.0, act: str = "gelu"):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            TransformerDecoderBlock(dim, num_heads, mlp_ratio, qkv_bias, cross_attention, memory_dim, eps, drop,
+                                    attn_drop, act) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, key_padding_mask: Tensor | None = None,
+                memory_padding_mask: Tensor | None = None, *, cache: KVCache | None = None) -> Tensor:
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, memory, key_padding_mask, memory_padding_mask, cache=cache, layer_idx=i)
+        return self.norm(x)
 
 
 # --------------------------------------------------------------------------- CPU inference fast path

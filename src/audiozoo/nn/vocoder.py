@@ -1,5 +1,4 @@
-"""Blocks shared by HiFi-GAN-family vocoders (HiFi-GAN, iSTFTNet, ...): the upsampling trunk and the mel
-front-end the generators are trained on.
+"""Blocks shared by HiFi-GAN-family vocoders (HiFi-GAN, iSTFTNet, ...): the upsampling trunk.
 
 :class:`HiFiGANTrunk` is the body of the official ``jik876/hifi-gan`` ``Generator`` (Kong et al. 2020,
 arXiv:2010.05646): ``conv_pre`` (k7) -> for each stage ``leaky_relu(0.1) -> ConvTranspose1d(k_i, stride u_i,
@@ -9,10 +8,8 @@ and an inverse STFT), so parameter names stay the official top-level ``conv_pre`
 ``conv_post``; the per-stage resblocks are ``mrfs.{i}.resblocks.{j}`` (official: flat ``resblocks.{i*n+j}``,
 mapped by :func:`official_to_trunk_keys`).
 
-:class:`VocoderMel` is the official ``meldataset.mel_spectrogram`` as a parameter-free module: reflect
-padding of ``(n_fft - hop) / 2`` on both sides then uncentred frames (so ``L = T // hop`` frames),
-magnitude ``sqrt(|X|^2 + 1e-9)``, Slaney mel (librosa ``filters.mel``), ``ln(max(., 1e-5))``. The same
-module with ``center=True``/``log="log10"``/``amin=1e-10`` is SpeechT5's feature extractor.
+The mel front-end the generators are trained on, :class:`audiozoo.dsp.VocoderMel`, is a feature extractor
+and lives in :mod:`audiozoo.dsp.mel`; the name stays importable from here for existing imports.
 """
 
 from __future__ import annotations
@@ -20,14 +17,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from ..dsp.mel import mel_filterbank
-from ..dsp.stft import ConstantBuffers, Spectrogram, stft_lengths
-from ..errors import AudioError, ConfigError
+from ..dsp.mel import VocoderMel  # noqa: F401 - moved to dsp (a FeatureExtractor); re-exported for old imports
+from ..errors import ConfigError
 from .resblocks import LRELU_SLOPE, MRF
 from .weight_norm import remove_weight_norm
 
@@ -106,49 +101,3 @@ def trunk_to_official_keys(state: Mapping[str, Tensor], num_kernels: int) -> dic
             k = f"resblocks.{int(m.group(1)) * num_kernels + int(m.group(2))}." + k[m.end():]
         out[k] = v
     return out
-
-
-class VocoderMel(ConstantBuffers):
-    """Waveform ``(B, T)`` -> log-mel ``(B, n_mels, L)`` and frame lengths, as vocoders are trained on.
-
-    Args:
-        center: ``False`` (HiFi-GAN): reflect-pad ``(n_fft - hop) // 2`` on both sides, uncentred frames,
-            ``L = T // hop``; ``True`` (SpeechT5): centred frames, ``L = T // hop + 1``.
-        pad_mode: padding of the frame centres / edges (``"reflect"`` in both references).
-        mag_eps: magnitude is ``sqrt(|X|^2 + mag_eps)`` (HiFi-GAN 1e-9; it also keeps the gradient finite).
-        log: ``"ln"`` (HiFi-GAN) or ``"log10"`` (SpeechT5) of ``max(mel, amin)``.
-    """
-
-    def __init__(self, sample_rate: int = 22050, n_fft: int = 1024, hop_length: int = 256,
-                 win_length: int = 1024, n_mels: int = 80, f_min: float = 0.0, f_max: float | None = 8000.0,
-                 center: bool = False, pad_mode: str = "reflect", mag_eps: float = 1e-9, log: str = "ln",
-                 amin: float = 1e-5):
-        super().__init__()
-        if log not in ("ln", "log10"):
-            raise ConfigError(f"VocoderMel log must be 'ln' or 'log10', got {log!r}")
-        if not amin > 0 or mag_eps < 0:
-            raise ConfigError(f"need amin > 0 and mag_eps >= 0, got amin={amin}, mag_eps={mag_eps}")
-        self.n_fft, self.hop_length, self.center, self.pad_mode = n_fft, hop_length, center, pad_mode
-        self.mag_eps, self.log, self.amin, self.n_mels = mag_eps, log, amin, n_mels
-        self.spec = Spectrogram(n_fft, hop_length, win_length, "hann", center=center, pad_mode=pad_mode, power=2.0)
-        self.register_constant("fb", mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, dtype=torch.float64))
-
-    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``(B, T)`` or ``(T,)`` -> ``(log-mel (B, n_mels, L), frame lengths (B,))``."""
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"VocoderMel expects a waveform (B, T) or (T,), got shape {tuple(wav.shape)}")
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        pad = 0 if self.center else (self.n_fft - self.hop_length) // 2
-        if wav.shape[-1] <= max(pad, self.n_fft // 2 if self.center else 0):
-            raise AudioError(f"VocoderMel: {wav.shape[-1]} samples is too short for reflect padding "
-                             f"(needs more than {max(pad, self.n_fft // 2)})")
-        if pad:
-            wav = F.pad(wav.unsqueeze(1), (pad, pad), mode=self.pad_mode).squeeze(1)
-        power = self.spec(wav)
-        mel = torch.matmul(self.fb.to(power.dtype), torch.sqrt(power + self.mag_eps))
-        out = torch.log(mel.clamp(min=self.amin)) if self.log == "ln" else torch.log10(mel.clamp(min=self.amin))
-        frames = stft_lengths(lengths.to(out.device) + 2 * pad, self.n_fft, self.hop_length, self.center)
-        return out, torch.clamp(frames, max=out.shape[-1])

@@ -6,11 +6,12 @@ folder) whose metadata carries its ``labels``; untrained weights are refused rat
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import AudioError, ConfigError
 from ..resolve import resolve_model
 from .base import AudioInput, Pipeline, batched, chunk
 
@@ -24,8 +25,50 @@ def window_samples(model: torch.nn.Module, default_seconds: float) -> int:
     return max(int(round(default_seconds * fe.sample_rate)), int(getattr(fe, "min_samples", 1)))
 
 
+# What a classifier says about silence and too-short clips (docs/decisions.md, "Silence and too-short
+# clips in classification"): a softmax always names a class, so without these checks 3 samples of zeros
+# come back as a confident digit.
+MIN_SECONDS = 0.1  # shortest clip tagged: 10 frames at the usual 10 ms hop (FSDD's shortest digit: 144 ms)
+SILENCE_DBFS = -60.0  # a window whose every sample is below -60 dBFS (ffmpeg silencedetect's default) is silence
+
+
+def peak_dbfs(wav: torch.Tensor) -> float:
+    """Peak level of a waveform ``(T,)`` in dB relative to full scale (``-inf`` for digital silence)."""
+    peak = float(wav.abs().max()) if wav.numel() else 0.0
+    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def check_duration(a: AudioInput, min_samples: int) -> None:
+    """Raise :class:`AudioError` naming the minimum duration when ``a`` is shorter than ``min_samples``."""
+    n = int(a.wav.shape[-1])
+    if n < min_samples:
+        raise AudioError(
+            f"{a.source}: {n} samples ({1000 * n / a.sample_rate:.1f} ms) is too short to classify; need at "
+            f"least {min_samples} samples ({1000 * min_samples / a.sample_rate:.1f} ms at {a.sample_rate} Hz)"
+        )
+
+
+def silent_windows(windows: torch.Tensor, lengths: torch.Tensor, threshold_dbfs: float | None) -> torch.Tensor:
+    """``(N,)`` bool: windows ``(N, W)`` whose valid samples (``lengths``) all lie below ``threshold_dbfs``."""
+    if threshold_dbfs is None:
+        return torch.zeros(windows.shape[0], dtype=torch.bool)
+    valid = torch.arange(windows.shape[-1])[None, :] < lengths[:, None]
+    peak = (windows.abs() * valid).amax(-1)  # the zero padding of the last window never counts as sound
+    return peak < 10.0 ** (threshold_dbfs / 20.0)
+
+
 class AudioClassificationPipeline(Pipeline):
+    """Top-k labels per input, overall and per analysis window.
+
+    A clip shorter than ``min_seconds`` (or than the front end's ``min_samples``) raises :class:`AudioError`
+    naming the minimum; windows whose peak is below ``silence_dbfs`` get no labels and no weight in the
+    overall scores, and an input that is silence throughout comes back as ``{"labels": [], "silence": True,
+    "warning": ...}``. Set ``silence_dbfs = None`` / ``min_seconds = 0`` on the instance to turn them off.
+    """
+
     task = "audio-classification"
+    min_seconds: float = MIN_SECONDS
+    silence_dbfs: float | None = SILENCE_DBFS
 
     def __init__(self, model: Any, top_k: int = 5, hop_ratio: float = 0.5, window_seconds: float = 10.0, **kw):
         super().__init__(**kw)
@@ -52,19 +95,29 @@ class AudioClassificationPipeline(Pipeline):
 
     @torch.no_grad()
     def _process(self, a: AudioInput) -> dict[str, Any]:
+        min_samples = max(int(math.ceil(self.min_seconds * self.sample_rate)),
+                          int(getattr(self.model.frontend, "min_samples", 1)), 1)
+        check_duration(a, min_samples)
         windows, lengths, starts = chunk(a.wav, self.window, self.hop)
-        probs = []
-        for idx in batched(list(range(len(windows))), self.batch_size):
+        silent = silent_windows(windows, lengths, self.silence_dbfs)
+        keep = (~silent).nonzero().flatten().tolist()
+        p = torch.zeros(len(windows), len(self.labels))
+        for idx in batched(keep, self.batch_size):
             w = windows[idx].to(self.device)
             feats, flen = self.model.frontend(w, lengths[idx].to(self.device))
-            probs.append(self._scores(self.model(feats, flen)).cpu())
-        p = torch.cat(probs)
-        # Weight chunks by how much real audio they hold, so a padded tail counts less.
-        weights = lengths.float() / lengths.sum()
-        overall = (p * weights[:, None]).sum(0)
+            p[idx] = self._scores(self.model(feats, flen)).float().cpu()
         segments = [
             {"start_s": round(int(s) / self.sample_rate, 3),
-             "end_s": round((int(s) + int(n)) / self.sample_rate, 3), "top": self._top(q)[:1]}
-            for s, n, q in zip(starts, lengths, p)
+             "end_s": round((int(s) + int(n)) / self.sample_rate, 3),
+             **({"top": [], "silence": True} if q_silent else {"top": self._top(q)[:1]})}
+            for s, n, q, q_silent in zip(starts, lengths, p, silent.tolist())
         ]
-        return {"input": a.source, "labels": self._top(overall), "segments": segments}
+        if not keep:  # nothing but silence: no class is the answer, say so instead of naming one
+            level = peak_dbfs(a.wav)
+            return {"input": a.source, "labels": [], "silence": True, "peak_dbfs": round(level, 2),
+                    "warning": f"silence: peak {level:.1f} dBFS is below the {self.silence_dbfs:g} dBFS threshold, "
+                               "so no labels", "segments": segments}
+        # Weight chunks by how much real audio they hold (a padded tail counts less; silent ones not at all).
+        weights = lengths.float() * (~silent).float()
+        overall = (p * (weights / weights.sum())[:, None]).sum(0)
+        return {"input": a.source, "labels": self._top(overall), "silence": False, "segments": segments}

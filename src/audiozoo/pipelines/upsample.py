@@ -20,6 +20,7 @@ refused.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -142,8 +143,19 @@ class UpsamplePipeline(StreamingMixin, Pipeline):
             return fit_length(resample(wav.float(), input_rate, self.sample_rate), n_out)
         self.check_rate(input_rate)
         sr = int(self.model.sample_rate)
+        # The model needs one whole analysis window of real signal (its mel's n_fft at its rate); a shorter
+        # clip would be almost all padding and come back as the model's invention, so it is refused.
+        fe = self.model.frontend
+        need = max(int(getattr(fe, "n_fft", 1024)), int(getattr(fe, "min_samples", 1)))
+        need_in = math.ceil(need * input_rate / sr)
+        if wav.shape[-1] < need_in:
+            raise AudioError(f"{wav.shape[-1]} samples ({1000 * wav.shape[-1] / input_rate:.1f} ms) at {input_rate} Hz "
+                             f"is too short for super-resolution with {type(self.model).__name__}: need at least "
+                             f"{need_in} samples ({1000 * need / sr:.1f} ms, one {need}-sample window at {sr} Hz)")
         peak = float(wav.abs().max())
-        gain = 0.95 / peak if peak > 0 else 1.0  # the training level (official data loader)
+        if peak == 0.0:  # digital silence: nothing to extend (the model would add its own noise), silence out
+            return torch.zeros(n_out)
+        gain = 0.95 / peak  # the training level (official data loader)
         up = fit_length(resample(wav.float() * gain, input_rate, sr), int(round(wav.shape[-1] * sr / input_rate)))
         y = self._generate(up)
         if self.bandwidth_substitution and input_rate < sr:

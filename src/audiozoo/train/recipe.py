@@ -349,14 +349,17 @@ def _run_builder(build: Mapping[str, Any]) -> Path:
 
 
 def build_models(recipe: Mapping[str, Any], labels: Sequence | None = None) -> dict[str, Any]:
-    """The recipe's model(s) from the registry; a classifier gets ``num_classes=len(labels)`` unless set."""
+    """The recipe's model(s) from the registry; a classifier (a task with ``uses_labels``) gets
+    ``num_classes=len(labels)`` unless set."""
     from ..registry import create_model
+    from .tasks import get_task_class
 
     specs = {"model": recipe["model"]} if "model" in recipe else dict(recipe["models"])
+    uses_labels = get_task_class(recipe["task"]["name"]).uses_labels
     models = {}
     for key, spec in specs.items():
         overrides = {k: v for k, v in spec.items() if k != "name"}
-        if recipe["task"]["name"] == "classify" and labels and "num_classes" not in overrides:
+        if uses_labels and labels and "num_classes" not in overrides:
             overrides["num_classes"] = len(labels)
         models[key] = create_model(spec["name"], **overrides)
     return models

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ...config import build_config
+from ...dsp.features import FeatureExtractor
 from ...dsp.kaldi import kaldi_fbank
 from ...errors import ConfigError
 from ...nn import PatchEmbed, TransformerEncoder, resample_pos_embed, vit_head
@@ -66,37 +67,41 @@ class ASTConfig:
     pad_to_max_length: bool = True
 
 
-class ASTFrontend(nn.Module):
+class ASTFrontend(FeatureExtractor):
     """Waveform ``(B, T)`` at ``sample_rate`` -> normalised fbank ``(B, n_mels, L)`` and frame lengths.
 
-    With ``pad_to_max_length`` (the official/HF behaviour) ``L == max_length``; otherwise ``L`` is the
-    longest item's frame count. Items shorter than the batch are padded exactly as a lone item would be
-    (zeros before normalisation), so batched and one-by-one features agree.
+    Kaldi frames of 25 ms every 10 ms without edge padding (``snip_edges``): ``(T - 400) // 160 + 1`` frames
+    at 16 kHz, so the shortest input is one 25 ms frame. With ``pad_to_max_length`` (the official/HF
+    behaviour) ``L == max_length``; otherwise ``L`` is the longest item's frame count. Items shorter than the
+    batch are padded exactly as a lone item would be (zeros before normalisation), so batched and
+    one-by-one features agree.
     """
+
+    config_class = ASTConfig
+    config_fields = ("sample_rate", "n_mels", "max_length", "window_type", "norm_mean", "norm_std",
+                     "pad_to_max_length")
 
     def __init__(self, config: ASTConfig):
         super().__init__()
         self.config = config
+        self.sample_rate, self.n_features = config.sample_rate, config.n_mels
         self.frame_length = int(config.sample_rate * 0.025)
-        self.frame_shift = int(config.sample_rate * 0.010)
+        self.frame_shift = self.hop_length = int(config.sample_rate * 0.010)
+        self.min_samples, self.min_samples_reason = self.frame_length, "one 25 ms Kaldi frame"
 
-    def num_frames(self, num_samples: Tensor) -> Tensor:
-        return torch.clamp((num_samples - self.frame_length) // self.frame_shift + 1, min=0)
+    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
+        n = (n_samples - self.frame_length) // self.frame_shift + 1
+        return torch.clamp(n, min=0) if isinstance(n, Tensor) else max(n, 0)
 
-    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def compute(self, wav: Tensor) -> Tensor:
         c = self.config
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise ValueError(f"ASTFrontend expects a waveform (B, T) or (T,), got shape {tuple(wav.shape)}")
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
         # Kaldi DC removal is per frame, so the official code's global mean subtraction changes nothing.
         # float64 inside the front-end: float32 log-energies of quiet bins drift by ~1e-4 from the
         # reference (HF's numpy path / torchaudio in double); in float64 they agree to ~1e-7.
-        out_dtype = wav.dtype if wav.is_floating_point() else torch.float32
-        feats = kaldi_fbank(wav.double(), c.sample_rate, num_mel_bins=c.n_mels, window_type=c.window_type)
-        frames = self.num_frames(lengths.to(feats.device))
+        return kaldi_fbank(wav.double(), c.sample_rate, num_mel_bins=c.n_mels, window_type=c.window_type)
+
+    def finish(self, feats: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
+        c = self.config
         valid = torch.arange(feats.shape[-1], device=feats.device)[None, :] < frames[:, None]
         feats = feats.masked_fill(~valid[:, None, :], 0.0)
         target = c.max_length if c.pad_to_max_length else int(frames.max())
@@ -104,7 +109,7 @@ class ASTFrontend(nn.Module):
             feats = nn.functional.pad(feats, (0, target - feats.shape[-1]))
         feats = feats[..., :target]
         feats = (feats - c.norm_mean) / (c.norm_std * 2)
-        return feats.to(out_dtype), torch.clamp(frames, max=target)
+        return feats, torch.clamp(frames, max=target)
 
 
 class AST(ClassifierModel):

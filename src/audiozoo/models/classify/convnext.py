@@ -79,10 +79,12 @@ class ConvNeXtFrontend(DecibelMelFrontend):
     torchlibrosa ``LogmelFilterBank(ref=1.0, amin=1e-10, top_db=None)``, as the official model.
     """
 
+    config_class = ConvNeXtATConfig
+    config_fields = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "amin")
+
     def __init__(self, config: ConvNeXtATConfig):
         c = config
-        super().__init__(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, c.f_max, c.amin,
-                         name="ConvNeXtFrontend")
+        super().__init__(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, c.f_max, c.amin)
         self.config = config
 
 

@@ -96,19 +96,22 @@ class PANNsFrontend(DecibelMelFrontend):
     context differ from a lone item. No learned parameters.
     """
 
+    config_class = PANNsConfig
+    config_fields = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "amin", "arch")
+
     def __init__(self, config: PANNsConfig):
         c = config
-        super().__init__(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, c.f_max, c.amin,
-                         name="PANNsFrontend")
-        self.config = config
-
-    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         # ref=1.0, amin=1e-10, top_db=None: torchlibrosa LogmelFilterBank as the PANNs models configure it.
-        feats, frames = super().forward(wav, lengths)
+        super().__init__(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, c.f_max, c.amin)
+        self.config = config
+        if c.arch == "wavegram_logmel_cnn14":  # the packed waveform rides along under the log-mel rows
+            self.n_features = c.n_mels + c.hop_length
+
+    def compute(self, wav: Tensor) -> Tensor:
+        feats = super().compute(wav)
         if self.config.arch == "wavegram_logmel_cnn14":
-            wav = wav.unsqueeze(0) if wav.ndim == 1 else wav
             feats = torch.cat([feats, pack_waveform(wav, self.config.hop_length, feats.shape[-1])], dim=1)
-        return feats, frames
+        return feats
 
 
 def pack_waveform(wav: Tensor, hop: int, frames: int) -> Tensor:

@@ -48,6 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from ...config import build_config
+from ...dsp.features import FeatureExtractor
 from ...dsp.kaldi import kaldi_mel_banks
 from ...dsp.stft import get_window, stft, stft_lengths
 from ...errors import AudioError, CheckpointError, ConfigError
@@ -95,7 +96,7 @@ class PaSSTConfig:
     preemphasis: float = 0.97
 
 
-class PaSSTFrontend(nn.Module):
+class PaSSTFrontend(FeatureExtractor):
     """Waveform ``(B, T)`` at ``sample_rate`` -> log-mel ``(B, n_mels, L)`` and frame lengths ``(B,)``.
 
     ``L = 1 + (T - 1) // hop_length`` (pre-emphasis removes one sample, the STFT is centred). Frames past an
@@ -104,9 +105,16 @@ class PaSSTFrontend(nn.Module):
     the input's float dtype. In training mode the mel range is jittered as in ``AugmentMelSTFT``.
     """
 
+    config_class = PaSSTConfig
+    config_fields = ("sample_rate", "n_mels", "n_fft", "win_length", "hop_length", "fmin", "fmax",
+                     "fmin_aug_range", "fmax_aug_range", "preemphasis")
+
     def __init__(self, config: PaSSTConfig):
         super().__init__()
         c = self.config = config
+        self.sample_rate, self.hop_length, self.n_features = c.sample_rate, c.hop_length, c.n_mels
+        # the pre-emphasised signal (one sample shorter) must exceed the reflect padding of n_fft / 2
+        self.min_samples, self.min_samples_reason = c.n_fft // 2 + 2, f"reflect padding by n_fft/2={c.n_fft // 2}"
         if c.fmin_aug_range < 1 or c.fmax_aug_range < 1:
             raise ConfigError("fmin_aug_range and fmax_aug_range must be >= 1 (1 means no augmentation)")
         self.fmax = float(c.fmax) if c.fmax is not None else float(c.sample_rate // 2 - c.fmax_aug_range // 2)
@@ -116,10 +124,14 @@ class PaSSTFrontend(nn.Module):
         if not 0.0 <= c.fmin < self.fmax <= nyquist:
             raise ConfigError(f"bad mel range fmin={c.fmin}, fmax={self.fmax} for sample rate {c.sample_rate}")
 
-    def output_lengths(self, lengths: Tensor) -> Tensor:
-        """Frame count of each item for ``lengths`` samples."""
+    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
         c = self.config
-        return stft_lengths((lengths - 1).clamp(min=0), c.n_fft, c.hop_length, center=True)
+        valid = (n_samples - 1).clamp(min=0) if isinstance(n_samples, Tensor) else max(n_samples - 1, 0)
+        return stft_lengths(valid, c.n_fft, c.hop_length, center=True)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Frame count of each item for ``lengths`` samples (:meth:`num_frames`; kept for older callers)."""
+        return self.num_frames(lengths)
 
     def _mel_range(self) -> tuple[float, float]:
         c = self.config
@@ -130,18 +142,8 @@ class PaSSTFrontend(nn.Module):
         fmax = self.fmax + c.fmax_aug_range // 2 - int(torch.randint(c.fmax_aug_range, (1,)).item())
         return float(fmin), float(min(fmax, c.sample_rate / 2))
 
-    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def compute(self, wav: Tensor) -> Tensor:
         c = self.config
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"PaSSTFrontend expects a waveform (B, T) or (T,), got shape {tuple(wav.shape)}")
-        if wav.shape[-1] <= c.n_fft // 2 + 1:
-            raise AudioError(f"PaSST front-end needs more than {c.n_fft // 2 + 1} samples "
-                             f"({(c.n_fft // 2 + 2) / c.sample_rate * 1e3:.0f} ms), got {wav.shape[-1]}")
-        out_dtype = wav.dtype if wav.is_floating_point() else torch.float32
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
         x = wav.double()
         x = x[:, 1:] - c.preemphasis * x[:, :-1]  # conv1d with the kernel [-0.97, 1]
         window = get_window("hann", c.win_length, periodic=False, device=x.device, dtype=torch.float64)
@@ -150,12 +152,12 @@ class PaSSTFrontend(nn.Module):
             banks = kaldi_mel_banks(c.n_mels, c.n_fft, c.sample_rate, *self._mel_range())
         banks = banks.to(x.device)
         mel = torch.log(torch.matmul(banks, power) + LOG_OFFSET)
-        mel = (mel + NORM_SHIFT) / NORM_SCALE
-        frames = self.output_lengths(lengths.to(mel.device)).clamp(max=mel.shape[-1])
+        return (mel + NORM_SHIFT) / NORM_SCALE
+
+    def finish(self, mel: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
         valid = torch.arange(mel.shape[-1], device=mel.device)[None, :] < frames[:, None]
         silence = (math.log(LOG_OFFSET) + NORM_SHIFT) / NORM_SCALE
-        mel = mel.masked_fill(~valid[:, None, :], silence)
-        return mel.to(out_dtype), frames
+        return mel.masked_fill(~valid[:, None, :], silence), frames
 
 
 def _keep(n: int, drop: int, device: torch.device) -> Tensor:

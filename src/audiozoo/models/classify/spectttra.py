@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp import MelSpectrogram, power_to_db, stft_lengths
+from ...dsp import FeatureExtractor, MelSpectrogram, power_to_db, stft_lengths
 from ...errors import AudioError, ConfigError
 from ...nn import TransformerEncoder
 from ...registry import register_model
@@ -85,16 +85,27 @@ def num_clips(size: int, clip: int) -> int:
     return math.floor((size - clip) / clip + 1)
 
 
-class SpecTTTraFrontend(nn.Module):
+class SpecTTTraFrontend(FeatureExtractor):
     """Waveform ``(B, T)`` at 16 kHz -> normalised log-mel ``(B, n_mels, L)``, ``L = T // hop + 1``, and lengths.
 
     With ``clip_seconds > 0`` every item is cropped (from 3/4 of its excess, as SONICS' validation crop) or
-    zero-padded to that duration first, so ``L`` is fixed.
+    zero-padded to that duration first, so ``L`` is fixed, every frame counts as valid, and any input
+    length is accepted (:meth:`num_samples` is then the clip's length).
     """
+
+    config_class = SpecTTTraConfig
+    config_fields = ("sample_rate", "n_mels", "n_fft", "hop_length", "f_min", "f_max", "top_db", "clip_seconds")
 
     def __init__(self, config: SpecTTTraConfig):
         super().__init__()
         c = self.config = config
+        self.sample_rate, self.hop_length, self.n_features = c.sample_rate, c.hop_length, c.n_mels
+        self.clip_samples = int(round(c.clip_seconds * c.sample_rate)) if c.clip_seconds > 0 else 0
+        if self.clip_samples and self.clip_samples <= c.n_fft // 2:
+            raise ConfigError(f"SpecTTTra clip of {self.clip_samples} samples is too short for reflect padding by "
+                              f"n_fft/2={c.n_fft // 2}")
+        self.min_samples = 1 if self.clip_samples else c.n_fft // 2 + 1
+        self.min_samples_reason = f"reflect padding by n_fft/2={c.n_fft // 2}"
         # torchaudio.transforms.MelSpectrogram defaults: reflect-padded centred frames, HTK mels, norm=None.
         self.mel = MelSpectrogram(
             c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft, n_mels=c.n_mels,
@@ -102,41 +113,43 @@ class SpecTTTraFrontend(nn.Module):
             htk=True, norm=None,
         )
 
-    def _crop_or_pad(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        n = int(round(self.config.clip_seconds * self.config.sample_rate))
-        out = wav.new_zeros(wav.shape[0], n)
-        for i, length in enumerate(lengths.tolist()):
-            start = int((length - n) / 4 * 3) if length > n else 0
-            seg = wav[i, start:start + min(length, n)]
-            out[i, : seg.shape[0]] = seg
-        return out, torch.full_like(lengths, n)
-
-    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
         c = self.config
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"SpecTTTraFrontend expects a waveform (B, T) or (T,), got shape {tuple(wav.shape)}")
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        if c.clip_seconds > 0:
-            wav, lengths = self._crop_or_pad(wav, lengths)
-        if wav.shape[-1] <= c.n_fft // 2:
-            raise AudioError(f"SpecTTTraFrontend: {wav.shape[-1]} samples is too short for reflect padding by "
-                             f"n_fft/2={c.n_fft // 2}")
+        if self.clip_samples:  # every input becomes one clip of clip_samples
+            n_samples = torch.full_like(n_samples, self.clip_samples) if isinstance(n_samples, Tensor) else \
+                self.clip_samples
+        return stft_lengths(n_samples, c.n_fft, c.hop_length, center=True)
+
+    def num_samples(self, n_frames: int) -> int:
+        if self.clip_samples:
+            if int(n_frames) > int(self.num_frames(self.clip_samples)):
+                raise ConfigError(f"SpecTTTraFrontend with {self.config.clip_seconds} s clips always gives "
+                                  f"{self.num_frames(self.clip_samples)} frames, not {n_frames}")
+            return self.clip_samples
+        return super().num_samples(n_frames)
+
+    def prepare(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        if self.clip_samples:
+            n = self.clip_samples
+            out = wav.new_zeros(wav.shape[0], n)
+            for i, length in enumerate(lengths.tolist()):
+                start = int((length - n) / 4 * 3) if length > n else 0
+                seg = wav[i, start:start + min(length, n)]
+                out[i, : seg.shape[0]] = seg
+            wav, lengths = out, torch.full_like(lengths, n)
         # SONICS AudioDataset(normalize="std"): divide by the clip's standard deviation (over valid samples).
         valid = torch.arange(wav.shape[-1], device=wav.device)[None, :] < lengths[:, None]
         n = lengths.clamp(min=2).to(wav.dtype)[:, None]
         mean = (wav * valid).sum(-1, keepdim=True) / n
         std = (((wav - mean) * valid) ** 2).sum(-1, keepdim=True).div(n).sqrt()
-        wav = wav / std.clamp(min=1e-6)
-        db = power_to_db(self.mel(wav), ref=1.0, amin=1e-10, top_db=c.top_db)
+        return wav / std.clamp(min=1e-6), lengths
+
+    def compute(self, wav: Tensor) -> Tensor:
+        db = power_to_db(self.mel(wav), ref=1.0, amin=1e-10, top_db=self.config.top_db)
         # MeanStdNorm: per clip over (F, T), unbiased std + 1e-6.
         mean = db.mean(dim=(1, 2), keepdim=True)
         std = db.flatten(1).std(dim=1)[:, None, None]
-        feats = (db - mean) / (std + 1e-6)
-        frames = stft_lengths(lengths, c.n_fft, c.hop_length, center=True)
-        return feats, torch.clamp(frames, max=feats.shape[-1])
+        return (db - mean) / (std + 1e-6)
 
 
 class Tokenizer1D(nn.Module):

@@ -11,7 +11,8 @@ The method has no convolution, recurrence or attention anywhere:
    slices (all bins x ``slice_width`` frames) and multi-resolution spectra (the spectrogram averaged over
    ``r x r`` blocks, then sliced, for each ``r`` in ``multires``).
 2. One feed-forward autoencoder per view (``in -> ae_hidden -> bottleneck``, ReLU) trained to
-   reconstruct its tokens (:meth:`StatsEmbed.reconstruction_loss`).
+   reconstruct its tokens (:meth:`StatsEmbed.reconstruct`; the ``autoencoder`` training task,
+   :mod:`audiozoo.train.tasks.autoencoder`, runs the stages).
 3. k-means codebooks on the bottleneck codes, at two levels (:meth:`StatsEmbed.fit_codebooks`): *micro*
    (every token) and *macro* (the mean code of each ``macro_frames``-frame segment of the clip).
 4. Per clip, a histogram (bag of words) of code assignments per view and level, concatenated.
@@ -47,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp import LogMelSpectrogram, stft_lengths
+from ...dsp import FeatureExtractor, LogMelSpectrogram, stft_lengths
 from ...errors import AudioError, ConfigError, DataError
 from ...registry import register_model
 from ..contracts import ClassifierModel
@@ -132,25 +133,25 @@ class TiedAutoencoder(nn.Module):
         return F.relu(z @ self.fc2.weight) @ self.fc1.weight
 
 
-class StatsEmbedFrontend(nn.Module):
-    """Waveform ``(B, T)`` -> ln log-mel ``(B, n_mels, L)`` (25 ms / 10 ms at 16 kHz) and frame lengths."""
+class StatsEmbedFrontend(FeatureExtractor):
+    """Waveform ``(B, T)`` -> ln log-mel ``(B, n_mels, L)`` (25 ms / 10 ms at 16 kHz, centred zero-padded
+    frames: ``L = T // hop + 1``) and frame lengths."""
+
+    config_class = StatsEmbedConfig
+    config_fields = ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels")
 
     def __init__(self, config: StatsEmbedConfig):
         super().__init__()
         c = self.config = config
+        self.sample_rate, self.hop_length, self.n_features = c.sample_rate, c.hop_length, c.n_mels
         self.mel = LogMelSpectrogram(c.sample_rate, n_fft=c.n_fft, win_length=c.win_length,
                                      hop_length=c.hop_length, n_mels=c.n_mels, log="ln")
 
-    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"StatsEmbedFrontend expects a waveform (B, T) or (T,), got {tuple(wav.shape)}")
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        feats = self.mel(wav)
-        frames = stft_lengths(lengths.to(feats.device), self.config.n_fft, self.config.hop_length, center=True)
-        return feats, torch.clamp(frames, max=feats.shape[-1])
+    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
+        return stft_lengths(n_samples, self.config.n_fft, self.config.hop_length, center=True)
+
+    def compute(self, wav: Tensor) -> Tensor:
+        return self.mel(wav)
 
 
 class StatsEmbed(ClassifierModel):
@@ -268,19 +269,25 @@ class StatsEmbed(ClassifierModel):
         self.head = nn.Linear(self.head.in_features, num_classes).to(self.head.weight.device)
 
     # ----------------------------------------------------------------------------- non-gradient stages
-    def reconstruction_loss(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Mean over views of the autoencoders' MSE on valid tokens (the AE training objective)."""
+    def reconstruct(self, features: Tensor, lengths: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+        """Each view's tokens through its autoencoder (the AE pretraining stage; the loss is the training task's).
+
+        ``features (B, n_mels, L)`` -> ``{view: (tokens (B, N, D), reconstruction (B, N, D), valid (B, N) bool)}``;
+        ``valid`` marks tokens that start inside the clip's ``lengths`` (padding is excluded from the loss).
+        """
         self._check(features)
         b, _, length = features.shape
         lengths = (torch.full((b,), length, device=features.device) if lengths is None
                    else lengths.to(features.device))
-        losses = []
+        out = {}
         for v, (tok, starts) in self.views(features).items():
             ae = self.autoencoders[v]
-            err = (ae.decode(ae.encode(tok)) - tok).pow(2).mean(-1)  # (B, N)
-            valid = (starts[None, :] < lengths[:, None]).to(err.dtype)
-            losses.append((err * valid).sum() / valid.sum().clamp(min=1))
-        return torch.stack(losses).mean()
+            out[v] = (tok, ae.decode(ae.encode(tok)), starts[None, :] < lengths[:, None])
+        return out
+
+    def autoencoder_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained by reconstruction (the autoencoders); the rest form the classifier."""
+        return list(self.autoencoders.parameters())
 
     @torch.no_grad()
     def fit_normalization(self, features: Tensor, lengths: Tensor | None = None) -> None:

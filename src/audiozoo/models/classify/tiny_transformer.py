@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp import MFCC, LogMelSpectrogram, stft_lengths
+from ...dsp import MFCC, FeatureExtractor, LogMelSpectrogram, stft_lengths
 from ...errors import AudioError, ConfigError
 from ...nn import TransformerEncoder
 from ...registry import register_model
@@ -70,28 +70,29 @@ class TinyTransformerConfig:
     f_max: float | None = None
 
 
-class TinyTransformerFrontend(nn.Module):
-    """Waveform ``(B, T)`` -> features ``(B, n_mels, L)`` (ln log-mel or MFCC) and frame lengths ``(B,)``."""
+class TinyTransformerFrontend(FeatureExtractor):
+    """Waveform ``(B, T)`` -> features ``(B, n_mels, L)`` (ln log-mel or MFCC; centred zero-padded frames,
+    ``L = T // hop + 1``) and frame lengths ``(B,)``."""
+
+    config_class = TinyTransformerConfig
+    config_fields = ("feature", "sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mel_filters",
+                     "f_min", "f_max")
 
     def __init__(self, config: TinyTransformerConfig):
         super().__init__()
         c = self.config = config
+        self.sample_rate, self.hop_length, self.n_features = c.sample_rate, c.hop_length, c.n_mels
         mel = dict(n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length, f_min=c.f_min, f_max=c.f_max)
         if c.feature == "mel":
             self.extract: nn.Module = LogMelSpectrogram(c.sample_rate, n_mels=c.n_mels, log="ln", **mel)
         else:
             self.extract = MFCC(c.sample_rate, n_mfcc=c.n_mels, n_mels=c.n_mel_filters, **mel)
 
-    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"TinyTransformerFrontend expects a waveform (B, T) or (T,), got {tuple(wav.shape)}")
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        feats = self.extract(wav)
-        frames = stft_lengths(lengths.to(feats.device), self.config.n_fft, self.config.hop_length, center=True)
-        return feats, torch.clamp(frames, max=feats.shape[-1])
+    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
+        return stft_lengths(n_samples, self.config.n_fft, self.config.hop_length, center=True)
+
+    def compute(self, wav: Tensor) -> Tensor:
+        return self.extract(wav)
 
 
 class TinyTransformer(ClassifierModel):

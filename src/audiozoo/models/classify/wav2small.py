@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp import MelSpectrogram, power_to_db, stft_lengths
+from ...dsp import FeatureExtractor, MelSpectrogram, power_to_db, stft_lengths
 from ...errors import AudioError, ConfigError
 from ...registry import register_model
 from ..contracts import ClassifierModel
@@ -64,35 +64,35 @@ class Wav2SmallConfig:
     amin: float = 1e-10
 
 
-class Wav2SmallFrontend(nn.Module):
+class Wav2SmallFrontend(FeatureExtractor):
     """Waveform ``(B, T)`` -> log-mel dB ``(B, n_mels, L)`` (``L = T // hop + 1``) and frame lengths.
 
     Each utterance is standardised over its own valid samples first (zero mean, unit variance), as the
-    Wav2Small cards do, so loudness does not move the features.
+    Wav2Small cards do, so loudness does not move the features. No learned parameters.
     """
+
+    config_class = Wav2SmallConfig
+    config_fields = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "amin")
 
     def __init__(self, config: Wav2SmallConfig):
         super().__init__()
         c = self.config = config
+        self.sample_rate, self.hop_length, self.n_features = c.sample_rate, c.hop_length, c.n_mels
         self.mel = MelSpectrogram(c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, n_mels=c.n_mels,
                                   f_min=c.f_min, f_max=c.f_max, window="hann", center=True, power=2.0)
 
-    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"Wav2SmallFrontend expects a waveform (B, T) or (T,), got {tuple(wav.shape)}")
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        lengths = lengths.to(wav.device)
+    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
+        return stft_lengths(n_samples, self.config.n_fft, self.config.hop_length, center=True)
+
+    def prepare(self, wav: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         valid = (torch.arange(wav.shape[-1], device=wav.device)[None] < lengths[:, None]).to(wav.dtype)
         n = valid.sum(-1, keepdim=True).clamp(min=1)
         mean = (wav * valid).sum(-1, keepdim=True) / n
         std = (((wav - mean) * valid).pow(2).sum(-1, keepdim=True) / n).sqrt()
-        wav = (wav - mean) / (std + 1e-7) * valid
-        feats = power_to_db(self.mel(wav), ref=1.0, amin=self.config.amin, top_db=None)
-        frames = stft_lengths(lengths, self.config.n_fft, self.config.hop_length, center=True)
-        return feats, torch.clamp(frames, max=feats.shape[-1])
+        return (wav - mean) / (std + 1e-7) * valid, lengths
+
+    def compute(self, wav: Tensor) -> Tensor:
+        return power_to_db(self.mel(wav), ref=1.0, amin=self.config.amin, top_db=None)
 
 
 def _masked_time_mask(lengths: Tensor | None, frames_in: int, frames_out: int, device) -> Tensor | None:

@@ -60,7 +60,7 @@ from ...nn.weight_norm import convert_legacy_weight_norm_keys
 from ...registry import register_model
 from ..contracts import CodecModel
 
-__all__ = ["RAVE", "RAVEConfig", "RAVEOutput", "kl_divergence", "mod_sigmoid"]
+__all__ = ["RAVE", "RAVEConfig", "RAVEOutput", "mod_sigmoid"]
 
 
 @dataclass
@@ -84,16 +84,6 @@ class RAVEConfig:
 def mod_sigmoid(x: Tensor) -> Tensor:
     """RAVE's positive gain ``2 sigmoid(x)^2.3 + 1e-7`` (DDSP's exp_sigmoid shape; official ``core.mod_sigmoid``)."""
     return 2 * torch.sigmoid(x).pow(2.3) + 1e-7
-
-
-def kl_divergence(mean: Tensor, std: Tensor) -> Tensor:
-    """KL term of the official ``VariationalEncoder``: ``mean_{b,t} sum_c (mu^2 + s^2 - log s^2 - 1)``.
-
-    Twice the usual Gaussian KL (no 1/2 factor); the official loss scales it by ``beta`` (0.1 in v1).
-    ``mean``, ``std``: ``(B, C, L)``.
-    """
-    var = std * std
-    return (mean * mean + var - torch.log(var) - 1).sum(1).mean()
 
 
 def _conv(cin: int, cout: int, k: int, *, stride: int = 1, dilation: int = 1, groups: int = 1, bias: bool,
@@ -223,11 +213,11 @@ class RAVEOutput(NamedTuple):
     """What :meth:`RAVE.forward` returns (a tuple: ``wav`` first)."""
 
     wav: Tensor  # (B, T) reconstruction
-    kl: Tensor  # () KL term (official scaling, before beta)
     bands: Tensor  # (B, M, T / M) reconstructed PQMF bands
     target_bands: Tensor  # (B, M, T / M) PQMF bands of the (padded) input
     z: Tensor  # (B, latent, L) sampled latent
     mean: Tensor  # (B, latent, L) posterior mean
+    std: Tensor  # (B, latent, L) posterior standard deviation (the KL term is the training task's)
 
 
 class RAVE(CodecModel):
@@ -236,8 +226,9 @@ class RAVE(CodecModel):
     - ``encode(wav (B, T)) -> z (B, latent_size, ceil(T / hop_length))``: the posterior mean (``sample=True``:
       a sample).
     - ``decode(z (B, latent_size, L)) -> wav (B, L * hop_length)``.
-    - ``forward(wav (B, T)) -> RAVEOutput`` (reconstruction cropped to T, KL, bands); in training mode from a
-      reparameterised sample, in eval mode from the posterior mean.
+    - ``forward(wav (B, T)) -> RAVEOutput`` (reconstruction cropped to T, bands, latent, posterior mean and std;
+      the KL term is computed by the training task); in training mode from a reparameterised sample, in eval
+      mode from the posterior mean.
 
     Attributes: ``sample_rate``, ``hop_length`` (compression ratio, 2048 in v1), ``frame_rate``,
     ``num_codebooks`` (0). Buffer ``warmed_up`` (0/1): stage 2 of the training (adversarial fine-tuning),
@@ -324,7 +315,7 @@ class RAVE(CodecModel):
         z = mean + std * torch.randn_like(mean) if self.training else mean
         bands = self.decoder(z, add_noise=bool(int(self.warmed_up)))
         out = self.pqmf.inverse(bands)[:, :t]
-        return RAVEOutput(out, kl_divergence(mean, std), bands, target_bands, z, mean)
+        return RAVEOutput(out, bands, target_bands, z, mean, std)
 
     # ---- latent analysis (paper Sec. 3.3) -------------------------------------------------------
     @torch.no_grad()

@@ -9,7 +9,7 @@ arXiv:2501.10045. Official code: https://github.com/modelscope/ClearerVoice-Stud
 
 Method (paper Sec. 2; official ``utils/decode.py`` + ``dataloader/meldataset.py``): the band-limited input is
 first sinc-resampled to the output rate (48 kHz); its HiFi-GAN log-mel (80 Slaney mels, n_fft 1024, hop 256,
-0-8000 Hz, ``ln(max(., 1e-5))``, uncentred frames = :class:`audiozoo.nn.vocoder.VocoderMel`) goes through
+0-8000 Hz, ``ln(max(., 1e-5))``, uncentred frames = :class:`audiozoo.dsp.VocoderMel`) goes through
 
 1. a MossFormer2 encoder (``MossFormer_MaskNet(80, 512, 80)``): GroupNorm -> 1x1 conv to 512 -> + scaled
    sinusoidal position embedding -> 24 x (FLASH-style gated attention layer, then a gated-FSMN block) ->
@@ -23,6 +23,8 @@ shift of half the channels, ``to_hidden`` / ``to_qk`` / ``to_out`` = ScaleNorm -
 depthwise conv (k17) -> dropout; four per-dim offset/scales of one shared qk; rotary embedding (interleaved
 pairs, first 32 dims, ``rotary_embedding_torch`` conventions); quadratic ``relu(q k^T / g)^2`` attention inside
 chunks of ``group_size`` frames plus a global linear attention; output ``(att_u * v) * sigmoid(att_v * u)``.
+The encoder's blocks are generic (:mod:`audiozoo.nn.mossformer`), as is Snake (:mod:`audiozoo.nn.activations`);
+this module assembles them with the HiFi-GAN trunk.
 
 Parameter count (canonical ``hifisr_48k``, measured on the meta device by instantiating the official classes
 of the clearvoice 0.1.2 wheel with the training json): MossFormer encoder 54,497,026 trainable (+16 frozen
@@ -50,19 +52,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ...config import build_config
+from ...dsp.mel import VocoderMel
 from ...errors import AudioError, ConfigError
+from ...nn.activations import Snake1d
+from ...nn.mossformer import MossFormer2Encoder
 from ...nn.resblocks import ResBlock1, ResBlock2
-from ...nn.vocoder import HiFiGANTrunk, VocoderMel, official_to_trunk_keys
+from ...nn.vocoder import HiFiGANTrunk, official_to_trunk_keys
 from ...nn.weight_norm import convert_legacy_weight_norm_keys
 from ...registry import WeightSet, register_model
 from ..contracts import EnhancerModel
 
-__all__ = ["HiFiSR", "HiFiSRConfig", "MossFormer2Encoder", "SnakeHiFiGAN", "checkpoint_filter_fn"]
+__all__ = ["HiFiSR", "HiFiSRConfig", "SnakeHiFiGAN", "checkpoint_filter_fn"]
 
 
 @dataclass
@@ -97,193 +101,7 @@ class HiFiSRConfig:
     resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
 
 
-# --------------------------------------------------------------------------- MossFormer2 encoder blocks
-class ScaleNorm(nn.Module):
-    """``x / max(||x|| / sqrt(d), eps) * g`` over the last dim, one learned scalar ``g`` (FLASH)."""
-
-    def __init__(self, dim: int, eps: float = 1e-5):
-        super().__init__()
-        self.scale, self.eps = dim ** -0.5, eps
-        self.g = nn.Parameter(torch.ones(1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x / (torch.linalg.vector_norm(x, dim=-1, keepdim=True) * self.scale).clamp(min=self.eps) * self.g
-
-
-class FFConvM(nn.Module):
-    """``(B, N, D_in) -> (B, N, D_out)``: norm -> Linear -> SiLU -> ``x + depthwise_conv(x)`` -> dropout."""
-
-    def __init__(self, dim_in: int, dim_out: int, norm: str = "scalenorm", kernel: int = 17, dropout: float = 0.1):
-        super().__init__()
-        self.norm = ScaleNorm(dim_in) if norm == "scalenorm" else nn.LayerNorm(dim_in)
-        self.linear = nn.Linear(dim_in, dim_out)
-        # the official ConvModule: depthwise, no bias, "same" padding, residual
-        self.dwconv = nn.Conv1d(dim_out, dim_out, kernel, padding=(kernel - 1) // 2, groups=dim_out, bias=False)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = F.silu(self.linear(self.norm(x)))
-        h = h + self.dwconv(h.transpose(1, 2)).transpose(1, 2)
-        return self.drop(h)
-
-
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotary embedding on the first ``cos.shape[-1]`` dims, interleaved pairs (rotary_embedding_torch)."""
-    r = cos.shape[-1]
-    x_rot, x_pass = x[..., :r], x[..., r:]
-    pairs = x_rot.unflatten(-1, (-1, 2))
-    half = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
-    return torch.cat((x_rot * cos + half * sin, x_pass), dim=-1)
-
-
-class FLASHLayer(nn.Module):
-    """MossFormer2's ``FLASH_ShareA_FFConvM``: gated attention unit with chunked quadratic + global linear
-    attention, ``(B, N, D) -> (B, N, D)`` (residual included)."""
-
-    def __init__(self, dim: int, group_size: int, query_key_dim: int, expansion_factor: float, kernel: int,
-                 dropout: float):
-        super().__init__()
-        hidden = int(dim * expansion_factor)
-        self.group_size = group_size
-        self.to_hidden = FFConvM(dim, hidden, kernel=kernel, dropout=dropout)
-        self.to_qk = FFConvM(dim, query_key_dim, kernel=kernel, dropout=dropout)
-        self.gamma = nn.Parameter(torch.ones(4, query_key_dim))  # OffsetScale(heads=4): quad_q, lin_q, quad_k, lin_k
-        self.beta = nn.Parameter(torch.zeros(4, query_key_dim))
-        nn.init.normal_(self.gamma, std=0.02)
-        self.to_out = FFConvM(hidden // 2, dim, kernel=kernel, dropout=dropout)
-        self.attn_drop = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        b, n, _ = x.shape
-        g = self.group_size
-        # token shift (RWKV/FLASH): half the channels see the previous frame
-        shift, keep = x.chunk(2, dim=-1)
-        h = torch.cat((torch.cat((torch.zeros_like(shift[:, :1]), shift[:, :-1]), dim=1), keep), dim=-1)
-        v, u = self.to_hidden(h).chunk(2, dim=-1)
-        qk = self.to_qk(h)
-        quad_q, lin_q, quad_k, lin_k = (_rotate(qk * self.gamma[i] + self.beta[i], cos, sin) for i in range(4))
-        pad = (-n) % g
-        # zero padding: padded keys give relu(0)^2 = 0 attention and nothing to the linear sums
-        quad_q, quad_k, lin_q, lin_k, v, u = (F.pad(t, (0, 0, 0, pad)).unflatten(1, (-1, g))
-                                              for t in (quad_q, quad_k, lin_q, lin_k, v, u))
-        attn = self.attn_drop(F.relu(quad_q @ quad_k.transpose(-1, -2) / g) ** 2)  # (B, G, g, g)
-        # global linear attention, normalised by the true length n (padded rows are zero)
-        lin_kv = torch.einsum("bgnd,bgne->bde", lin_k, v) / n
-        lin_ku = torch.einsum("bgnd,bgne->bde", lin_k, u) / n
-        att_v = (attn @ v + torch.einsum("bgnd,bde->bgne", lin_q, lin_kv)).flatten(1, 2)[:, :n]
-        att_u = (attn @ u + torch.einsum("bgnd,bde->bgne", lin_q, lin_ku)).flatten(1, 2)[:, :n]
-        v, u = v.flatten(1, 2)[:, :n], u.flatten(1, 2)[:, :n]
-        return x + self.to_out((att_u * v) * torch.sigmoid(att_v * u))
-
-
-class UniDeepFsmn(nn.Module):
-    """FSMN memory: ``x + p + dwconv(p)`` with ``p = project(relu(linear(x)))``, a symmetric depthwise conv of
-    ``2 * lorder - 1`` taps over time (official: a Conv2d ``(2 lorder - 1, 1)`` on ``(B, C, T, 1)``)."""
-
-    def __init__(self, dim: int, hidden: int, lorder: int):
-        super().__init__()
-        self.linear = nn.Linear(dim, hidden)
-        self.project = nn.Linear(hidden, dim, bias=False)
-        self.conv1 = nn.Conv1d(dim, dim, 2 * lorder - 1, padding=lorder - 1, groups=dim, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        p = self.project(F.relu(self.linear(x)))
-        return x + p + self.conv1(p.transpose(1, 2)).transpose(1, 2)
-
-
-class GatedFSMN(nn.Module):
-    """``to_v(x) * fsmn(to_u(x)) + x`` on ``(B, N, C)`` (LayerNorm FFConvM branches)."""
-
-    def __init__(self, dim: int, lorder: int, kernel: int, dropout: float):
-        super().__init__()
-        self.to_u = FFConvM(dim, dim, norm="layernorm", kernel=kernel, dropout=dropout)
-        self.to_v = FFConvM(dim, dim, norm="layernorm", kernel=kernel, dropout=dropout)
-        self.fsmn = UniDeepFsmn(dim, dim, lorder)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.to_v(x) * self.fsmn(self.to_u(x)) + x
-
-
-class GatedFSMNBlock(nn.Module):
-    """``(B, N, D) -> (B, N, D)``: 1x1 conv to ``inner`` + PReLU -> LN -> gated FSMN -> LN -> 1x1 conv + skip."""
-
-    def __init__(self, dim: int, inner: int, lorder: int, kernel: int, dropout: float):
-        super().__init__()
-        self.conv1 = nn.Sequential(nn.Conv1d(dim, inner, 1), nn.PReLU())
-        self.norm1 = nn.LayerNorm(inner)  # official CLayerNorm: LayerNorm over channels, eps 1e-5
-        self.gated_fsmn = GatedFSMN(inner, lorder, kernel, dropout)
-        self.norm2 = nn.LayerNorm(inner)
-        self.conv2 = nn.Conv1d(inner, dim, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.norm1(self.conv1(x.transpose(1, 2)).transpose(1, 2))
-        h = self.norm2(self.gated_fsmn(h))
-        return self.conv2(h.transpose(1, 2)).transpose(1, 2) + x
-
-
-class MossFormer2Encoder(nn.Module):
-    """MossFormer2 "mask net" as used by HiFi-SR: log-mel ``(B, n_mels, L)`` -> latent ``(B, n_mels, L)`` (>= 0).
-
-    Official ``MossFormer_MaskNet(in_channels=80, out_channels=512, out_channels_final=80)`` with one
-    ``Computation_Block`` of ``MossformerBlock_GFSMN`` (24 FLASH layers, each followed by a gated-FSMN block).
-    """
-
-    def __init__(self, c: HiFiSRConfig):
-        super().__init__()
-        d = c.enc_channels
-        if c.rotary_dim % 2 or c.rotary_dim > c.query_key_dim or d % 2:
-            raise ConfigError(f"need an even rotary_dim <= query_key_dim ({c.query_key_dim}) and an even "
-                              f"enc_channels, got {c.rotary_dim}, {d}")
-        self.norm = nn.GroupNorm(1, c.n_mels, eps=1e-8)
-        self.conv1d_encoder = nn.Conv1d(c.n_mels, d, 1, bias=False)
-        self.pos_scale = nn.Parameter(torch.ones(1))  # ScaledSinuEmbedding.scale
-        self.register_buffer("pos_inv_freq", 1.0 / 10000 ** (torch.arange(0, d, 2).float() / d), persistent=False)
-        self.register_buffer("rot_freqs", 1.0 / 10000 ** (torch.arange(0, c.rotary_dim, 2).float() / c.rotary_dim),
-                             persistent=False)
-        self.layers = nn.ModuleList(
-            FLASHLayer(d, c.group_size, c.query_key_dim, c.expansion_factor, c.conv_kernel, c.dropout)
-            for _ in range(c.enc_depth))
-        self.fsmn = nn.ModuleList(GatedFSMNBlock(d, c.fsmn_channels, c.fsmn_lorder, c.conv_kernel, c.dropout)
-                                  for _ in range(c.enc_depth))
-        self.intra_mdl_norm = nn.LayerNorm(d, eps=1e-6)
-        self.intra_norm = nn.GroupNorm(1, d, eps=1e-8)
-        self.prelu = nn.PReLU()
-        self.conv1d_out = nn.Conv1d(d, d, 1)
-        self.output = nn.Conv1d(d, d, 1)
-        self.output_gate = nn.Conv1d(d, d, 1)
-        self.conv1_decoder = nn.Conv1d(d, c.n_mels, 1, bias=False)
-
-    def forward(self, mel: Tensor) -> Tensor:
-        x = self.conv1d_encoder(self.norm(mel))  # (B, D, L)
-        n = x.shape[-1]
-        pos = torch.arange(n, device=x.device, dtype=self.pos_inv_freq.dtype)
-        sinu = pos[:, None] * self.pos_inv_freq[None]
-        x = x + (torch.cat((sinu.sin(), sinu.cos()), dim=-1) * self.pos_scale).t().to(x.dtype)
-        # rotary angles: frequency f_i repeated for the two dims of pair i (interleaved layout)
-        ang = (pos[:, None] * self.rot_freqs[None]).repeat_interleave(2, dim=-1).to(x.dtype)
-        cos, sin = ang.cos(), ang.sin()
-        h = x.transpose(1, 2)
-        for flash, fsmn in zip(self.layers, self.fsmn):
-            h = fsmn(flash(h, cos, sin))
-        h = self.intra_norm(self.intra_mdl_norm(h).transpose(1, 2)) + x
-        h = self.conv1d_out(self.prelu(h))
-        h = torch.tanh(self.output(h)) * torch.sigmoid(self.output_gate(h))
-        return F.relu(self.conv1_decoder(h))
-
-
 # --------------------------------------------------------------------------- Snake HiFi-GAN generator
-class Snake1d(nn.Module):
-    """Snake activation ``x + sin^2(alpha x) / (alpha + 1e-9)``, one ``alpha`` per channel (Ziyin et al. 2020;
-    DAC's ``Snake1d``, which the official generator imports). ``(B, C, T) -> (B, C, T)``."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.alpha = nn.Parameter(torch.ones(1, channels, 1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + (self.alpha + 1e-9).reciprocal() * torch.sin(self.alpha * x).pow(2)
-
-
 def _snake_resblock(block: nn.Module, x: Tensor) -> Tensor:
     """The official ResBlock1/2 forward with Snake in place of leaky ReLU (activations stored on the block)."""
     if isinstance(block, ResBlock1):
@@ -354,7 +172,9 @@ class HiFiSR(EnhancerModel):
             raise ConfigError(f"need 0 < min_input_rate <= max_input_rate <= sample_rate, got {c.min_input_rate}, "
                               f"{c.max_input_rate}, {c.sample_rate}")
         self.config = c
-        self.encoder = MossFormer2Encoder(c)
+        self.encoder = MossFormer2Encoder(c.n_mels, c.enc_channels, c.enc_depth, c.group_size, c.query_key_dim,
+                                          c.expansion_factor, c.rotary_dim, c.fsmn_channels, c.fsmn_lorder,
+                                          c.conv_kernel, c.dropout)
         self.generator = SnakeHiFiGAN(c)
         self.sample_rate, self.n_mels, self.hop_length = c.sample_rate, c.n_mels, self.generator.upsample_factor
         self.min_input_rate, self.max_input_rate = c.min_input_rate, c.max_input_rate

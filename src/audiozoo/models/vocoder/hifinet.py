@@ -47,9 +47,10 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ...config import build_config
-from ...dsp.stft import ConstantBuffers
+from ...dsp.features import FeatureExtractor
+from ...dsp.mel import VocoderMel
 from ...errors import AudioError, ConfigError
-from ...nn.vocoder import HiFiGANTrunk, VocoderMel
+from ...nn.vocoder import HiFiGANTrunk
 from ...registry import register_model
 from ..contracts import VocoderModel
 
@@ -103,19 +104,25 @@ def kaiser_lowpass(sample_rate: int, pass_hz: float, stop_hz: float, atten_db: f
     return h / h.sum()
 
 
-class BandLimitedMel(ConstantBuffers):
+class BandLimitedMel(FeatureExtractor):
     """Waveform at ``sample_rate`` (or at ``mel_sample_rate``) -> log-mel of its ``mel_sample_rate`` band.
 
     ``forward(wav (B, T), lengths (B,) | None, sample_rate=None) -> (log-mel (B, n_mels, L), frames (B,))``.
     At ``sample_rate`` (default) the input is low-passed and decimated by ``sample_rate // mel_sample_rate``
     (zero padding of half the filter at both ends, so ``T16 = ceil(T / factor)`` and sample ``k`` of the
     16 kHz signal is sample ``factor * k`` of the input, the alignment of soxr and librosa); at
-    ``mel_sample_rate`` the input is used as is. Then :class:`~audiozoo.nn.vocoder.VocoderMel`.
+    ``mel_sample_rate`` the input is used as is. Then :class:`~audiozoo.dsp.VocoderMel` (:attr:`mel`).
+    ``hop_length``, ``min_samples`` and :meth:`num_frames` count samples at ``sample_rate``; ``sample_rate=
+    mel_sample_rate`` input goes through :attr:`mel` and its own interface.
     """
+
+    config_class = HiFiNetConfig
+    config_fields = ("sample_rate", "mel_sample_rate", "mel_hop_length", "n_fft", "win_length", "n_mels", "f_min",
+                     "f_max", "lowpass_pass_hz", "lowpass_stop_hz", "lowpass_atten_db")
 
     def __init__(self, config: HiFiNetConfig):
         super().__init__()
-        c = config
+        c = self.config = config
         if c.sample_rate % c.mel_sample_rate:
             raise ConfigError(f"output rate {c.sample_rate} must be an integer multiple of the mel rate "
                               f"{c.mel_sample_rate}")
@@ -129,6 +136,10 @@ class BandLimitedMel(ConstantBuffers):
                                                              c.lowpass_atten_db).view(1, 1, -1))
         self.mel = VocoderMel(c.mel_sample_rate, c.n_fft, c.mel_hop_length, c.win_length, c.n_mels, c.f_min,
                               c.f_max, center=False)
+        self.hop_length, self.n_features = self.factor * c.mel_hop_length, c.n_mels
+        # ceil(T / factor) decimated samples must reach the mel's own minimum
+        self.min_samples = self.factor * (self.mel.min_samples - 1) + 1
+        self.min_samples_reason = f"{self.mel.min_samples} samples at {c.mel_sample_rate} Hz after decimation"
 
     def decimate(self, wav: Tensor) -> Tensor:
         """``(B, T)`` at ``sample_rate`` -> ``(B, ceil(T / factor))`` at ``mel_sample_rate`` (band-limited)."""
@@ -138,21 +149,23 @@ class BandLimitedMel(ConstantBuffers):
         pad = (h.shape[-1] - 1) // 2
         return F.conv1d(F.pad(wav.unsqueeze(1), (pad, pad)), h, stride=self.factor).squeeze(1)
 
+    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
+        return self.mel.num_frames((n_samples + self.factor - 1) // self.factor)
+
+    def compute(self, wav: Tensor) -> Tensor:
+        return self.mel.compute(self.decimate(wav))
+
+    def check_sample_rate(self, sample_rate: int | None) -> None:
+        if sample_rate is not None and int(sample_rate) not in (self.sample_rate, self.mel_sample_rate):
+            raise AudioError(f"HiFiNet's front-end takes {self.sample_rate} Hz or {self.mel_sample_rate} Hz audio, "
+                             f"got {sample_rate} Hz (resample first)")
+
     def forward(self, wav: Tensor, lengths: Tensor | None = None,
                 sample_rate: int | None = None) -> tuple[Tensor, Tensor]:
-        if wav.ndim == 1:
-            wav = wav.unsqueeze(0)
-        if wav.ndim != 2:
-            raise AudioError(f"BandLimitedMel expects a waveform (B, T) or (T,), got shape {tuple(wav.shape)}")
-        sr = self.sample_rate if sample_rate is None else int(sample_rate)
-        if sr == self.sample_rate:
-            if lengths is not None:
-                lengths = (lengths.to(wav.device).long() + self.factor - 1) // self.factor
-            wav = self.decimate(wav)
-        elif sr != self.mel_sample_rate:
-            raise AudioError(f"HiFiNet's front-end takes {self.sample_rate} Hz or {self.mel_sample_rate} Hz audio, "
-                             f"got {sr} Hz (resample first)")
-        return self.mel(wav, lengths)
+        self.check_sample_rate(sample_rate)
+        if sample_rate is not None and int(sample_rate) != self.sample_rate:  # already at the mel's rate
+            return self.mel(wav, lengths, sample_rate=sample_rate)
+        return super().forward(wav, lengths, sample_rate)
 
 
 class HiFiNet(HiFiGANTrunk, VocoderModel):

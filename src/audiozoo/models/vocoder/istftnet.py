@@ -40,9 +40,10 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ...config import build_config
+from ...dsp.mel import VocoderMel
 from ...dsp.stft import OverlapAddISTFT
 from ...errors import AudioError, ConfigError
-from ...nn.vocoder import HiFiGANTrunk, VocoderMel, official_to_trunk_keys
+from ...nn.vocoder import HiFiGANTrunk, official_to_trunk_keys
 from ...nn.weight_norm import convert_legacy_weight_norm_keys
 from ...registry import register_model
 from ..contracts import VocoderModel

@@ -13,9 +13,10 @@ Estimator (official ``VectorFieldEstimator``, the "period-conditional universal 
   blocks (+ a long residual) -> SiLU -> weight-normed ConvTranspose1d (x ``u``, ``hidden / 2`` channels) ->
   4 ConvNeXt-V2 blocks -> SiLU -> one weight-normed ``Conv2d((2p, 1), stride (p, 1))`` per period ``p``,
   giving a condition at the U-Net bottleneck rate of that period (``hop / u`` samples per step, times ``p``);
-- time ``t`` -> sinusoidal embedding (``hidden / 2``, scale 1000) concatenated with a learned period
-  embedding (``hidden / 2``, times ``sqrt(hidden)`` as the official code does), MLP ``hidden -> 4 hidden ->
-  hidden``: one conditioning vector per period, computed for all periods in one batch;
+- time ``t`` -> sine/cosine time embedding (``hidden / 2``, scale 1000; ``nn.embeddings.timestep_embedding``)
+  concatenated with a learned period embedding (``hidden / 2``, times ``sqrt(hidden)`` as the official code
+  does), MLP ``hidden -> 4 hidden -> hidden``: one conditioning vector per period, computed for all periods in
+  one batch;
 - "periodify": ``x_t (B, 1, T)`` is padded to a multiple of ``p * stride ** 3`` (reflect, as the official
   code) and reshaped to ``(B, 1, T / p, p)``; ONE shared 2-D U-Net (kernels ``(k, 1)``, so every one of the
   ``p`` columns is a polyphase component filtered along time) with 3 down blocks (strides 1, 4, 4), a
@@ -61,19 +62,23 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ...config import build_config
+from ...dsp.mel import VocoderMel
 from ...dsp.wavelet import haar_dwt, haar_idwt
 from ...errors import AudioError, ConfigError
-from ...nn import DropPath, VocoderMel, convert_legacy_weight_norm_keys, get_padding
+from ...nn import convert_legacy_weight_norm_keys, get_padding
 from ...nn import remove_weight_norm as _remove_weight_norm
+from ...nn.convnext import ConvNeXtV2Block
+from ...nn.embeddings import timestep_embedding
+from ...nn.samplers import ODE_METHODS, FlowMatchingBatch, ode_solve
 from ...registry import register_model
 from ..contracts import VocoderModel
 
 __all__ = [
-    "ConvNeXtV2Block", "MelConditioner", "PeriodAwareEstimator", "PeriodUNet", "PeriodWave", "PeriodWaveConfig",
+    "MelConditioner", "PeriodAwareEstimator", "PeriodUNet", "PeriodWave", "PeriodWaveConfig",
     "checkpoint_filter_fn", "periodify", "periodwave_base", "unperiodify",
 ]
 
-SOLVERS = ("euler", "midpoint")
+SOLVERS = tuple(ODE_METHODS)  # euler, midpoint (official), heun (audiozoo.nn.samplers)
 ESTIMATORS = ("universal", "multi")
 
 
@@ -186,41 +191,6 @@ def unperiodify(x: Tensor, length: int) -> Tensor:
 # --------------------------------------------------------------------------- blocks
 def _wn(module: nn.Module) -> nn.Module:
     return weight_norm(module)
-
-
-class GRN(nn.Module):
-    """ConvNeXt-V2 global response normalisation on ``(B, L, C)``: L2 over time, divided by its channel mean."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.zeros(1, 1, dim))
-        self.beta = nn.Parameter(torch.zeros(1, 1, dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        gx = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-        nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
-        return self.gamma * (x * nx) + self.beta + x
-
-
-class ConvNeXtV2Block(nn.Module):
-    """1-D ConvNeXt-V2 block ``(B, C, L) -> (B, C, L)`` (Vocos layout + GRN, as PeriodWave's ``convnext.py``):
-    depthwise Conv1d k7 -> LayerNorm (eps 1e-6) -> Linear ``C -> I`` -> GELU -> GRN -> Linear ``I -> C``,
-    residual with stochastic depth."""
-
-    def __init__(self, dim: int, intermediate_dim: int, drop_path: float = 0.0):
-        super().__init__()
-        self.dwconv = nn.Conv1d(dim, dim, 7, padding=3, groups=dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.pwconv1 = nn.Linear(dim, intermediate_dim)
-        self.act = nn.GELU()
-        self.grn = GRN(intermediate_dim)
-        self.pwconv2 = nn.Linear(intermediate_dim, dim)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.dwconv(x).transpose(1, 2)
-        h = self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(h)))))
-        return x + self.drop_path(h.transpose(1, 2))
 
 
 class MelConditioner(nn.Module):
@@ -395,14 +365,6 @@ class OutputBlock(nn.Module):
         return self.final_layer(F.silu(self.res_blocks(x)))
 
 
-def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
-    """``t (B,)`` in [0, 1] -> ``(B, dim)``: ``[sin, cos](1000 t / 10000^(i / (dim/2 - 1)))`` (Grad-TTS style)."""
-    half = dim // 2
-    freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * (-math.log(10000.0) / (half - 1)))
-    arg = 1000.0 * t.float()[:, None] * freqs[None]
-    return torch.cat([arg.sin(), arg.cos()], dim=-1).to(t.dtype)
-
-
 class PeriodAwareEstimator(nn.Module):
     """Vector field ``v(x_t, t | mel)``: ``x (B, bands, N)``, ``t (B,)``, conditions -> ``(B, bands, N)``."""
 
@@ -430,13 +392,13 @@ class PeriodAwareEstimator(nn.Module):
         """``t (B,)`` -> ``(B, P, hidden)``: one conditioning vector per period, all periods in one MLP batch."""
         b, n_p = t.shape[0], len(self.periods)
         if self.universal:
-            temb = sinusoidal_embedding(t, self.hidden // 2)
+            temb = timestep_embedding(t, self.hidden // 2, scale=1000.0)  # Grad-TTS form, freq_shift 1
             idx = torch.arange(n_p, device=t.device)
             # official: embedding x sqrt(hidden) (its comment: hidden / 2 was meant; kept for checkpoint parity)
             pemb = self.period_emb(idx) * math.sqrt(self.hidden)
             z = torch.cat([temb[:, None].expand(b, n_p, -1), pemb[None].expand(b, -1, -1).to(temb.dtype)], dim=-1)
             return self.mlp(z)
-        return self.mlp(sinusoidal_embedding(t, self.hidden))[:, None].expand(b, n_p, -1)
+        return self.mlp(timestep_embedding(t, self.hidden, scale=1000.0))[:, None].expand(b, n_p, -1)
 
     def vector_field(self, x: Tensor, t: Tensor, conds: list[Tensor], s_w: float = 1.0, b_w: float = 1.0) -> Tensor:
         temb = self.time_condition(t)
@@ -458,7 +420,8 @@ class PeriodWave(VocoderModel):
 
     ``forward`` runs the ODE sampler with the config's defaults (``steps``, ``solver``, ``temperature``, FreeU
     off unless ``config.freeu``) and a fixed ``config.seed``, so it is deterministic; :meth:`sample` exposes
-    every option. :meth:`cfm_loss` is the training objective. ``mel`` is the natural-log mel of
+    every option. :meth:`flow_matching_batch` feeds the training objective
+    (:func:`audiozoo.train.losses.flow_matching.flow_matching_loss`). ``mel`` is the natural-log mel of
     :attr:`frontend` (HiFi-GAN layout).
     """
 
@@ -505,19 +468,21 @@ class PeriodWave(VocoderModel):
         return self.estimator.vector_field(x, t, conds, s_w, b_w)
 
     # ---- training -------------------------------------------------------------------------------
-    def cfm_loss(self, wav: Tensor, lengths: Tensor | None = None, mel: Tensor | None = None,
-                 generator: torch.Generator | None = None) -> Tensor:
-        """OT-CFM loss (PriorGrad-weighted MSE) of waveforms ``(B, T)``, ``T`` a multiple of ``hop_length``.
+    def flow_matching_batch(self, wav: Tensor, lengths: Tensor | None = None,
+                            mel: Tensor | None = None) -> FlowMatchingBatch:
+        """The OT-CFM training inputs of waveforms ``(B, T)``, ``T`` a multiple of ``hop_length``.
 
-        ``lengths`` are in samples (default: all ``T``); ``mel`` defaults to ``frontend(wav)``. FreeU is never
-        applied here.
+        ``lengths`` are in samples (default: all ``T``); ``mel`` defaults to ``frontend(wav)``. Returns the
+        masked target ``x1 (B, 1, T)``, the estimator bound to this batch's mel conditions, the energy prior's
+        std ``(B, 1, T)`` (PriorGrad: the loss divides by it), the sample mask, ``noise_scale`` and
+        ``sigma_min``. FreeU is never applied in training.
         """
         c = self.config
         if wav.ndim == 3 and wav.shape[1] == 1:
             wav = wav[:, 0]
         if wav.ndim != 2 or wav.shape[-1] % self.hop_length or wav.shape[-1] < self.hop_length:
-            raise AudioError(f"cfm_loss expects waveforms (B, T) with T a positive multiple of hop "
-                             f"{self.hop_length}, got shape {tuple(wav.shape)}")
+            raise AudioError(f"PeriodWave flow-matching loss expects waveforms (B, T) with T a positive multiple "
+                             f"of hop {self.hop_length}, got shape {tuple(wav.shape)}")
         if mel is None:
             with torch.no_grad():
                 mel = self.frontend(wav)[0]
@@ -527,17 +492,11 @@ class PeriodWave(VocoderModel):
         if lengths is not None:  # sample-exact mask
             mask = (torch.arange(wav.shape[-1], device=wav.device)[None] < lengths.to(wav.device)[:, None])
             mask = mask.to(wav.dtype)[:, None]
-        b = wav.shape[0]
-        x1 = wav[:, None] * mask
-        # draw order of the official compute_loss (t, then the prior sample)
-        t = torch.rand((b, 1, 1), generator=generator, device=x1.device, dtype=x1.dtype)
-        noise = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
-        x0 = noise * c.noise_scale * std * mask
-        xt = (1 - (1 - c.sigma_min) * t) * x0 + t * x1
-        target = x1 - (1 - c.sigma_min) * x0
-        pred = self.velocity(xt, t.view(b), conds)
-        err = ((pred - target) / std).square() * mask
-        return err.sum() / mask.sum().clamp(min=1.0)
+
+        def velocity(x: Tensor, t: Tensor) -> Tensor:
+            return self.velocity(x, t, conds)
+
+        return FlowMatchingBatch(wav[:, None] * mask, velocity, std, mask, c.noise_scale, c.sigma_min)
 
     # ---- sampling -------------------------------------------------------------------------------
     def sample(self, mel: Tensor, lengths: Tensor | None = None, *, steps: int | None = None,
@@ -546,7 +505,8 @@ class PeriodWave(VocoderModel):
                seed: int | None = None) -> tuple[Tensor, Tensor]:
         """Integrate the flow ODE from the energy prior: ``mel (B, n_mels, L)`` -> ``(wav (B, L * hop), lengths)``.
 
-        ``steps`` ODE steps of ``solver`` (``"euler"``: 1 estimator call a step; ``"midpoint"``: 2);
+        ``steps`` ODE steps of ``solver`` (:func:`audiozoo.nn.samplers.ode_solve`; ``"euler"``: 1 estimator
+        call a step; ``"midpoint"`` and ``"heun"``: 2);
         ``temperature`` scales the prior noise. FreeU (``s_w`` skip / ``b_w`` backbone scales) is applied
         only in eval mode and only when ``freeu`` (default ``config.freeu``) is true. Noise comes from
         ``generator``, else a generator seeded with ``seed`` (default ``config.seed``). Not under
@@ -570,20 +530,16 @@ class PeriodWave(VocoderModel):
         if generator is None:
             generator = torch.Generator(device=mel.device)
             generator.manual_seed(c.seed if seed is None else int(seed))
-        b = mel.shape[0]
         x = torch.randn(std.shape, generator=generator, device=mel.device, dtype=mel.dtype)
         x = x * c.noise_scale * std * temperature * mask
         nfe = 0
-        t = torch.zeros(b, device=mel.device, dtype=mel.dtype)
-        dt = 1.0 / steps
-        for i in range(steps):
-            t = torch.full((b,), i * dt, device=mel.device, dtype=mel.dtype)
-            v = self.velocity(x, t, conds, sw, bw)
+
+        def velocity(x_t: Tensor, t: Tensor) -> Tensor:
+            nonlocal nfe
             nfe += 1
-            if solver == "midpoint":
-                v = self.velocity(x + 0.5 * dt * v, t + 0.5 * dt, conds, sw, bw)
-                nfe += 1
-            x = x + dt * v
+            return self.velocity(x_t, t, conds, sw, bw)
+
+        x = ode_solve(velocity, x, steps=steps, method=solver)
         self.last_nfe = nfe
         wav = (x * mask)[:, 0]
         return wav, lengths * self.hop_length

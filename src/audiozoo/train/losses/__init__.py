@@ -1,11 +1,31 @@
 """Training losses (DESIGN.md: losses live in ``train/losses/``, never in model files).
 
-One module per kind: ``adversarial`` (GAN + feature matching), ``phase`` (APNet amplitude/phase), and the
-others as systems need them. The common names are re-exported here.
+One module per kind: ``adversarial`` (GAN + feature matching), ``stft`` (single / multi-resolution STFT, RAVE's
+spectral distance), ``mel`` (log-mel L1, multi-scale mel), ``phase`` (APNet amplitude/phase), ``kl`` (Gaussian
+posterior KL, soft-label distillation KL), ``regression`` (CCC, masked MSE), ``bce`` (Keras-style weighted BCE),
+and the others as systems need them. The common names are re-exported here.
 """
 
 from __future__ import annotations
 
 from .adversarial import ADVERSARIAL, discriminator_loss, feature_matching_loss, generator_adversarial_loss
+from .bce import weighted_bce
+from .kl import gaussian_kl, rave_kl, soft_label_kl
+from .mel import DAC_MEL_BINS, DAC_MEL_WINDOWS, mel_l1, multi_scale_mel_loss
+from .regression import ccc_loss, masked_mse
+from .stft import (
+    PWG_RESOLUTIONS,
+    RAVE_V1_SCALES,
+    multi_resolution_stft_loss,
+    spectral_convergence,
+    spectral_distance,
+    stft_loss,
+    stft_magnitude,
+)
 
-__all__ = ["ADVERSARIAL", "discriminator_loss", "feature_matching_loss", "generator_adversarial_loss"]
+__all__ = [
+    "ADVERSARIAL", "DAC_MEL_BINS", "DAC_MEL_WINDOWS", "PWG_RESOLUTIONS", "RAVE_V1_SCALES", "ccc_loss",
+    "discriminator_loss", "feature_matching_loss", "gaussian_kl", "generator_adversarial_loss", "masked_mse",
+    "mel_l1", "multi_resolution_stft_loss", "multi_scale_mel_loss", "rave_kl", "soft_label_kl",
+    "spectral_convergence", "spectral_distance", "stft_loss", "stft_magnitude", "weighted_bce",
+]

@@ -94,7 +94,8 @@ def multi_resolution_stft_loss(fake: Tensor, real: Tensor,
     return sc / n, lm / n
 
 
-def spectral_distance(x: Tensor, y: Tensor, scales: Sequence[int] = RAVE_V1_SCALES, log_epsilon: float = 1e-7) -> Tensor:
+def spectral_distance(x: Tensor, y: Tensor, scales: Sequence[int] = RAVE_V1_SCALES,
+                      log_epsilon: float = 1e-7) -> Tensor:
     """RAVE's multi-scale spectral distance (official ``AudioDistanceV1``) between target ``x`` and estimate ``y``.
 
     ``x``, ``y``: ``(B, T)`` or ``(B, C, T)`` (channels, e.g. PQMF bands, are folded into the batch). Per scale

@@ -1,10 +1,18 @@
-"""Task modules (one per training style) and the name -> task class table used by recipes."""
+"""Task modules (one per training style), registered by name with :func:`register_task`.
+
+Importing this package imports every task module, so :data:`TASKS` (name -> class) is complete; recipes pick a
+task with ``task: {name: ...}``. Task modules never import each other: shared base classes and helpers live in
+``base`` and the ``_``-prefixed modules (``_gan``: adversarial and waveform-generator bases; ``_common``: front-end
+inputs, waveform crops, classification metrics).
+"""
 
 from __future__ import annotations
 
-from ...errors import ConfigError
-from .base import Task, batch_size, unwrap
+from . import autoencoder, classify, distill, flow_vocoder, gan, rave, superres, transcribe, vocoder  # noqa: F401
+from .autoencoder import AutoencoderTask
+from .base import TASKS, Task, batch_size, get_task_class, register_task, unwrap
 from .classify import ClassificationTask
+from .distill import DistillationTask
 from .flow_vocoder import FlowVocoderTask
 from .gan import GANTask
 from .rave import RAVETask
@@ -12,23 +20,6 @@ from .superres import SuperResTask
 from .transcribe import TranscriptionTask
 from .vocoder import VocoderTask
 
-TASKS: dict[str, type[Task]] = {
-    "classify": ClassificationTask,
-    "flow_vocoder": FlowVocoderTask,
-    "gan": GANTask,
-    "rave": RAVETask,
-    "superres": SuperResTask,
-    "transcribe": TranscriptionTask,
-    "vocoder": VocoderTask,
-}
-
-
-def get_task_class(name: str) -> type[Task]:
-    """The task class registered as ``name`` (``classify``, ``gan``...)."""
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; available: {sorted(TASKS)}")
-    return TASKS[name]
-
-
-__all__ = ["TASKS", "ClassificationTask", "FlowVocoderTask", "GANTask", "RAVETask", "SuperResTask", "Task",
-           "TranscriptionTask", "VocoderTask", "batch_size", "get_task_class", "unwrap"]
+__all__ = ["TASKS", "AutoencoderTask", "ClassificationTask", "DistillationTask", "FlowVocoderTask", "GANTask",
+           "RAVETask", "SuperResTask", "Task", "TranscriptionTask", "VocoderTask", "batch_size", "get_task_class",
+           "register_task", "unwrap"]

@@ -9,6 +9,10 @@ for every micro-batch the engine calls :meth:`Task.shared_forward` once, then fo
 order ``training_step(batch, optimizer_idx=i)`` and backpropagates its ``loss`` while only optimizer
 ``i``'s parameters require grad (Lightning's ``toggle_optimizer``), stepping optimizer ``i`` before the
 next stage runs (HiFi-GAN's D-then-G order).
+
+Recipes name tasks (``task: {name: classify}``); a task class registers its name with
+:func:`register_task`. Task modules import only this module, the ``_``-prefixed helper modules of this package
+(shared base classes and helpers) and ``train.losses``, never another task module.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ...errors import ConfigError
 from ..optim import build_optimizer, build_scheduler
+
+# name -> task class, filled by @register_task when the task modules are imported (tasks/__init__.py)
+TASKS: dict[str, type[Task]] = {}
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -43,6 +51,10 @@ class Task:
 
     monitor: str = "loss"
     monitor_mode: str = "min"
+    #: the registered name (set by :func:`register_task`)
+    task_name: str = ""
+    #: whether the recipe's model gets ``num_classes = len(labels)`` from the data (classifiers and students)
+    uses_labels: bool = False
 
     def __init__(self, optim: Mapping[str, Any] | None = None, schedule: Mapping[str, Any] | None = None) -> None:
         self.optim_cfg = dict(optim or {"name": "adamw", "lr": 1e-3})
@@ -133,3 +145,32 @@ def batch_size(batch: Any) -> int:
             if isinstance(v, Tensor) and v.ndim:
                 return int(v.shape[0])
     return 1
+
+
+def register_task(name: str):
+    """Class decorator: make ``cls`` the task that recipes call ``name``.
+
+    >>> @register_task("my_task")
+    ... class MyTask(Task): ...
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"a task name must be an identifier, got {name!r}")
+
+    def deco(cls: type[Task]) -> type[Task]:
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise ConfigError(f"@register_task({name!r}) decorates Task subclasses, got {cls!r}")
+        old = TASKS.get(name)
+        if old is not None and old.__qualname__ != cls.__qualname__:
+            raise ConfigError(f"task name {name!r} is taken by {old.__module__}.{old.__qualname__}")
+        cls.task_name = name
+        TASKS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_task_class(name: str) -> type[Task]:
+    """The task class registered as ``name`` (``classify``, ``gan``...); the package imports every task module."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; available: {sorted(TASKS)}")
+    return TASKS[name]

@@ -9,7 +9,6 @@ into features outside autocast (a log-mel in bf16 would lose ~3 significant digi
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,32 +18,13 @@ from torch import Tensor
 
 from ...errors import ConfigError, DataError
 from ...eval.classification import macro_f1, mean_average_precision
-from .base import Task, batch_size, unwrap
+from ._common import feature_lengths, label_metrics, model_inputs, single_labels
+from .base import Task, batch_size, register_task
+
+__all__ = ["ClassificationTask", "feature_lengths", "macro_f1", "mean_average_precision"]
 
 
-def _takes_lengths(frontend: Any) -> bool:
-    try:
-        return "lengths" in inspect.signature(frontend.forward).parameters
-    except (TypeError, ValueError, AttributeError):
-        return False
-
-
-def feature_lengths(frontend: Any, lengths: Tensor | None, num_samples: int, num_frames: int) -> Tensor | None:
-    """Frame counts of each item after ``frontend``.
-
-    Uses ``frontend.output_lengths(lengths)`` when the frontend provides it; otherwise maps sample
-    counts proportionally onto the ``num_frames`` frames of the padded batch (exact for frontends
-    whose frames are evenly spaced, up to one frame at the edges).
-    """
-    if lengths is None:
-        return None
-    fn = getattr(frontend, "output_lengths", None)
-    if callable(fn):
-        return fn(lengths).clamp(max=num_frames)
-    scaled = torch.div(lengths.to(torch.float64) * num_frames, max(1, num_samples)).ceil().long()
-    return scaled.clamp(1, num_frames)
-
-
+@register_task("classify")
 class ClassificationTask(Task):
     """Train a classifier.
 
@@ -66,6 +46,7 @@ class ClassificationTask(Task):
 
     monitor = "accuracy"
     monitor_mode = "max"
+    uses_labels = True
 
     def __init__(self, *, multi_label: bool = False, label_smoothing: float = 0.0, mixup: float = 0.0,
                  mixup_prob: float = 1.0, threshold: float = 0.5, specaugment: Mapping[str, Any] | None = None,
@@ -97,23 +78,8 @@ class ClassificationTask(Task):
 
     # ---- pieces ---------------------------------------------------------------------------------
     def inputs(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor | None]:
-        """Model inputs ``(features (B, F, L), lengths (B,) | None)`` of a batch."""
-        if "features" in batch:
-            return batch["features"], batch.get("feature_lengths", batch.get("lengths"))
-        if "audio" not in batch:
-            raise DataError(f"a classification batch needs 'audio' or 'features'; got keys {sorted(batch)}")
-        audio, lengths = batch["audio"], batch.get("lengths")
-        frontend = getattr(unwrap(self.model), "frontend", None)
-        if frontend is None:
-            return audio, lengths
-        with torch.autocast(audio.device.type, enabled=False):
-            if lengths is not None and _takes_lengths(frontend):
-                out = frontend(audio.float(), lengths)
-            else:
-                out = frontend(audio.float())
-        if isinstance(out, (tuple, list)):  # (features, frame lengths), e.g. AST's front-end
-            return out[0], out[1]
-        return out, feature_lengths(frontend, lengths, audio.shape[-1], out.shape[-1])
+        """Model inputs ``(features (B, F, L), lengths (B,) | None)`` of a batch (the model's front end)."""
+        return model_inputs(self.model, batch)
 
     def targets(self, batch: Mapping[str, Any], num_classes: int) -> Tensor:
         """(B,) long class indices, or (B, C) float multi-hot when ``multi_label``."""
@@ -129,9 +95,7 @@ class ClassificationTask(Task):
         if y.ndim != 1:
             raise DataError(f"single-label classification needs (B,) labels, got shape {tuple(y.shape)}; "
                             "set task.multi_label: true for multi-hot targets")
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-            raise DataError(f"label {int(y.max())} is out of range for a model with {num_classes} classes")
-        return y.long()
+        return single_labels({"label": y}, num_classes, self.device)
 
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         logits = logits.float()
@@ -209,7 +173,5 @@ class ClassificationTask(Task):
             used = denom > 0  # classes never positive nor predicted have no F1
             metrics["macro_f1"] = float((2 * tp[used] / denom[used]).mean()) if used.any() else 0.0
         else:
-            pred = scores.argmax(-1)
-            metrics["accuracy"] = float((pred == labels).double().mean())
-            metrics["macro_f1"] = macro_f1(pred, labels)
+            metrics.update(label_metrics(scores, labels))
         return metrics

@@ -1,19 +1,20 @@
 """Flow-matching vocoder training (PeriodWave, Lee et al. ICLR 2025, arXiv:2408.07547).
 
 Models: ``{"generator": G}`` (or a recipe's single ``model:``), where ``G`` has ``frontend`` (waveform ->
-log-mel), ``hop_length``, ``cfm_loss(wav, lengths)`` and ``sample(mel, lengths, steps=..., solver=...)``
-(:class:`audiozoo.models.vocoder.periodwave.PeriodWave`). One optimizer (official: AdamW, lr 2e-4).
+log-mel), ``hop_length``, ``flow_matching_batch(wav, lengths, mel)`` and ``sample(mel, lengths, steps=...,
+solver=...)`` (:class:`audiozoo.models.vocoder.periodwave.PeriodWave`). One optimizer (official: AdamW, lr 2e-4).
 
 * Training: the conditional flow-matching loss of the crop (OT-CFM with the energy prior, PriorGrad-weighted
-  MSE; computed by the model). Crops are trimmed to a multiple of the hop; optionally each crop is
-  peak-normalised to 0.95 (the official data loader normalises every file so) and/or scaled by a random gain.
+  MSE; ``train.losses.flow_matching`` on the model's ``flow_matching_batch``). Crops are trimmed to a multiple
+  of the hop; optionally each crop is peak-normalised to 0.95 (the official data loader normalises every file
+  so) and/or scaled by a random gain.
 * Validation: the CFM loss with a fixed noise seed (comparable across evaluations), then the waveform
   sampled from the crop's mel with ``val_steps`` ODE steps (few: CPU time) and compared with the real crop:
   ``mel_l1`` (L1 of log-mels, the monitored metric, as HiFi-GAN/VocoderTask) and Parallel WaveGAN's
   multi-resolution STFT distance (``stft_sc`` + ``stft_mag`` = ``mrstft``), the metrics of the official
   ``train_periodwave.py`` evaluation (mel L1, MR-STFT; PESQ is left to the evaluation scripts).
 
-The model's loss method is called on the unwrapped module (as VocoderTask does for APNet's spectra), so
+The model's ``flow_matching_batch`` is called on the unwrapped module (as VocoderTask does for APNet's spectra), so
 DistributedDataParallel gradient sync is not exercised by this task; train it in one process.
 """
 
@@ -23,16 +24,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import ConfigError, DataError
-from .base import Task, batch_size, unwrap
-from .vocoder import PWG_RESOLUTIONS, multi_resolution_stft_loss
+from ..losses.flow_matching import flow_matching_loss
+from ..losses.mel import mel_l1
+from ..losses.stft import PWG_RESOLUTIONS, check_resolutions, multi_resolution_stft_loss
+from ._common import check_gain_db, crop_to_hop, random_gain
+from .base import Task, batch_size, register_task, unwrap
 
 __all__ = ["FlowVocoderTask"]
 
 
+@register_task("flow_vocoder")
 class FlowVocoderTask(Task):
     """Train a flow-matching vocoder on waveform crops (see the module docstring).
 
@@ -63,16 +67,11 @@ class FlowVocoderTask(Task):
             raise ConfigError(f"val_steps must be >= 1, got {val_steps}")
         if val_solver not in ("euler", "midpoint"):
             raise ConfigError(f"val_solver must be 'euler' or 'midpoint', got {val_solver!r}")
-        for r in stft_resolutions:
-            if len(r) != 3 or not all(int(v) > 0 for v in r) or int(r[2]) > int(r[0]):
-                raise ConfigError(f"each STFT resolution is (n_fft, hop, win) with win <= n_fft, got {r}")
-        if gain_db is not None and (len(gain_db) != 2 or float(gain_db[0]) > float(gain_db[1])):
-            raise ConfigError(f"gain_db must be [low, high] in dB with low <= high, got {gain_db}")
+        self.stft_resolutions = check_resolutions(stft_resolutions)
+        self.gain_db = check_gain_db(gain_db)
         self.val_steps, self.val_solver = int(val_steps), val_solver
         self.val_temperature, self.val_seed = float(val_temperature), int(val_seed)
-        self.stft_resolutions = tuple(tuple(int(v) for v in r) for r in stft_resolutions)
         self.peak_normalize = bool(peak_normalize)
-        self.gain_db = None if gain_db is None else (float(gain_db[0]), float(gain_db[1]))
         self.generator_key = generator_key
 
     # ---- model / data ---------------------------------------------------------------------------
@@ -89,16 +88,8 @@ class FlowVocoderTask(Task):
         """The crop ``(B, T')`` (``T'`` the largest multiple of the hop <= T) and its lengths ``(B,)``."""
         if "audio" not in batch:
             raise DataError(f"FlowVocoderTask batches need 'audio' (B, T); got {sorted(batch)}")
-        wav = batch["audio"]
-        if wav.ndim == 3 and wav.shape[1] == 1:
-            wav = wav[:, 0]
-        if wav.ndim != 2:
-            raise DataError(f"FlowVocoderTask: 'audio' must be (B, T) or (B, 1, T), got {tuple(wav.shape)}")
-        hop = int(self.generator.hop_length)
-        n = wav.shape[-1] // hop * hop
-        if n < hop:
-            raise DataError(f"FlowVocoderTask: crops of {wav.shape[-1]} samples are shorter than one hop ({hop})")
-        wav = wav[..., :n].float()
+        wav = crop_to_hop(batch["audio"], int(self.generator.hop_length), 1, "FlowVocoderTask")
+        n = wav.shape[-1]
         lengths = batch.get("lengths")
         if lengths is None:
             lengths = torch.full((wav.shape[0],), n, dtype=torch.long, device=wav.device)
@@ -111,17 +102,14 @@ class FlowVocoderTask(Task):
 
     def augment_gain(self, wav: Tensor) -> Tensor:
         """Random gain per item, uniform in ``gain_db`` dB, capped so that no item exceeds a 0.99 peak."""
-        lo, hi = self.gain_db
-        db = torch.rand(wav.shape[0], 1, device=wav.device) * (hi - lo) + lo
-        peak = wav.abs().amax(dim=-1, keepdim=True).clamp(min=1e-8)
-        return wav * torch.minimum(torch.pow(10.0, db / 20.0), 0.99 / peak)
+        return random_gain(wav, self.gain_db)
 
     # ---- steps ----------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], optimizer_idx: int = 0) -> dict[str, Tensor]:
         wav, lengths = self.target(batch)
         if self.gain_db is not None:
             wav = self.augment_gain(wav)
-        loss = self.generator.cfm_loss(wav, lengths)
+        loss = flow_matching_loss(self.generator, wav, lengths)
         return {"loss": loss, "cfm": loss.detach()}
 
     def validation_terms(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
@@ -129,16 +117,14 @@ class FlowVocoderTask(Task):
         g = self.generator
         wav, lengths = self.target(batch)
         gen = torch.Generator(device=wav.device).manual_seed(self.val_seed)
-        out = {"cfm": g.cfm_loss(wav, lengths, generator=gen)}
+        out = {"cfm": flow_matching_loss(g, wav, lengths, generator=gen)}
         mel = g.frontend(wav)[0]
         frames = lengths // int(g.hop_length)
         fake, _ = g.sample(mel, frames, steps=self.val_steps, solver=self.val_solver,
                            temperature=self.val_temperature, seed=self.val_seed)
         n = min(fake.shape[-1], wav.shape[-1])
         fake, wav = fake[..., :n].float(), wav[..., :n]
-        mel_hat, mel_real = g.frontend(fake)[0], g.frontend(wav)[0]
-        m = min(mel_hat.shape[-1], mel_real.shape[-1])
-        out["mel_l1"] = F.l1_loss(mel_hat[..., :m], mel_real[..., :m])
+        out["mel_l1"] = mel_l1(fake, wav, lambda x: g.frontend(x)[0])
         out["stft_sc"], out["stft_mag"] = multi_resolution_stft_loss(fake, wav, self.stft_resolutions)
         out["mrstft"] = out["stft_sc"] + out["stft_mag"]
         return out

@@ -8,7 +8,9 @@ Stage 1 (representation learning, steps ``< phase_1_steps``; v1: 1,000,000): the
 
 with, per STFT scale ``n`` (Hann window ``n``, hop ``n/4``, centred, reflect padding; v1 scales 2048 ... 128):
 ``||X - Y||^2 / ||X||^2`` (a relative squared error of magnitudes) + ``mean|log(X + 1e-7) - log(Y + 1e-7)|``,
-summed over scales; KL as :func:`audiozoo.models.codec.rave.kl_divergence`, beta 0.1 (v1: fixed).
+summed over scales (:func:`audiozoo.train.losses.stft.spectral_distance`); KL of the model's posterior
+(``mean``, ``std``) as the official code computes it (:func:`audiozoo.train.losses.kl.rave_kl`), beta 0.1 (v1:
+fixed).
 
 Stage 2 (adversarial fine-tuning): the model's ``warmed_up`` flag is set: the encoder output is detached and its
 parameters frozen, the noise synthesiser is added to the decoder output; a multi-scale discriminator is trained
@@ -44,43 +46,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from ...dsp.stft import get_window, stft
 from ...errors import ConfigError, DataError
 from ..losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
+from ..losses.kl import rave_kl
+from ..losses.stft import RAVE_V1_SCALES, spectral_distance
 from ..optim import build_optimizer, build_scheduler
-from .base import Task, batch_size, unwrap
+from ._common import check_gain_db, crop_to_hop, random_gain
+from .base import Task, batch_size, register_task, unwrap
 
 __all__ = ["RAVEDiscriminator", "RAVETask", "band_noise_baseline", "spectral_distance"]
 
-V1_SCALES = (2048, 1024, 512, 256, 128)
-
-
-def spectral_distance(x: Tensor, y: Tensor, scales: Sequence[int] = V1_SCALES, log_epsilon: float = 1e-7) -> Tensor:
-    """RAVE's multi-scale spectral distance (official ``AudioDistanceV1``) between target ``x`` and estimate ``y``.
-
-    ``x``, ``y``: ``(B, T)`` or ``(B, C, T)`` (channels, e.g. PQMF bands, are folded into the batch). Per scale
-    ``n``: relative squared error of magnitudes ``mean((|X| - |Y|)^2) / mean(|X|^2)`` + ``mean|log(|X| + eps) -
-    log(|Y| + eps)|``; summed over scales. Scales with ``n / 2 >= T`` are skipped (reflect padding needs it).
-    """
-    if x.shape != y.shape:
-        raise DataError(f"spectral_distance needs two signals of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    x, y = x.float().reshape(-1, x.shape[-1]), y.float().reshape(-1, y.shape[-1])
-    total = x.new_zeros(())
-    used = 0
-    for n in scales:
-        n = int(n)
-        if n // 2 >= x.shape[-1]:
-            continue
-        w = get_window("hann", n, device=x.device)
-        mx = stft(x, n, n // 4, n, w, center=True, pad_mode="reflect").abs()
-        my = stft(y, n, n // 4, n, w, center=True, pad_mode="reflect").abs()
-        lin = (mx - my).square().mean() / mx.square().mean().clamp_min(1e-12)
-        log = (torch.log(mx + log_epsilon) - torch.log(my + log_epsilon)).abs().mean()
-        total = total + lin + log
-        used += 1
-    if not used:
-        raise DataError(f"spectral_distance: signals of {x.shape[-1]} samples are too short for scales {tuple(scales)}")
-    return total
+V1_SCALES = RAVE_V1_SCALES
 
 
 @torch.no_grad()
@@ -160,6 +136,7 @@ def build_discriminator(spec: Mapping[str, Any] | None) -> nn.Module:
     raise ConfigError(f"unknown discriminator kind {kind!r}; choose 'rave' or 'hifigan_msd'")
 
 
+@register_task("rave")
 class RAVETask(Task):
     """Train a RAVE model in two stages (see the module docstring).
 
@@ -202,9 +179,7 @@ class RAVETask(Task):
         self.d_optim_cfg = dict(d_optim or {"name": "adam", "lr": 1e-4, "betas": (0.5, 0.9)})
         self.d_schedule_cfg = dict(d_schedule or {"name": "constant"})
         self.model_key = model_key
-        if gain_db is not None and (len(gain_db) != 2 or float(gain_db[0]) > float(gain_db[1])):
-            raise ConfigError(f"gain_db must be [low, high] in dB with low <= high, got {gain_db}")
-        self.gain_db = None if gain_db is None else (float(gain_db[0]), float(gain_db[1]))
+        self.gain_db = check_gain_db(gain_db)
 
     # ---- models ---------------------------------------------------------------------------------
     @property
@@ -251,25 +226,16 @@ class RAVETask(Task):
     def _audio(self, batch: Mapping[str, Any]) -> Tensor:
         if "audio" not in batch:
             raise DataError(f"RAVETask batches need 'audio' (B, T); got {sorted(batch)}")
-        wav = batch["audio"]
-        wav = wav.squeeze(1) if wav.ndim == 3 else wav
-        hop = int(unwrap(self.generator).hop_length)
-        n = wav.shape[-1] // hop * hop
-        if n < hop:
-            raise DataError(f"RAVETask: crops of {wav.shape[-1]} samples are shorter than one latent frame ({hop})")
-        return wav[..., :n].float()
+        return crop_to_hop(batch["audio"], int(unwrap(self.generator).hop_length), 1, "RAVETask (one latent frame)")
 
     def shared_forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         stage = self._sync_stage() if self.generator.training else unwrap(self.generator).stage
         real = self._audio(batch)
         if self.gain_db is not None and self.generator.training:
-            lo, hi = self.gain_db
-            db = torch.rand(real.shape[0], 1, device=real.device) * (hi - lo) + lo
-            peak = real.abs().amax(-1, keepdim=True).clamp_min(1e-8)
-            real = real * torch.minimum(torch.pow(10.0, db / 20), 0.99 / peak)
+            real = random_gain(real, self.gain_db)
         out = self.generator(real)
         return {**batch, "real": real, "fake": out.wav, "real_bands": out.target_bands, "fake_bands": out.bands,
-                "kl": out.kl, "stage": stage}
+                "kl": rave_kl(out.mean, out.std), "stage": stage}
 
     def distances(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         mb = spectral_distance(batch["real_bands"], batch["fake_bands"], self.band_stft_scales, self.log_epsilon)

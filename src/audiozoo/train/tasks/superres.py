@@ -10,7 +10,7 @@ Loss (generator): ``lambda_mel * multi-scale mel L1`` (:func:`multi_scale_mel_lo
 seven resolutions; HiFi-SR weighs it 7) + optionally, with discriminators in the models dict (MPD + MSD + MBD
 in the paper: :mod:`audiozoo.nn.discriminators`, :mod:`audiozoo.nn.discriminators_mbd`), LSGAN adversarial
 terms + ``lambda_fm`` (1.5) feature matching, with the D step / G step of
-:class:`~audiozoo.train.tasks.gan.GANTask`. The monitored validation metric is ``ms_mel``; validation also
+:class:`~audiozoo.train.tasks._gan.GANTask`. The monitored validation metric is ``ms_mel``; validation also
 reports ``lsd`` and ``lsd_high`` (:func:`audiozoo.eval.speech.log_spectral_distance`, at ``eval_input_rate``).
 """
 
@@ -24,51 +24,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...dsp.io import resample
-from ...dsp.mel import mel_filterbank
-from ...dsp.stft import stft
 from ...errors import ConfigError
-from .base import batch_size
-from .vocoder import VocoderTask
+from ..losses.mel import DAC_MEL_BINS, DAC_MEL_WINDOWS, mel_l1, multi_scale_mel_loss
+from ._gan import WaveformGANTask
+from .base import batch_size, register_task
 
 __all__ = ["DAC_MEL_BINS", "DAC_MEL_WINDOWS", "SuperResTask", "band_limit", "multi_scale_mel_loss", "peak_normalize"]
-
-# DAC (Kumar et al. 2023) MelSpectrogramLoss / BigVGAN-v2 MultiScaleMelSpectrogramLoss: window (= n_fft) and
-# mel bands per scale, hop = window / 4.
-DAC_MEL_WINDOWS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
-DAC_MEL_BINS: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320)
-
-_FB_CACHE: dict[tuple, Tensor] = {}
-
-
-def _filterbank(sr: int, n_fft: int, n_mels: int, device: torch.device) -> Tensor:
-    key = (sr, n_fft, n_mels, str(device))
-    if key not in _FB_CACHE:
-        _FB_CACHE[key] = mel_filterbank(sr, n_fft, n_mels, 0.0, None).to(device)
-    return _FB_CACHE[key]
-
-
-def multi_scale_mel_loss(fake: Tensor, real: Tensor, sample_rate: int, windows: Sequence[int] = DAC_MEL_WINDOWS,
-                         n_mels: Sequence[int] = DAC_MEL_BINS) -> Tensor:
-    """Sum over scales of the L1 between ``log10(max(mel, 1e-5))`` of two waveforms ``(B, T)``.
-
-    Per scale: centred Hann STFT (n_fft = window, hop = window / 4, reflect padding), magnitude
-    ``sqrt(|X|^2 + 1e-9)`` (finite gradient at 0), Slaney mel 0 - sr/2. Summed (not averaged) as DAC and
-    BigVGAN-v2 do, so the weight (HiFi-SR 7) applies to the sum.
-    """
-    if fake.shape != real.shape or fake.ndim != 2:
-        raise ConfigError(f"multi_scale_mel_loss needs two (B, T) waveforms of one shape, got {tuple(fake.shape)} "
-                          f"and {tuple(real.shape)}")
-    if len(windows) != len(n_mels) or not windows:
-        raise ConfigError(f"need one mel size per window, got windows {tuple(windows)} and n_mels {tuple(n_mels)}")
-    total = fake.new_zeros((), dtype=torch.float32)
-    both = torch.cat([fake.float(), real.float()], dim=0)
-    for win, nm in zip(windows, n_mels):
-        spec = stft(both, int(win), int(win) // 4, int(win), "hann", center=True, pad_mode="reflect")
-        mag = torch.sqrt(spec.real.square() + spec.imag.square() + 1e-9)
-        mel = torch.log10(torch.clamp(_filterbank(sample_rate, int(win), int(nm), both.device) @ mag, min=1e-5))
-        m_fake, m_real = mel.chunk(2, dim=0)
-        total = total + F.l1_loss(m_fake, m_real)
-    return total
 
 
 def peak_normalize(wav: Tensor, peak: float = 0.95) -> Tensor:
@@ -90,7 +51,8 @@ def band_limit(wav: Tensor, sample_rate: int, input_rates: Sequence[int]) -> Ten
     return out
 
 
-class SuperResTask(VocoderTask):
+@register_task("superres")
+class SuperResTask(WaveformGANTask):
     """Train a super-resolution generator (:class:`~audiozoo.models.enhance.hifisr.HiFiSR`) on full-band crops.
 
     Args:
@@ -101,8 +63,8 @@ class SuperResTask(VocoderTask):
         mel_windows, mel_bins: its scales (default DAC's seven).
         normalize: peak-normalise every crop to 0.95 first (the official data loader does).
         lambda_adv, lambda_fm, adversarial, warmup_adv_steps, optim, schedule, d_optim, d_schedule,
-            generator_key: as :class:`~audiozoo.train.tasks.gan.GANTask` (used with discriminators only;
-            HiFi-SR's feature-matching weight is 1.5).
+            generator_key, discriminators: as :class:`~audiozoo.train.tasks._gan.WaveformGANTask` (used with
+            discriminators only; HiFi-SR's feature-matching weight is 1.5).
     """
 
     monitor = "ms_mel"
@@ -114,11 +76,12 @@ class SuperResTask(VocoderTask):
                  lambda_fm: float = 1.5, adversarial: str = "lsgan", optim: Mapping[str, Any] | None = None,
                  schedule: Mapping[str, Any] | None = None, d_optim: Mapping[str, Any] | None = None,
                  d_schedule: Mapping[str, Any] | None = None, generator_key: str = "generator",
-                 warmup_adv_steps: int = 0) -> None:
-        super().__init__(losses=("mel",), lambda_mel=lambda_mel, lambda_adv=lambda_adv, lambda_fm=lambda_fm,
-                         adversarial=adversarial, optim=optim or {"name": "adamw", "lr": 1e-4, "betas": (0.8, 0.99)},
-                         schedule=schedule, d_optim=d_optim, d_schedule=d_schedule, generator_key=generator_key,
-                         warmup_adv_steps=warmup_adv_steps)
+                 warmup_adv_steps: int = 0, discriminators: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        super().__init__(lambda_adv=lambda_adv, lambda_fm=lambda_fm, adversarial=adversarial,
+                         optim=optim or {"name": "adamw", "lr": 1e-4, "betas": (0.8, 0.99)}, schedule=schedule,
+                         d_optim=d_optim, d_schedule=d_schedule, generator_key=generator_key,
+                         warmup_adv_steps=warmup_adv_steps, discriminators=discriminators)
+        self.lambda_mel = float(lambda_mel)
         rates = [input_rates] if isinstance(input_rates, int) else list(input_rates)
         if not rates or any(int(r) <= 0 for r in rates):
             raise ConfigError(f"input_rates must be positive sample rates, got {input_rates}")
@@ -160,10 +123,8 @@ class SuperResTask(VocoderTask):
         fake, real = batch["fake"].float(), batch["real"].float()
         ms = multi_scale_mel_loss(fake, real, int(self._gen().sample_rate), self.mel_windows, self.mel_bins)
         with torch.no_grad():
-            a, b = self._mel(fake), self._mel(real)
-            n = min(a.shape[-1], b.shape[-1])
-            mel_l1 = F.l1_loss(a[..., :n], b[..., :n])
-        return {"ms_mel": ms, "mel_l1": mel_l1, "recon": self.lambda_mel * ms}
+            front = mel_l1(fake, real, self._mel)
+        return {"ms_mel": ms, "mel_l1": front, "recon": self.lambda_mel * ms}
 
     def validation_step(self, batch: dict[str, Any]) -> None:
         from ...eval.speech import log_spectral_distance

@@ -19,8 +19,8 @@ on the sigmoid outputs as Keras does (clipped to [1e-7, 1 - 1e-7]); each head ca
 (``weighted_transcription_loss``: ``(1 - w) * BCE(negatives) + w * BCE(positives)``), which the reference
 offers for onsets (``--weighted-onset-loss --positive-onset-weight``, off by default).
 
-Validation on whole pieces (``data.eval_crop_seconds: null``, any batch size) runs the inference path of
-:mod:`audiozoo.pipelines.transcribe` — 2 s windows with 30 frames of overlap, note creation with
+Validation on whole pieces (``data.eval_crop_seconds: null``, any batch size) runs the inference path of the
+transcription pipeline (:mod:`audiozoo.data.notes`) — 2 s windows with 30 frames of overlap, note creation with
 basic-pitch's defaults — and scores the notes against the score with ``mir_eval`` (onset-only and
 onset+offset F1). With ``reference: true`` the same pieces also go through basic-pitch's own ``predict``
 (ONNX Runtime, the released weights) and its scores are reported as ``ref_*``.
@@ -38,38 +38,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ...data.notes import min_note_frames, model_output_to_notes, unwrap_output, window_audio, window_start_seconds
 from ...errors import ConfigError, DataError
-from .base import Task, unwrap
+from ..losses.bce import weighted_bce
+from .base import Task, register_task, unwrap
+
+__all__ = ["HEADS", "TranscriptionTask", "note_targets", "weighted_bce"]
 
 HEADS = ("contour", "note", "onset")
 MIDI_OFFSET = 21  # note bin 0 = A0
-
-
-def weighted_bce(pred: Tensor, target: Tensor, *, label_smoothing: float = 0.0,
-                 positive_weight: float | None = None, eps: float = 1e-7) -> Tensor:
-    """Binary cross-entropy on probabilities, as ``tf.keras.losses.binary_crossentropy``.
-
-    Args:
-        pred: probabilities (any shape), clipped to ``[eps, 1 - eps]`` (Keras' epsilon).
-        target: 0/1 targets of the same shape; smoothed to ``t (1 - ls) + ls / 2``.
-        positive_weight: ``None`` for the plain mean; else ``w``: the mean over positive targets times ``w``
-            plus the mean over negative targets times ``1 - w`` (class-balanced; the positive/negative
-            split is taken before smoothing, as in ``weighted_transcription_loss``). A class that is
-            absent from the batch contributes 0.
-    """
-    if pred.shape != target.shape:
-        raise ConfigError(f"weighted_bce: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
-    p = pred.float().clamp(eps, 1 - eps)
-    t = target.float()
-    ts = t * (1 - label_smoothing) + 0.5 * label_smoothing
-    bce = -(ts * torch.log(p) + (1 - ts) * torch.log1p(-p))
-    if positive_weight is None:
-        return bce.mean()
-    pos = t != 0
-    zero = bce.new_zeros(())
-    pos_mean = bce[pos].mean() if pos.any() else zero
-    neg_mean = bce[~pos].mean() if (~pos).any() else zero
-    return positive_weight * pos_mean + (1 - positive_weight) * neg_mean
 
 
 @lru_cache(maxsize=4096)
@@ -115,6 +92,7 @@ def note_targets(notes: np.ndarray, start_s: float, n_frames: int, frame_s: floa
     return {"note": note, "onset": onset, "contour": contour}
 
 
+@register_task("transcribe")
 class TranscriptionTask(Task):
     """Train a basic-pitch-style transcriber on rendered music with exact notes.
 
@@ -204,12 +182,6 @@ class TranscriptionTask(Task):
 
     def validation_step(self, batch: dict[str, Any]) -> None:
         from ...eval.music import note_metrics
-        from ...pipelines.transcribe import (
-            min_note_frames,
-            model_output_to_notes,
-            unwrap_output,
-            window_audio,
-        )
 
         model = unwrap(self.model)
         for i in range(batch["audio"].shape[0]):
@@ -238,13 +210,11 @@ class TranscriptionTask(Task):
             self._accumulate(row, 1)
 
     def _window_targets(self, notes_path: str, crop_start: int, n_windows: int, n_frames: int) -> dict[str, Tensor]:
-        from ...pipelines.transcribe import HOP_SAMPLES, OVERLAP_SAMPLES
-
         model = unwrap(self.model)
         c, sr = model.config, model.sample_rate
         notes = _read_notes(str(notes_path))
-        per = [note_targets(notes, (crop_start + w * HOP_SAMPLES - OVERLAP_SAMPLES // 2) / sr, n_frames,
-                            model.hop_length / sr, c.n_semitones, c.bins_per_semitone) for w in range(n_windows)]
+        per = [note_targets(notes, window_start_seconds(w, crop_start, sr), n_frames, model.hop_length / sr,
+                            c.n_semitones, c.bins_per_semitone) for w in range(n_windows)]
         return {h: torch.from_numpy(np.stack([t[h] for t in per])).to(self.device) for h in HEADS}
 
     @staticmethod
@@ -264,14 +234,17 @@ class TranscriptionTask(Task):
 
         import soundfile as sf
 
-        from ...errors import require
+        from ...errors import MissingDependencyError, require
 
         inference = require("basic_pitch.inference", "reference transcription scores", "parity")
         if self._ref_model is None:
-            from ...models.transcribe.basic_pitch import find_basic_pitch_onnx
-
+            # the released weights inside the reference package itself (its ONNX export)
+            onnx = Path(inference.__file__).resolve().parent / "saved_models" / "icassp_2022" / "nmp.onnx"
+            if not onnx.is_file():
+                raise MissingDependencyError(f"reference scores need basic-pitch's released nmp.onnx; not found at "
+                                             f"{onnx}")
             logging.getLogger().setLevel(logging.ERROR)
-            self._ref_model = inference.Model(find_basic_pitch_onnx())
+            self._ref_model = inference.Model(str(onnx))
         with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()):
             path = Path(d) / "x.wav"
             sf.write(path, wav.numpy(), 22050, subtype="FLOAT")
