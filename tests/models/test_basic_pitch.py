@@ -37,7 +37,7 @@ def test_param_count_and_output_shapes():
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 16_782  # paper / Keras summary
     with torch.no_grad():
         out = model(0.1 * torch.randn(1, AUDIO_N_SAMPLES))
-        feats = model.frontend(0.1 * torch.randn(1, AUDIO_N_SAMPLES))
+        feats = model.features(0.1 * torch.randn(1, AUDIO_N_SAMPLES))
     # 172 frames per 2 s window (constants.ANNOT_N_FRAMES), 264 contour bins, 88 notes
     assert list(out) == ["onset", "contour", "note"]
     assert out["contour"].shape == (1, 172, 264)
@@ -48,7 +48,7 @@ def test_param_count_and_output_shapes():
 def test_harmonic_stacking_shifts_bins():
     model = audiozoo.create_model("basic_pitch_nmp")
     x = torch.arange(309.0).expand(1, 1, 2, 309)
-    y = model.frontend.stack(x)
+    y = model.stack(x)
     assert y.shape == (1, 8, 2, 264)
     assert torch.equal(y[0, 1, 0], x[0, 0, 0, :264])  # h = 1 unchanged
     assert torch.equal(y[0, 2, 0, :10], x[0, 0, 0, 36:46])  # h = 2: one octave up

@@ -113,7 +113,7 @@ def test_config_and_input_errors():
 def test_small_hifinet_learns_a_real_clip(shared_data):
     """40 Adam steps on 0.5 s of CMU ARCTIC speech (16 kHz, resampled to 48 kHz): mel L1 + MR-STFT loss falls."""
     from audiozoo.dsp import load_audio
-    from audiozoo.train.tasks.vocoder import multi_resolution_stft_loss
+    from audiozoo.train.losses import multi_resolution_stft_loss
 
     wav16, _ = load_audio(shared_data / "speech_sources" / "cmu_arctic" / "cmu_arctic_us_aew_a0001.wav",
                           sample_rate=16000, offset=1.0, duration=0.5)

@@ -13,14 +13,9 @@ from torch.utils.data import DataLoader
 import audiozoo
 from audiozoo.errors import ConfigError, DataError
 from audiozoo.train.engine import Trainer
+from audiozoo.train.losses import spectral_distance
 from audiozoo.train.tasks import get_task_class
-from audiozoo.train.tasks.rave import (
-    RAVEDiscriminator,
-    RAVETask,
-    band_noise_baseline,
-    build_discriminator,
-    spectral_distance,
-)
+from audiozoo.train.tasks.rave import RAVEDiscriminator, RAVETask, band_noise_baseline, build_discriminator
 
 TINY = dict(n_band=4, capacity=8, latent_size=8, ratios=(2, 2), noise_ratios=(2, 2), sample_rate=16000)
 SCALES = dict(stft_scales=(512, 256, 128), band_stft_scales=(128, 64, 32))

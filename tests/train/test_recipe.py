@@ -41,7 +41,7 @@ def toy_model():
     def toy_cls_recipe_test(**kw):
         return ToyClassifier(ToyConfig(**kw))
 
-    registry.register_model(family="classify", paper="toy", arxiv="", params=0, params_source="test", input={},
+    registry.register_model(family="classify", paper="toy", arxiv="", params=0, params_source="test",
                             verified="A")(toy_cls_recipe_test)
     yield TOY
     registry._REGISTRY.pop(TOY, None)  # keep the registry clean for registry-wide tests

@@ -12,8 +12,9 @@ import audiozoo
 from audiozoo.errors import ConfigError
 from audiozoo.nn.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from audiozoo.nn.discriminators_mbd import MultiBandDiscriminator
+from audiozoo.train.losses import multi_scale_mel_loss
 from audiozoo.train.tasks import get_task_class
-from audiozoo.train.tasks.superres import SuperResTask, band_limit, multi_scale_mel_loss, peak_normalize
+from audiozoo.train.tasks.superres import SuperResTask, band_limit, peak_normalize
 
 SR = 16000
 WINDOWS, BINS = (64, 128, 256, 512), (10, 20, 40, 80)

@@ -12,8 +12,9 @@ import torch
 
 import audiozoo
 from audiozoo.errors import ConfigError
+from audiozoo.train.losses import weighted_bce
 from audiozoo.train.recipe import evaluate_from_recipe, train_from_recipe
-from audiozoo.train.tasks.transcribe import TranscriptionTask, note_targets, weighted_bce
+from audiozoo.train.tasks.transcribe import TranscriptionTask, note_targets
 
 SR, HOP = 22050, 256
 

@@ -14,8 +14,9 @@ from audiozoo.errors import ConfigError, DataError
 from audiozoo.eval.speech import multi_resolution_stft_distance
 from audiozoo.nn.discriminators import MultiPeriodDiscriminator
 from audiozoo.train.engine import Trainer
+from audiozoo.train.losses import multi_resolution_stft_loss
 from audiozoo.train.tasks import get_task_class
-from audiozoo.train.tasks.vocoder import VocoderTask, multi_resolution_stft_loss
+from audiozoo.train.tasks.vocoder import VocoderTask
 
 
 def _clip(n: int = 4096, sr: int = 16000) -> torch.Tensor:

@@ -72,7 +72,7 @@ class FeatureExtractor(ConstantBuffers):
     hop_length: int
     n_features: int
     min_samples: int = 1
-    #: why ``min_samples`` is what it is (appended to the too-short error), e.g. "reflect padding by 512"
+    #: why ``min_samples`` is what it is, a clause appended to the too-short error
     min_samples_reason: str = ""
     #: model-specific extractors: the model config dataclass their constructor takes ...
     config_class: ClassVar[type | None] = None
@@ -152,7 +152,7 @@ class FeatureExtractor(ConstantBuffers):
         t = wav.shape[-1]
         if t < self.min_samples:
             ms = 1e3 * self.min_samples / self.sample_rate
-            why = f" ({self.min_samples_reason})" if self.min_samples_reason else ""
+            why = f"; {self.min_samples_reason}" if self.min_samples_reason else ""
             raise AudioError(f"{name}: input of {t} samples is too short; it needs at least {self.min_samples} "
                              f"samples ({ms:.1f} ms at {self.sample_rate} Hz){why}")
         if lengths is None:

@@ -342,7 +342,7 @@ class DecibelMelFrontend(FeatureExtractor):
         self.f_min, self.f_max, self.amin = f_min, f_max, amin
         self.n_features = n_mels
         self.min_samples = n_fft // 2 + 1
-        self.min_samples_reason = f"reflect padding by n_fft/2={n_fft // 2}"
+        self.min_samples_reason = f"reflect padding by n_fft/2={n_fft // 2} needs more samples than that"
         self.mel = MelSpectrogram(
             sample_rate, n_fft=n_fft, hop_length=hop_length, win_length=n_fft, n_mels=n_mels, f_min=f_min,
             f_max=f_max, window="hann", center=True, pad_mode="reflect", power=2.0, norm="slaney",
@@ -391,7 +391,7 @@ class VocoderMel(FeatureExtractor):
         # reflect padding needs more samples than it pads (edge padding by `pad`, or n_fft/2 when centred)
         need = max(self.pad, n_fft // 2 if center else 0)
         self.min_samples = max(need + 1, self.num_samples(1))
-        self.min_samples_reason = f"reflect padding by {need}"
+        self.min_samples_reason = f"reflect padding by {need} needs more samples than that"
         self.spec = Spectrogram(n_fft, hop_length, win_length, "hann", center=center, pad_mode=pad_mode, power=2.0)
         self.register_constant("fb", mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, dtype=torch.float64))
 

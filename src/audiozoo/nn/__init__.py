@@ -14,7 +14,8 @@ from .adapters import (
     mark_only_adapters_trainable,
 )
 from .alignment import LengthRegulator, durations_from_alignment, length_regulate, monotonic_alignment_search
-from .attention import MultiHeadAttention
+from .attention import CrossAttention, MultiHeadAttention
+from .autoregressive import KVCache, cfg_logits, generate, sample_tokens, top_k_filter, top_p_filter
 from .conformer import (
     ConformerAttention,
     ConformerBlock,
@@ -26,18 +27,26 @@ from .conformer import (
     relative_positional_encoding,
 )
 from .conv import CausalConv1d, ChannelLayerNorm, ConvBlock2d, ConvNormAct, get_padding
+from .convnext import GRN, ConvNeXtV2Block
+from .diffusion import NoiseSchedule, beta_schedule
 from .discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+from .embeddings import sinusoidal_positions, timestep_embedding
 from .gla import GatedLinearAttention, gla_chunk, gla_recurrent
 from .mamba import BiMambaMixer, MambaBlock, MambaMixer, MambaState, reverse_padded, selective_scan
+from .maskgit import mask_schedule, maskgit_decode
 from .mossformer import MossFormer2Encoder
 from .patch import PatchEmbed, resample_pos_embed
+from .quantize import FSQ, ResidualVQ, VectorQuantizer, VQOutput
 from .resblocks import MRF, ResBlock1, ResBlock2
 from .rope import RotaryEmbedding, apply_rotary, rope_cos_sin, rope_inv_freq, rotate_half, rotate_interleaved
+from .samplers import FlowMatchingBatch, ode_solve, time_grid
 from .transformer import (
     DropPath,
     FusedTransformerBlock,
     Mlp,
     TransformerBlock,
+    TransformerDecoder,
+    TransformerDecoderBlock,
     TransformerEncoder,
     fuse_for_inference,
     vit_head,
@@ -46,6 +55,11 @@ from .vocoder import HiFiGANTrunk, VocoderMel
 from .weight_norm import apply_spectral_norm, apply_weight_norm, convert_legacy_weight_norm_keys, remove_weight_norm
 
 __all__ = [
+    # generative core (issue #11): samplers, embeddings, diffusion, MaskGIT, autoregressive decoding, quantisers
+    "FSQ", "GRN", "ConvNeXtV2Block", "CrossAttention", "FlowMatchingBatch", "KVCache", "NoiseSchedule",
+    "ResidualVQ", "TransformerDecoder", "TransformerDecoderBlock", "VQOutput", "VectorQuantizer", "beta_schedule",
+    "cfg_logits", "generate", "mask_schedule", "maskgit_decode", "ode_solve", "sample_tokens",
+    "sinusoidal_positions", "time_grid", "timestep_embedding", "top_k_filter", "top_p_filter",
     "BottleneckAdapter", "CausalConv1d", "ChannelLayerNorm", "ConvBlock2d", "ConvNormAct", "DropPath",
     "FusedTransformerBlock", "HiFiGANTrunk", "LoRALinear", "MRF", "Mlp", "MultiHeadAttention",
     "MultiPeriodDiscriminator", "MultiScaleDiscriminator", "PatchEmbed", "PrefixTuning", "PromptedEncoder",

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from ..dsp.griffinlim import griffin_lim, mel_to_linear
+from ..dsp.mel import VocoderMel
 from ..errors import AudioError, ConfigError
-from .vocoder import VocoderMel
 
 __all__ = ["GriffinLimRefiner", "GriffinLimVocoder"]
 
@@ -50,14 +50,12 @@ class GriffinLimVocoder(nn.Module):
     def like(cls, vocoder: nn.Module, n_iter: int = 32, **kwargs: Any) -> GriffinLimVocoder:
         """The Griffin-Lim inverse of ``vocoder``'s front-end (a centred, natural-log magnitude mel)."""
         fe = getattr(vocoder, "frontend", None)
-        get = getattr(fe, "get_config", None)
-        cfg = dict(get()) if callable(get) else {k: getattr(getattr(fe, "config", None), k, None) for k in DEFAULT_MEL}
-        if callable(get) and (not cfg.get("center", False) or cfg.get("log", "ln") != "ln"):
-            raise ConfigError(f"GriffinLimVocoder.like needs a centred natural-log mel front-end, got "
-                              f"{type(fe).__name__} {cfg}")
-        if any(cfg.get(k) is None for k in DEFAULT_MEL):
-            raise ConfigError(f"GriffinLimVocoder.like cannot read the mel settings of {type(fe).__name__}")
-        return cls(**{k: cfg[k] for k in DEFAULT_MEL}, n_iter=n_iter, **kwargs)
+        # any VocoderMel with centred frames and a natural log (APNet's front-end is one): its settings are
+        # read from the extractor itself, whatever config layout the vocoder's own front-end records
+        if not isinstance(fe, VocoderMel) or not fe.center or fe.log != "ln":
+            what = fe.get_config() if isinstance(fe, VocoderMel) else type(fe).__name__
+            raise ConfigError(f"GriffinLimVocoder.like needs a centred natural-log VocoderMel front-end, got {what}")
+        return cls(**{k: getattr(fe, k) for k in DEFAULT_MEL}, n_iter=n_iter, **kwargs)
 
     def output_length(self, frames: Tensor | int) -> Tensor | int:
         return (frames - 1).clamp(min=0) * self.hop_length if isinstance(frames, Tensor) else \

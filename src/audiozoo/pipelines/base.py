@@ -57,15 +57,21 @@ def read_input(x: Any, index: int = 0) -> AudioInput:
     raise AudioError(f"input #{index}: unsupported input type {type(x).__name__} (path, bytes, dict)")
 
 
+def window_starts(t: int, window: int, hop: int) -> list[int]:
+    """Start samples of the windows :func:`chunk` cuts from ``t`` samples (every ``hop``, covering the end)."""
+    starts = list(range(0, max(t - window, 0) + 1, hop))
+    if starts[-1] + window < t:
+        starts.append(starts[-1] + hop)
+    return starts
+
+
 def chunk(wav: torch.Tensor, window: int, hop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cut ``(T,)`` into windows ``(N, window)``; returns windows, valid lengths and start samples.
 
     The last window is zero-padded; a signal shorter than one window gives one padded window.
     """
     t = wav.shape[-1]
-    starts = list(range(0, max(t - window, 0) + 1, hop))
-    if starts[-1] + window < t:
-        starts.append(starts[-1] + hop)
+    starts = window_starts(t, window, hop)
     out = torch.zeros(len(starts), window, dtype=wav.dtype)
     lengths = torch.zeros(len(starts), dtype=torch.long)
     for i, s in enumerate(starts):

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import AudioError, ConfigError
 from ..resolve import resolve_model
-from .base import AudioInput, Pipeline, batched, chunk
+from .base import AudioInput, Pipeline, batched, window_starts
 
 
 def window_samples(model: torch.nn.Module, default_seconds: float) -> int:
@@ -48,13 +48,9 @@ def check_duration(a: AudioInput, min_samples: int) -> None:
         )
 
 
-def silent_windows(windows: torch.Tensor, lengths: torch.Tensor, threshold_dbfs: float | None) -> torch.Tensor:
-    """``(N,)`` bool: windows ``(N, W)`` whose valid samples (``lengths``) all lie below ``threshold_dbfs``."""
-    if threshold_dbfs is None:
-        return torch.zeros(windows.shape[0], dtype=torch.bool)
-    valid = torch.arange(windows.shape[-1])[None, :] < lengths[:, None]
-    peak = (windows.abs() * valid).amax(-1)  # the zero padding of the last window never counts as sound
-    return peak < 10.0 ** (threshold_dbfs / 20.0)
+def is_silent(wav: torch.Tensor, threshold_dbfs: float | None) -> bool:
+    """Whether every sample of ``wav`` lies below ``threshold_dbfs`` (never, with ``None``)."""
+    return threshold_dbfs is not None and float(wav.abs().max()) < 10.0 ** (threshold_dbfs / 20.0)
 
 
 class AudioClassificationPipeline(Pipeline):
@@ -98,13 +94,18 @@ class AudioClassificationPipeline(Pipeline):
         min_samples = max(int(math.ceil(self.min_seconds * self.sample_rate)),
                           int(getattr(self.model.frontend, "min_samples", 1)), 1)
         check_duration(a, min_samples)
-        windows, lengths, starts = chunk(a.wav, self.window, self.hop)
-        silent = silent_windows(windows, lengths, self.silence_dbfs)
+        # Windows are cut batch by batch, so memory holds one batch, not every (overlapping) window at once.
+        t = a.wav.shape[-1]
+        starts = window_starts(t, self.window, self.hop)
+        lengths = torch.tensor([min(self.window, t - s) for s in starts])
+        silent = torch.tensor([is_silent(a.wav[s:s + n], self.silence_dbfs) for s, n in zip(starts, lengths.tolist())])
         keep = (~silent).nonzero().flatten().tolist()
-        p = torch.zeros(len(windows), len(self.labels))
+        p = torch.zeros(len(starts), len(self.labels))
         for idx in batched(keep, self.batch_size):
-            w = windows[idx].to(self.device)
-            feats, flen = self.model.frontend(w, lengths[idx].to(self.device))
+            w = torch.zeros(len(idx), self.window, dtype=a.wav.dtype)
+            for row, i in enumerate(idx):
+                w[row, : lengths[i]] = a.wav[starts[i]:starts[i] + self.window]
+            feats, flen = self.model.frontend(w.to(self.device), lengths[idx].to(self.device))
             p[idx] = self._scores(self.model(feats, flen)).float().cpu()
         segments = [
             {"start_s": round(int(s) / self.sample_rate, 3),

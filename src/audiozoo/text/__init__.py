@@ -9,7 +9,8 @@
   :class:`Tokenizer` interface;
 * :mod:`~audiozoo.text.frontend`: :class:`TextFrontend` (normalise -> phonemise -> ids, lengths).
 
-This package imports nothing of audiozoo but ``audiozoo.errors`` and ``audiozoo.config``.
+These front-end modules import nothing of audiozoo but ``audiozoo.errors`` and ``audiozoo.config``, so a
+model file may use them (tests/text/test_text_imports.py).
 """
 
 from .frontend import TextFrontend, TextFrontendConfig

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from audiozoo.errors import ConfigError, DataError, MissingDependencyError, require
-from audiozoo.hub import package_file
+from audiozoo.hub import load_into, load_state_dict, package_file
 
 __all__ = ["TextEncoder", "MINILM_FILES", "minilm_folder", "mean_pool"]
 
@@ -70,19 +70,20 @@ class TextEncoder(nn.Module):
         if not isinstance(max_length, int) or not 2 <= max_length <= 512:
             raise ConfigError(f"max_length must be an integer in [2, 512], got {max_length!r}")
         require("transformers", "the MiniLM text encoder", extra="judges")
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        from transformers import AutoTokenizer, BertConfig, BertModel
 
         folder = minilm_folder()
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the checkpoint has no pooler head; its absence is expected
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            self.bert = AutoModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
         except OSError as e:
-            raise MissingDependencyError(f"cannot load all-MiniLM-L6-v2 from {folder}: {e}") from e
-        finally:
-            hf_logging.set_verbosity(verbosity)
+            raise MissingDependencyError(f"cannot load the MiniLM tokenizer from {folder}: {e}") from e
+        # Build the BERT from its config and load the (hash-checked) safetensors strictly: faster than
+        # AutoModel.from_pretrained and nothing but tensors is read. The checkpoint's unused pooler head
+        # (sentence embeddings are mean-pooled) and the position-id buffer are dropped.
+        self.bert = BertModel(BertConfig.from_json_file(str(folder / "config.json")), add_pooling_layer=False)
+        state = {k: v for k, v in load_state_dict(folder / "model.safetensors").items()
+                 if not k.startswith("pooler.") and k != "embeddings.position_ids"}
+        load_into(self.bert, state)
         self.max_length = max_length
         self.eval().requires_grad_(False)
 

@@ -7,10 +7,11 @@ runs of whitespace -> one space; no space before ``, . ! ? : ; …`` or after an
 :func:`normalize_english` = :func:`clean_text` plus, in this order (each step is a regular expression, so
 the result is deterministic and does not depend on the locale):
 
-* abbreviations: titles (Mr., Mrs., Ms., Dr., Prof., St. before a capitalised name -> Saint, Capt., Gen.,
-  Lt., Col., Sgt., Rev., Gov., Hon., Mt.) lose their period; others (St. -> Street, Ave., Rd., Blvd.,
-  Jr., Sr., Co., Corp., Inc., Ltd., vs., etc., e.g., i.e., approx., No. before a number, month names) keep
-  it when they end the text or a sentence (followed by a capitalised word);
+* abbreviations: titles and words that never end a sentence (Mr., Mrs., Ms., Dr., Prof., St. before a
+  capitalised name -> Saint, Capt., Gen., Lt., Col., Sgt., Rev., Gov., Hon., Mt., vs., approx., No. before
+  a number) lose their period; others (St. -> Street, Ave., Rd., Blvd., Jr., Sr., Co., Corp., Inc., Ltd.,
+  etc., e.g., i.e., month names) keep it when they end the text or a sentence (followed by a capitalised
+  word);
 * currency ``$ £ € ¥`` with an optional scale word: ``$3.50`` -> "three dollars and fifty cents",
   ``$1`` -> "one dollar", ``€2.5 million`` -> "two point five million euros";
 * percentages: ``25%`` -> "twenty-five percent";
@@ -140,13 +141,13 @@ def clean_text(text: str) -> str:
 _TITLES = {
     "Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Dr": "Doctor", "Prof": "Professor", "Capt": "Captain",
     "Gen": "General", "Lt": "Lieutenant", "Col": "Colonel", "Sgt": "Sergeant", "Rev": "Reverend",
-    "Gov": "Governor", "Hon": "Honorable", "Mt": "Mount",
+    "Gov": "Governor", "Hon": "Honorable", "Mt": "Mount", "vs": "versus", "approx": "approximately",
 }
 _OTHERS = {
     "Ave": "Avenue", "Rd": "Road", "Blvd": "Boulevard", "Jr": "Junior", "Sr": "Senior", "Co": "Company",
-    "Corp": "Corporation", "Inc": "Incorporated", "Ltd": "Limited", "vs": "versus", "etc": "et cetera",
-    "approx": "approximately", "Jan": "January", "Feb": "February", "Mar": "March", "Apr": "April",
-    "Jun": "June", "Jul": "July", "Aug": "August", "Sep": "September", "Sept": "September", "Oct": "October",
+    "Corp": "Corporation", "Inc": "Incorporated", "Ltd": "Limited", "etc": "et cetera", "Jan": "January",
+    "Feb": "February", "Mar": "March", "Apr": "April", "Jun": "June", "Jul": "July", "Aug": "August",
+    "Sep": "September", "Sept": "September", "Oct": "October",
     "Nov": "November", "Dec": "December",
 }
 _TITLE_RE = re.compile(r"\b(" + "|".join(sorted(_TITLES, key=len, reverse=True)) + r")\.(?=\s|$)")

@@ -18,7 +18,8 @@ How a text becomes tokens:
 3. espeak-ng's output words become words separated by :data:`~audiozoo.text.symbols.WORD_SEP`; its
    ``_`` separators split the phonemes. Its language-switch flags (``(en)``...``(fr)``, written when a
    French text contains an English word) and its ``-`` linking marks (French liaison, clitics) are removed;
-   stress marks become separate tokens before their vowel (``stress=True``) or are dropped.
+   stress marks become separate tokens before their vowel (``stress=True``) or are dropped. Units are
+   NFC-normalised (espeak-ng writes e.g. Portuguese ``ẽ`` as ``e`` + combining tilde).
 
 Batch protocol: the chunks of all texts go to one espeak-ng process on stdin, one chunk a line with a blank
 line between chunks. espeak-ng reads stdin line by line (at most 1000 bytes a line; chunks are cut at
@@ -211,7 +212,8 @@ class EspeakPhonemizer:
             for w in _FLAG_RE.sub(" ", line).split():
                 toks: list[str] = []
                 for unit in w.split(_SEP):
-                    unit = unit.replace("-", "")
+                    # NFC: espeak-ng writes some nasal vowels decomposed (e + U+0303); tables store NFC.
+                    unit = unicodedata.normalize("NFC", unit.replace("-", ""))
                     core = unit
                     for s in STRESS:
                         core = core.replace(s, "")

@@ -7,7 +7,8 @@ Conventions shared by every table audiozoo builds:
 * then the word separator ``" "`` (one token between words, as in the text), the punctuation marks, and,
   for phoneme tables, the stress marks ``ˈ`` / ``ˌ`` (separate tokens, placed before the stressed vowel
   as espeak-ng writes them);
-* then the units of the language, sorted by code point so ids never depend on dictionary order.
+* then the units of the language (NFC-normalised), sorted by code point so ids never depend on dictionary
+  order.
 
 **Unknown symbols.** ``encode`` raises :class:`~audiozoo.errors.DataError` naming every unknown symbol
 (``on_unknown="error"``, the default): a phoneme outside the table means the table does not match the
@@ -107,7 +108,7 @@ def phoneme_languages() -> list[str]:
 
 def phoneme_inventory(language: str) -> tuple[str, ...]:
     """The phonemes (espeak-ng IPA units, no stress) of ``language``, sorted by code point."""
-    return tuple(_PHONEMES[canonical_language(language)].split())
+    return tuple(sorted(_PHONEMES[canonical_language(language)].split()))
 
 
 def phoneme_symbols(language: str) -> list[str]:

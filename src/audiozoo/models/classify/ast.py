@@ -87,7 +87,7 @@ class ASTFrontend(FeatureExtractor):
         self.sample_rate, self.n_features = config.sample_rate, config.n_mels
         self.frame_length = int(config.sample_rate * 0.025)
         self.frame_shift = self.hop_length = int(config.sample_rate * 0.010)
-        self.min_samples, self.min_samples_reason = self.frame_length, "one 25 ms Kaldi frame"
+        self.min_samples, self.min_samples_reason = self.frame_length, "one 25 ms Kaldi frame (frames are not padded)"
 
     def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
         n = (n_samples - self.frame_length) // self.frame_shift + 1

@@ -114,7 +114,8 @@ class PaSSTFrontend(FeatureExtractor):
         c = self.config = config
         self.sample_rate, self.hop_length, self.n_features = c.sample_rate, c.hop_length, c.n_mels
         # the pre-emphasised signal (one sample shorter) must exceed the reflect padding of n_fft / 2
-        self.min_samples, self.min_samples_reason = c.n_fft // 2 + 2, f"reflect padding by n_fft/2={c.n_fft // 2}"
+        self.min_samples = c.n_fft // 2 + 2
+        self.min_samples_reason = f"pre-emphasis drops one, then reflect padding by n_fft/2={c.n_fft // 2} needs more"
         if c.fmin_aug_range < 1 or c.fmax_aug_range < 1:
             raise ConfigError("fmin_aug_range and fmax_aug_range must be >= 1 (1 means no augmentation)")
         self.fmax = float(c.fmax) if c.fmax is not None else float(c.sample_rate // 2 - c.fmax_aug_range // 2)

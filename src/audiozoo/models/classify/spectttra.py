@@ -105,7 +105,7 @@ class SpecTTTraFrontend(FeatureExtractor):
             raise ConfigError(f"SpecTTTra clip of {self.clip_samples} samples is too short for reflect padding by "
                               f"n_fft/2={c.n_fft // 2}")
         self.min_samples = 1 if self.clip_samples else c.n_fft // 2 + 1
-        self.min_samples_reason = f"reflect padding by n_fft/2={c.n_fft // 2}"
+        self.min_samples_reason = f"reflect padding by n_fft/2={c.n_fft // 2} needs more samples than that"
         # torchaudio.transforms.MelSpectrogram defaults: reflect-padded centred frames, HTK mels, norm=None.
         self.mel = MelSpectrogram(
             c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.n_fft, n_mels=c.n_mels,

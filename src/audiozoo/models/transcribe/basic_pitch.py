@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from ...config import build_config
 from ...dsp.cqt import CQT2010
+from ...dsp.features import FeatureExtractor
 from ...errors import AudioError, CheckpointError, ConfigError, MissingDependencyError, require
 from ...hub import package_file
 from ...registry import WeightSet, register_model
@@ -135,23 +136,72 @@ class NormalizedLog(nn.Module):
         return torch.where(peak == 0, torch.zeros_like(offset), offset / torch.where(peak == 0, 1.0, peak))
 
 
-class BasicPitchFrontend(nn.Module):
-    """Waveform (B, T) at 22,050 Hz -> harmonic-stacked CQT (B, n_harmonics, L, 3 * n_semitones).
+class BasicPitchFrontend(FeatureExtractor):
+    """Waveform (B, T) at 22,050 Hz -> normalised log CQT ``(B, n_cqt_bins, L)`` in [0, 1], and frame lengths.
 
-    ``L = T // hop_length + 1``. Holds the single learned BatchNorm over the CQT (2 parameters).
+    ``models.get_cqt`` up to its learned BatchNorm: CQT2010 magnitude then :class:`NormalizedLog` (over the
+    whole input, as the reference). ``L = T // hop_length + 1``. No parameters: the BatchNorm and the
+    harmonic stacking that follow belong to the network (:meth:`BasicPitch.features`).
+    """
+
+    config_class = BasicPitchConfig
+    config_fields = ("sample_rate", "hop_length", "fmin", "bins_per_semitone", "n_semitones", "n_harmonics")
+
+    def __init__(self, config: BasicPitchConfig):
+        super().__init__()
+        c = self.config = config
+        self.sample_rate, self.hop_length, self.n_features = c.sample_rate, c.hop_length, n_cqt_bins(c)
+        self.min_samples, self.min_samples_reason = c.hop_length, "the input is shorter than one hop"
+        # (audiozoo.dsp builds its fixed kernels on the CPU even under ``torch.device("meta")``.)
+        self.cqt = CQT2010(sr=c.sample_rate, hop_length=c.hop_length, fmin=c.fmin, n_bins=n_cqt_bins(c),
+                           bins_per_octave=12 * c.bins_per_semitone)
+        self.norm_log = NormalizedLog()
+
+    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
+        return n_samples // self.hop_length + 1
+
+    def compute(self, wav: Tensor) -> Tensor:
+        # NormalizedLog is elementwise plus a min/max over (L, F) together, so the (B, F, L) layout changes nothing
+        return self.norm_log(self.cqt(wav))
+
+
+class BasicPitch(TranscriberModel):
+    """NMP network: ``forward(audio (B, T) at 22,050 Hz | features (B, H, L, F)) -> dict``.
+
+    Returns ``{"onset": (B, L, n_semitones), "contour": (B, L, 3 * n_semitones), "note": (B, L,
+    n_semitones)}`` of sigmoid activations (the reference's output dict and order; onset depends on every
+    parameter). ``features`` are :meth:`features` outputs (H = n_harmonics, F = 3 * n_semitones): the
+    parameter-free :attr:`frontend`'s normalised log CQT, the learned BatchNorm ``bn`` over it, then the
+    harmonic stacking.
     """
 
     def __init__(self, config: BasicPitchConfig):
         super().__init__()
         c = self.config = config
-        bpo = 12 * c.bins_per_semitone
-        # (audiozoo.dsp builds its fixed kernels on the CPU even under ``torch.device("meta")``.)
-        self.cqt = CQT2010(sr=c.sample_rate, hop_length=c.hop_length, fmin=c.fmin, n_bins=n_cqt_bins(c),
-                           bins_per_octave=bpo)
-        self.norm_log = NormalizedLog()
-        self.bn = nn.BatchNorm2d(1, eps=c.bn_eps, momentum=c.bn_momentum)
+        if c.bins_per_semitone < 1 or c.n_semitones < 1 or c.n_harmonics < 1:
+            raise ConfigError(f"BasicPitchConfig needs positive bins_per_semitone/n_semitones/n_harmonics: {c}")
+        h, b = len(harmonic_shifts(c)), c.bins_per_semitone
+        self.sample_rate, self.hop_length = c.sample_rate, c.hop_length
+        self.frontend = BasicPitchFrontend(c)
+        self.bn = nn.BatchNorm2d(1, eps=c.bn_eps, momentum=c.bn_momentum)  # the CQT BatchNorm (2 parameters)
         self.shifts = harmonic_shifts(c)
         self.n_out_bins = c.n_semitones * c.bins_per_semitone
+        self.contour_conv = SameConv2d(h, c.contour_channels, c.contour_kernel)
+        self.contour_bn = nn.BatchNorm2d(c.contour_channels, eps=c.bn_eps, momentum=c.bn_momentum)
+        self.contour_out = SameConv2d(c.contour_channels, 1, (5, 5))
+        # stride b over frequency: contour bins (b per semitone) -> one bin per semitone
+        self.note_conv = SameConv2d(1, c.note_channels, (7, 7), stride=(1, b))
+        self.note_out = SameConv2d(c.note_channels, 1, (7, 3))
+        self.onset_conv = SameConv2d(h, c.onset_channels, (5, 5), stride=(1, b))
+        self.onset_bn = nn.BatchNorm2d(c.onset_channels, eps=c.bn_eps, momentum=c.bn_momentum)
+        self.onset_out = SameConv2d(c.onset_channels + 1, 1, (3, 3))
+
+    def features(self, audio: Tensor) -> Tensor:
+        """Audio ``(B, T)``, ``(T,)`` or ``(B, 1, T)`` -> harmonic-stacked CQT ``(B, n_harmonics, L, n_out_bins)``."""
+        if audio.ndim == 3 and audio.shape[1] == 1:
+            audio = audio[:, 0]
+        cqt, _ = self.frontend(audio)
+        return self.stack(self.bn(cqt.transpose(1, 2)[:, None]))  # (B, 1, L, F): time then frequency
 
     def stack(self, x: Tensor) -> Tensor:
         """Harmonic stacking (``nn.HarmonicStacking``): (B, 1, L, F) -> (B, n_harmonics, L, n_out_bins)."""
@@ -165,48 +215,8 @@ class BasicPitchFrontend(nn.Module):
                 chans.append(F.pad(x[..., : min(n + s, width)], (-s, max(0, n - width))))
         return torch.cat(chans, dim=1)
 
-    def forward(self, audio: Tensor) -> Tensor:
-        if audio.ndim == 3 and audio.shape[1] == 1:
-            audio = audio[:, 0]
-        if audio.ndim == 1:
-            audio = audio[None]
-        if audio.ndim != 2:
-            raise AudioError(f"Basic Pitch expects a mono waveform (B, T) or (T,), got shape {tuple(audio.shape)}")
-        if audio.shape[-1] < self.config.hop_length:
-            raise AudioError(f"input of {audio.shape[-1]} samples is shorter than one hop ({self.config.hop_length})")
-        mag = self.cqt(audio).transpose(1, 2)  # (B, L, F)
-        x = self.norm_log(mag)[:, None]  # (B, 1, L, F)
-        return self.stack(self.bn(x))
-
-
-class BasicPitch(TranscriberModel):
-    """NMP network: ``forward(audio (B, T) at 22,050 Hz | features (B, H, L, F)) -> dict``.
-
-    Returns ``{"onset": (B, L, n_semitones), "contour": (B, L, 3 * n_semitones), "note": (B, L,
-    n_semitones)}`` of sigmoid activations (the reference's output dict and order; onset depends on every
-    parameter). ``features`` are :attr:`frontend` outputs (H = n_harmonics, F = 3 * n_semitones).
-    """
-
-    def __init__(self, config: BasicPitchConfig):
-        super().__init__()
-        c = self.config = config
-        if c.bins_per_semitone < 1 or c.n_semitones < 1 or c.n_harmonics < 1:
-            raise ConfigError(f"BasicPitchConfig needs positive bins_per_semitone/n_semitones/n_harmonics: {c}")
-        h, b = len(harmonic_shifts(c)), c.bins_per_semitone
-        self.sample_rate, self.hop_length = c.sample_rate, c.hop_length
-        self.frontend = BasicPitchFrontend(c)
-        self.contour_conv = SameConv2d(h, c.contour_channels, c.contour_kernel)
-        self.contour_bn = nn.BatchNorm2d(c.contour_channels, eps=c.bn_eps, momentum=c.bn_momentum)
-        self.contour_out = SameConv2d(c.contour_channels, 1, (5, 5))
-        # stride b over frequency: contour bins (b per semitone) -> one bin per semitone
-        self.note_conv = SameConv2d(1, c.note_channels, (7, 7), stride=(1, b))
-        self.note_out = SameConv2d(c.note_channels, 1, (7, 3))
-        self.onset_conv = SameConv2d(h, c.onset_channels, (5, 5), stride=(1, b))
-        self.onset_bn = nn.BatchNorm2d(c.onset_channels, eps=c.bn_eps, momentum=c.bn_momentum)
-        self.onset_out = SameConv2d(c.onset_channels + 1, 1, (3, 3))
-
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        x = self.frontend(x) if x.ndim <= 2 or (x.ndim == 3 and x.shape[1] == 1) else x
+        x = self.features(x) if x.ndim <= 2 or (x.ndim == 3 and x.shape[1] == 1) else x
         if x.ndim != 4 or x.shape[1] != self.contour_conv.in_channels:
             raise AudioError(f"expected audio (B, T) or features (B, {self.contour_conv.in_channels}, L, F), "
                              f"got shape {tuple(x.shape)}")
@@ -226,7 +236,7 @@ class BasicPitch(TranscriberModel):
             return {"example_inputs": (torch.randn(batch, length or AUDIO_N_SAMPLES) * 0.1,),
                     "input_names": ["audio"], "output_names": outs, "dynamic_axes": axes}
         frames = length or AUDIO_N_SAMPLES // self.config.hop_length + 1
-        x = torch.rand(batch, self.contour_conv.in_channels, frames, self.frontend.n_out_bins)
+        x = torch.rand(batch, self.contour_conv.in_channels, frames, self.n_out_bins)
         axes["features"] = {0: "batch"}
         return {"example_inputs": (x,), "input_names": ["features"], "output_names": outs, "dynamic_axes": axes}
 
@@ -316,14 +326,14 @@ def load_nmp_onnx(path: str | os.PathLike | None = None, eps: float = 1e-3) -> d
         elif node.op_type in ("Mul", "Add") and any("batch_normalization/" in i for i in node.input):
             # batch_normalization (no suffix) is the CQT BN; _2/_3 were folded into convs.
             (v,) = [inits[i] for i in node.input if i in inits]
-            out["frontend.bn.weight" if node.op_type == "Mul" else "frontend.bn.bias"] = v.float().reshape(1)
+            out["bn.weight" if node.op_type == "Mul" else "bn.bias"] = v.float().reshape(1)
     expected = {f"{n}.{t}" for n in _CONV_BY_SHAPE.values() for t in ("weight", "bias")}
-    expected |= {"frontend.bn.weight", "frontend.bn.bias"}
+    expected |= {"bn.weight", "bn.bias"}
     if set(out) != expected:
         missing = sorted(expected - set(out))
         raise CheckpointError(f"{path} does not look like Basic Pitch's nmp.onnx: missing {missing}")
-    out["frontend.bn.running_mean"], out["frontend.bn.running_var"] = torch.zeros(1), torch.full((1,), 1.0 - eps)
-    out["frontend.bn.num_batches_tracked"] = torch.tensor(0)
+    out["bn.running_mean"], out["bn.running_var"] = torch.zeros(1), torch.full((1,), 1.0 - eps)
+    out["bn.num_batches_tracked"] = torch.tensor(0)
     _identity_bn("contour_bn.", 8, eps, out)
     _identity_bn("onset_bn.", 32, eps, out)
     return out

@@ -139,7 +139,8 @@ class BandLimitedMel(FeatureExtractor):
         self.hop_length, self.n_features = self.factor * c.mel_hop_length, c.n_mels
         # ceil(T / factor) decimated samples must reach the mel's own minimum
         self.min_samples = self.factor * (self.mel.min_samples - 1) + 1
-        self.min_samples_reason = f"{self.mel.min_samples} samples at {c.mel_sample_rate} Hz after decimation"
+        self.min_samples_reason = (f"the mel needs {self.mel.min_samples} samples at {c.mel_sample_rate} Hz after "
+                                   "decimation")
 
     def decimate(self, wav: Tensor) -> Tensor:
         """``(B, T)`` at ``sample_rate`` -> ``(B, ceil(T / factor))`` at ``mel_sample_rate`` (band-limited)."""
@@ -157,8 +158,8 @@ class BandLimitedMel(FeatureExtractor):
 
     def check_sample_rate(self, sample_rate: int | None) -> None:
         if sample_rate is not None and int(sample_rate) not in (self.sample_rate, self.mel_sample_rate):
-            raise AudioError(f"HiFiNet's front-end takes {self.sample_rate} Hz or {self.mel_sample_rate} Hz audio, "
-                             f"got {sample_rate} Hz (resample first)")
+            raise AudioError(f"{type(self).__name__} (HiFiNet's front-end) takes {self.sample_rate} Hz or "
+                             f"{self.mel_sample_rate} Hz audio, got {sample_rate} Hz; resample first")
 
     def forward(self, wav: Tensor, lengths: Tensor | None = None,
                 sample_rate: int | None = None) -> tuple[Tensor, Tensor]:

@@ -12,7 +12,7 @@ from .adversarial import ADVERSARIAL, discriminator_loss, feature_matching_loss,
 from .bce import weighted_bce
 from .kl import gaussian_kl, rave_kl, soft_label_kl
 from .mel import DAC_MEL_BINS, DAC_MEL_WINDOWS, mel_l1, multi_scale_mel_loss
-from .regression import ccc_loss, masked_mse
+from .regression import autoencoder_reconstruction_loss, ccc_loss, masked_mse
 from .stft import (
     PWG_RESOLUTIONS,
     RAVE_V1_SCALES,
@@ -24,7 +24,8 @@ from .stft import (
 )
 
 __all__ = [
-    "ADVERSARIAL", "DAC_MEL_BINS", "DAC_MEL_WINDOWS", "PWG_RESOLUTIONS", "RAVE_V1_SCALES", "ccc_loss",
+    "ADVERSARIAL", "DAC_MEL_BINS", "DAC_MEL_WINDOWS", "PWG_RESOLUTIONS", "RAVE_V1_SCALES",
+    "autoencoder_reconstruction_loss", "ccc_loss",
     "discriminator_loss", "feature_matching_loss", "gaussian_kl", "generator_adversarial_loss", "masked_mse",
     "mel_l1", "multi_resolution_stft_loss", "multi_scale_mel_loss", "rave_kl", "soft_label_kl",
     "spectral_convergence", "spectral_distance", "stft_loss", "stft_magnitude", "weighted_bce",

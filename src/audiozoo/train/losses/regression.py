@@ -4,17 +4,22 @@
   Wav2Small's distillation (Kounadis-Bastian et al. 2024, arXiv:2408.13920); CCC as
   :func:`audiozoo.eval.regression.ccc_torch` (Lin 1989, population moments).
 * :func:`masked_mse`: mean squared error of vectors, averaged over valid positions only (padding excluded),
-  e.g. autoencoder reconstruction of the tokens of variable-length clips.
+  e.g. autoencoder reconstruction of the tokens of variable-length clips;
+* :func:`autoencoder_reconstruction_loss`: the mean of :func:`masked_mse` over several autoencoders (the
+  statistics-embedding model's five views, Verma 2021, arXiv:2110.03183).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import torch
 from torch import Tensor
 
 from ...errors import DataError
 from ...eval.regression import ccc_torch
 
-__all__ = ["ccc_loss", "masked_mse"]
+__all__ = ["autoencoder_reconstruction_loss", "ccc_loss", "masked_mse"]
 
 
 def ccc_loss(estimate: Tensor, reference: Tensor) -> Tensor:
@@ -44,3 +49,11 @@ def masked_mse(estimate: Tensor, target: Tensor, valid: Tensor | None = None) ->
         raise DataError(f"masked_mse: mask {tuple(valid.shape)} does not match positions {tuple(err.shape)}")
     w = valid.to(err.dtype)
     return (err * w).sum() / w.sum().clamp(min=1)
+
+
+def autoencoder_reconstruction_loss(parts: Mapping[str, tuple[Tensor, Tensor, Tensor]]) -> Tensor:
+    """Mean over autoencoders of :func:`masked_mse`; ``parts``: ``{name: (target, reconstruction, valid)}`` with
+    ``(B, N, D)`` vectors and a ``(B, N)`` mask (a model's ``reconstruct(features, lengths)``)."""
+    if not parts:
+        raise DataError("autoencoder_reconstruction_loss got no (target, reconstruction, valid) entries")
+    return torch.stack([masked_mse(rec, tgt, valid) for tgt, rec, valid in parts.values()]).mean()

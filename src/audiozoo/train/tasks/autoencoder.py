@@ -8,7 +8,8 @@ Stages, by epoch (the fitting stages see the training split only, without labels
    (when the model has it: per-bin statistics that standardise the autoencoders' inputs);
 1. epochs ``< pretrain_epochs``: the autoencoders learn to reconstruct their inputs. The model gives
    ``reconstruct(features, lengths) -> {name: (target (B, N, D), reconstruction (B, N, D), valid (B, N))}``; the
-   loss is the mean over its entries of the masked MSE (:func:`audiozoo.train.losses.regression.masked_mse`);
+   loss is the mean over its entries of the masked MSE
+   (:func:`audiozoo.train.losses.regression.autoencoder_reconstruction_loss`);
    only ``model.autoencoder_parameters()`` learn;
 2. at the end of the last pretraining epoch, ``model.fit_codebooks(features, lengths, seed=...)`` (when the
    model has it: k-means on the codes) and the autoencoder parameters are frozen;
@@ -32,18 +33,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from ..losses.regression import masked_mse
+from ..losses.regression import autoencoder_reconstruction_loss
 from ._common import label_metrics, model_inputs, single_labels
 from .base import Task, batch_size, register_task, unwrap
 
-__all__ = ["AutoencoderTask", "reconstruction_loss"]
-
-
-def reconstruction_loss(parts: Mapping[str, tuple[Tensor, Tensor, Tensor]]) -> Tensor:
-    """Mean over a model's autoencoders of the masked MSE of ``(target, reconstruction, valid)``."""
-    if not parts:
-        raise ConfigError("reconstruct() returned no autoencoder outputs")
-    return torch.stack([masked_mse(rec, tgt, valid) for tgt, rec, valid in parts.values()]).mean()
+__all__ = ["AutoencoderTask"]
 
 
 @register_task("autoencoder")
@@ -131,7 +125,7 @@ class AutoencoderTask(Task):
     # ---- steps ----------------------------------------------------------------------------------
     def reconstruction(self, batch: Mapping[str, Any]) -> Tensor:
         feats, lengths = model_inputs(self.model, batch)
-        return reconstruction_loss(self._net().reconstruct(feats, lengths))
+        return autoencoder_reconstruction_loss(self._net().reconstruct(feats, lengths))
 
     def classification(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
         """``(cross-entropy, logits (B, C), labels (B,))``."""
