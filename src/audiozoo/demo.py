@@ -148,22 +148,31 @@ def collect_inputs(work: Path, quick: bool = False) -> tuple[list[dict[str, Any]
 
 def _demo_vocode(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any], report: list[str],
                  notes: list[str]) -> None:
-    """Re-synthesise one speech input through its mel: a shipped trained vocoder, else Griffin-Lim (32 it.).
+    """Re-synthesise one speech input through its mel: the default real vocoder (HiFi-GAN V1 universal, when
+    its package is installed), else a shipped trained vocoder, else Griffin-Lim (32 it.).
 
     Reports the multi-resolution STFT distance to the original (lower is better). Fast: one ~2-4 s clip.
     """
     from .dsp.io import save_audio
     from .eval.speech import multi_resolution_stft_distance
     from .pipelines import pipeline
-    from .registry import list_models, weights_dir
+    from .registry import list_models, weight_set, weights_dir
 
     speech = [i for i in inputs if "cmu_arctic" in i["path"]] or [i for i in inputs if "espeak" in i["source"]]
     if not speech:
         report.append("vocode: skipped (no speech input)")
         add_row(summary, "vocode", "-", "-", "skipped (no speech input)")
         return
-    models = []
+    from .pipelines.vocode import default_vocoder
+
+    # the best measured real vocoder (HiFi-GAN V1 universal, from its pinned package) first, then shipped ones
+    default, why = default_vocoder()
+    models = [] if default.startswith("griffinlim") else [default]
+    if why:
+        notes.append(why)
     for name in list_models("vocoder", with_weights=True):
+        if name in models or weight_set(name).source not in ("shipped", "file"):
+            continue
         try:
             weights_dir(name)
             models.append(name)

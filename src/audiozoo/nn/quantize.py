@@ -60,18 +60,40 @@ def _sample_rows(x: Tensor, n: int) -> Tensor:
     return x[torch.randint(0, x.shape[0], (n,), device=x.device)]
 
 
+def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
+    """Squared Euclidean distances ``(N, K)`` between rows of ``a (N, d)`` and ``b (K, d)``."""
+    return (a.pow(2).sum(1, keepdim=True) - 2 * a @ b.t() + b.pow(2).sum(1)[None]).clamp(min=0)
+
+
+def _kmeans_pp(samples: Tensor, k: int) -> Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each new centre drawn with probability ~ D(x)^2."""
+    n = samples.shape[0]
+    if n <= k:
+        return _sample_rows(samples, k)
+    centres = samples.new_empty(k, samples.shape[1])
+    centres[0] = samples[torch.randint(0, n, (1,), device=samples.device)]
+    d2 = _sq_dist(samples, centres[:1])[:, 0]
+    for i in range(1, k):
+        total = d2.sum()
+        idx = torch.multinomial(d2 / total, 1) if total > 0 else torch.randint(0, n, (1,), device=samples.device)
+        centres[i] = samples[idx]
+        d2 = torch.minimum(d2, _sq_dist(samples, centres[i:i + 1])[:, 0])
+    return centres
+
+
 def kmeans(samples: Tensor, k: int, iters: int = 10) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means on ``samples (N, d)``: ``(centroids (k, d), cluster sizes (k,))``.
 
-    Centroids start at random samples; an empty cluster keeps its previous centroid.
+    Seeded by k-means++ (plain random seeds, as EnCodec's, often leave two centres in one cluster); with
+    fewer samples than ``k`` the centres are samples drawn with replacement. An empty cluster keeps its
+    previous centroid.
     """
     if samples.ndim != 2 or samples.shape[0] < 1:
         raise ConfigError(f"kmeans expects samples (N, d) with N >= 1, got {tuple(samples.shape)}")
-    means = _sample_rows(samples, k)
+    means = _kmeans_pp(samples, k)
     counts = torch.zeros(k, device=samples.device, dtype=samples.dtype)
     for _ in range(max(1, iters)):
-        dist = samples.pow(2).sum(1, keepdim=True) - 2 * samples @ means.t() + means.pow(2).sum(1)[None]
-        assign = dist.argmin(-1)
+        assign = _sq_dist(samples, means).argmin(-1)
         counts = torch.bincount(assign, minlength=k).to(samples.dtype)
         sums = torch.zeros_like(means).index_add_(0, assign, samples)
         means = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], means)
@@ -160,7 +182,9 @@ class VectorQuantizer(nn.Module):
         means, counts = kmeans(flat.float(), self.codebook_size, self.kmeans_iters)
         self.embed.data.copy_(means)
         if self.ema:
-            self.embed_avg.data.copy_(means)
+            # EMA state consistent with the means (embed = embed_avg / cluster_size); EnCodec starts embed_avg at
+            # the means instead, which shrinks the codes for the first ~1 / (1 - decay) steps
+            self.embed_avg.data.copy_(means * counts[:, None])
         self.cluster_size.data.copy_(counts)
         self.initted.data.fill_(1.0)
 

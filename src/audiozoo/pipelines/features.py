@@ -16,6 +16,7 @@ from ..dsp.kaldi import kaldi_fbank
 from ..dsp.mel import MelSpectrogram, power_to_db
 from .base import AudioInput, Pipeline, ensure_dir
 from .plots import save_image_png
+from .streaming import frames_in_chunks
 
 
 class FeaturesPipeline(Pipeline):
@@ -26,6 +27,9 @@ class FeaturesPipeline(Pipeline):
     """
 
     task = "features"
+    #: Longer inputs are analysed ``long_chunk_seconds`` at a time (the same frames, in bounded memory).
+    max_offline_seconds: float = 30.0
+    long_chunk_seconds: float = 10.0
 
     def __init__(self, sample_rate: int = 16000, n_mels: int = 80, out_dir: str | Path | None = None, **kw):
         super().__init__(**kw)
@@ -34,15 +38,24 @@ class FeaturesPipeline(Pipeline):
         self.out_dir = Path(out_dir) if out_dir is not None else None
         win, hop = int(0.025 * sample_rate), int(0.010 * sample_rate)
         n_fft = 1 << (win - 1).bit_length()
-        self.hop = hop
+        self.hop, self.win = hop, win
         self.mel = MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop, win_length=win,
                                   n_mels=n_mels, power=2.0).to(self.device)
 
     def _process(self, a: AudioInput) -> dict[str, Any]:
         wav = a.wav.to(self.device)
-        logmel = power_to_db(self.mel(wav), top_db=80.0).cpu()
-        fbank = kaldi_fbank(wav, self.sample_rate, num_mel_bins=self.n_mels).cpu() if wav.numel() >= int(
-            0.025 * self.sample_rate) else None
+
+        def fbank_of(x: torch.Tensor) -> torch.Tensor:
+            return kaldi_fbank(x, self.sample_rate, num_mel_bins=self.n_mels)
+
+        if wav.numel() > self.max_offline_seconds * self.sample_rate:  # frame by frame: equal to one pass
+            chunk = max(1, int(self.long_chunk_seconds * self.sample_rate / self.hop))
+            power = frames_in_chunks(self.mel, wav, self.hop, self.mel.n_fft, chunk)
+            fbank = frames_in_chunks(fbank_of, wav, self.hop, self.win, chunk).cpu()
+        else:
+            power = self.mel(wav)
+            fbank = fbank_of(wav).cpu() if wav.numel() >= self.win else None
+        logmel = power_to_db(power, top_db=80.0).cpu()  # top_db is relative to the whole input's maximum
         rms = float(wav.pow(2).mean().sqrt())
         result: dict[str, Any] = {
             "input": a.source,

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 
-__all__ = ["StreamingMixin", "chunk_spans"]
+__all__ = ["StreamingMixin", "chunk_spans", "frames_in_chunks"]
 
 
 def chunk_spans(total: int, chunk: int, context: int, min_window: int = 1) -> Iterator[tuple[int, int, int, int]]:
@@ -33,6 +33,29 @@ def chunk_spans(total: int, chunk: int, context: int, min_window: int = 1) -> It
         if b - a < min_window:
             a = max(0, b - min_window)
         yield s, e, a, b
+
+
+def frames_in_chunks(fn: Callable[[Tensor], Tensor], wav: Tensor, hop: int, span: int, chunk: int) -> Tensor:
+    """A frame-wise analysis ``fn: (T,) -> (..., L)`` of a long ``wav (T,)``, computed ``chunk`` frames at a time.
+
+    ``fn`` must frame shift-invariantly (frame ``j`` of a window that starts at sample ``a * hop`` is frame
+    ``a + j`` of the whole signal: centred or not, any fixed offset) with each frame's analysis window inside
+    ``span`` samples (the FFT size). Every window starts on a frame boundary with ``ceil(span / hop) + 1``
+    frames of context on each side; only the edge padding ``fn`` applies at a window's ends differs from one
+    pass, and it touches just the discarded context, so the frames equal one pass over ``wav`` while memory
+    holds one window. The last window runs to the end of ``wav``, so the frame count is ``fn``'s own.
+    """
+    if hop < 1 or span < 1 or chunk < 1:
+        raise ConfigError(f"need hop, span and chunk >= 1, got {hop}, {span}, {chunk}")
+    t, ctx = wav.shape[-1], -(-span // hop) + 1
+    parts, s = [], 0
+    while True:
+        a = max(0, s - ctx)
+        if (s + chunk + ctx) * hop >= t:
+            parts.append(fn(wav[..., a * hop:])[..., s - a:])
+            return torch.cat(parts, -1)
+        parts.append(fn(wav[..., a * hop:(s + chunk + ctx) * hop])[..., s - a:s - a + chunk])
+        s += chunk
 
 
 class StreamingMixin:

@@ -33,7 +33,7 @@ from ..errors import AudioError, ConfigError
 from ..nn.griffinlim import GriffinLimRefiner, GriffinLimVocoder
 from ..resolve import resolve_model
 from .base import Pipeline
-from .streaming import StreamingMixin
+from .streaming import StreamingMixin, frames_in_chunks
 
 __all__ = ["DEFAULT_VOCODER", "GriffinLimRefiner", "GriffinLimVocoder", "VocodePipeline", "default_vocoder",
            "receptive_field_frames"]
@@ -147,29 +147,20 @@ class VocodePipeline(StreamingMixin, Pipeline):
     def mel_of(self, wav: Tensor) -> Tensor:
         """Log-mel ``(n_mels, L)`` of a waveform ``(T,)`` at :attr:`sample_rate` by the model's front-end.
 
-        Inputs longer than :attr:`max_offline_seconds` are cut into windows of ``long_chunk_seconds`` that start
-        on a frame boundary, with ``ceil(n_fft / hop) + 1`` frames of context on each side, which covers every
-        frame's analysis window: the same frames as one pass (the front-end's edge padding only touches the
-        discarded context), in bounded memory.
+        Inputs longer than :attr:`max_offline_seconds` are analysed ``long_chunk_seconds`` at a time
+        (:func:`~audiozoo.pipelines.streaming.frames_in_chunks`): the same frames as one pass, in bounded memory.
         """
         fe, hop = self.model.frontend, self.hop_length
         n_fft = getattr(fe, "n_fft", None)
-        t = wav.shape[-1]
-        chunk = max(1, int(self.long_chunk_seconds * self.sample_rate / hop))
+
+        def mel(x: Tensor) -> Tensor:
+            return fe(x.to(self.device).float().unsqueeze(0))[0][0]
+
         with torch.no_grad():
-            if n_fft is None or t <= self.max_offline_seconds * self.sample_rate:
-                return fe(wav.to(self.device).float().unsqueeze(0))[0][0]
-            ctx = -(-int(n_fft) // hop) + 1
-            parts, s = [], 0
-            while True:
-                a = max(0, s - ctx)
-                last = (s + chunk + ctx) * hop >= t
-                seg = wav[a * hop:] if last else wav[a * hop:(s + chunk + ctx) * hop]
-                mel = fe(seg.to(self.device).float().unsqueeze(0))[0][0]
-                parts.append(mel[:, s - a:] if last else mel[:, s - a:s - a + chunk])
-                if last:
-                    return torch.cat(parts, -1)
-                s += chunk
+            if n_fft is None or wav.shape[-1] <= self.max_offline_seconds * self.sample_rate:
+                return mel(wav)
+            chunk = max(1, int(self.long_chunk_seconds * self.sample_rate / hop))
+            return frames_in_chunks(mel, wav, hop, int(n_fft), chunk)
 
     def _as_mel(self, x: Any, index: int) -> tuple[Tensor, str] | None:
         if isinstance(x, (str, os.PathLike)) and str(x).endswith(".npy"):

@@ -39,3 +39,13 @@ __all__ = [
     "TextFrontendConfig", "Tokenizer", "character_symbols", "clean_text", "espeak_available", "normalize",
     "normalize_english", "pad_ids", "phoneme_languages", "phoneme_symbols", "phonemize",
 ]
+
+
+def __getattr__(name: str):
+    # The frozen MiniLM sentence encoder (audiozoo.text.encoder, issue #12) reads pinned weights through
+    # audiozoo.hub, so it is imported on first use and stays out of the front end's import graph.
+    if name == "TextEncoder":
+        import importlib
+
+        return importlib.import_module(".encoder", __name__).TextEncoder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,10 +14,20 @@ from .logger import read_metrics
 from .optim import build_optimizer, build_scheduler
 from .recipe import add_cli, evaluate_from_recipe, load_recipe, train_from_recipe, validate_recipe
 from .rng import seed_everything
-from .tasks import TASKS, ClassificationTask, GANTask, Task, get_task_class
+from .tasks import (
+    TASKS,
+    AutoencoderTask,
+    ClassificationTask,
+    DistillationTask,
+    GANTask,
+    Task,
+    get_task_class,
+    register_task,
+)
 
 __all__ = [
-    "EMA", "TASKS", "ClassificationTask", "GANTask", "Task", "TrainState", "Trainer", "add_cli",
+    "EMA", "TASKS", "AutoencoderTask", "ClassificationTask", "DistillationTask", "GANTask", "Task", "TrainState",
+    "Trainer", "add_cli", "register_task",
     "build_optimizer", "build_scheduler", "evaluate_from_recipe", "export_pretrained", "get_task_class", "load_recipe",
     "read_checkpoint", "read_metrics", "run_validation", "seed_everything", "train_from_recipe",
     "validate_recipe", "write_checkpoint",

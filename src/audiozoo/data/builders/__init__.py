@@ -21,6 +21,7 @@ from .base import Builder, Context, Option, Task, shared_data_root
 from .fsdd import FSDDBuilder
 from .mixtures import MixturesBuilder
 from .music_render import MusicRenderBuilder
+from .piper_speech import PiperSpeechBuilder
 from .sonic_pi import SonicPiBuilder
 from .speech_synth import SpeechSynthBuilder
 from .yesno import YesNoBuilder
@@ -29,7 +30,7 @@ BUILDERS: dict[str, Builder] = {
     b.name: b
     for b in (
         FSDDBuilder(), YesNoBuilder(), SpeechSynthBuilder(), MusicRenderBuilder(), MixturesBuilder(),
-        SonicPiBuilder(),
+        SonicPiBuilder(), PiperSpeechBuilder(),
     )
 }
 

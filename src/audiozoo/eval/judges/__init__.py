@@ -1,7 +1,7 @@
 """Real, pretrained judges for generated audio and text (issue #12), each from a pinned PyPI wheel.
 
 - :mod:`.asr`: intelligibility — Whisper tiny.en transcripts, WER/CER after Whisper's English normaliser.
-- :mod:`.dnsmos`: DNSMOS P.835 (SIG/BAK/OVRL) and P.808 no-reference speech quality.
+- :mod:`.mos`: DNSMOS P.835 (SIG/BAK/OVRL) and P.808 no-reference speech quality.
 - :mod:`.f0`: CREPE F0, F0 RMSE and voicing error between two signals.
 - :mod:`.text`: text-text and caption similarity with all-MiniLM-L6-v2 (a stand-in for FENSE's SBERT).
 - :mod:`.frechet`: Fréchet distance between embedding sets, naming the embedding.
@@ -13,10 +13,10 @@ Importing this package loads no model: each judge loads its weights on first use
 """
 
 from .asr import WhisperJudge, intelligibility, transcribe, whisper_cer, whisper_normalize, whisper_wer
-from .dnsmos import DNSMOS, dnsmos
 from .f0 import CREPE, crepe_f0_distance, f0_crepe
 from .files import JUDGE_FILES, PinnedFile, judge_file
 from .frechet import frechet_distance
+from .mos import DNSMOS, dnsmos
 from .text import caption_similarity, text_embeddings, text_similarity
 
 __all__ = [

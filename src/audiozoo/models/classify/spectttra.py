@@ -48,6 +48,7 @@ from ...config import build_config
 from ...dsp import FeatureExtractor, MelSpectrogram, power_to_db, stft_lengths
 from ...errors import AudioError, ConfigError
 from ...nn import TransformerEncoder
+from ...nn.embeddings import sinusoidal_positions
 from ...registry import register_model
 from ..contracts import ClassifierModel
 
@@ -164,12 +165,7 @@ class Tokenizer1D(nn.Module):
             self.pos_embed = nn.Parameter(torch.randn(1, n_clips, dim) * 0.02)
         else:
             # Transformer sinusoids (sin on even, cos on odd channels), as the official SinusoidPositionalEncoding.
-            pos = torch.arange(n_clips, dtype=torch.float32)[:, None]
-            div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-            pe = torch.zeros(n_clips, dim)
-            pe[:, 0::2] = torch.sin(pos * div)
-            pe[:, 1::2] = torch.cos(pos * div)[:, : dim // 2]
-            self.register_buffer("pos_embed", pe[None], persistent=False)
+            self.register_buffer("pos_embed", sinusoidal_positions(n_clips, dim)[None], persistent=False)
         self.norm_pre = nn.LayerNorm(dim, eps=1e-6) if pre_norm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:

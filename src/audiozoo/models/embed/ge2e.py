@@ -309,10 +309,13 @@ _TINY = dict(hidden_size=8, num_layers=2, embed_dim=8, partial_frames=20, partia
     verified="APU", tiny=_TINY, official_repo="https://github.com/resemble-ai/Resemblyzer", license="Apache-2.0",
     converter=checkpoint_filter_fn,
     weights={"resemblyzer": WeightSet(
-        "the SV2TTS/RTVC encoder released in resemblyzer 0.1.4 (LibriSpeech + VoxCeleb 1/2, step 1,564,501), read "
-        "from the pinned wheel with torch.load(weights_only=True); same embeddings as resemblyzer's VoiceEncoder "
-        "(docs/models/ge2e.md)", source="package", location=RESEMBLYZER_LOCATION, sha256=RESEMBLYZER_SHA256,
-        loader=load_resemblyzer, license="Apache-2.0")},
+        "the Real-Time-Voice-Cloning (SV2TTS) encoder released in resemblyzer 0.1.4 (step 1,564,501), read from "
+        "the pinned wheel with torch.load(weights_only=True); same embeddings as resemblyzer's VoiceEncoder "
+        "(max diff 4e-7); FSDD 5-digit EER 2.3 % (docs/models/ge2e.md)", source="package",
+        location=RESEMBLYZER_LOCATION, sha256=RESEMBLYZER_SHA256,
+        loader=load_resemblyzer, license="Apache-2.0",
+        metrics={"held_out": "FSDD, 5 speakers x 10 utterances of 5 digits (recipes/embed/ge2e_eer.py)",
+                 "eer": 0.023, "nn_accuracy": 1.0})},
 )
 def ge2e_speaker_encoder(**overrides: Any) -> GE2ESpeakerEncoder:
     """The 256-cell GE2E encoder of resemblyzer / Real-Time-Voice-Cloning; real weights:

@@ -8,6 +8,7 @@ and the others as systems need them. The common names are re-exported here.
 
 from __future__ import annotations
 
+from . import diffusion, flow_matching, quantize  # noqa: F401  (generative losses, used as modules)
 from .adversarial import ADVERSARIAL, discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from .bce import weighted_bce
 from .kl import gaussian_kl, rave_kl, soft_label_kl

@@ -19,8 +19,9 @@ leaves the running statistics near their initial values (the MobileNetV3 student
 constant: CCC 0.0). ``trim_padding`` drops the frames past each batch's longest clip before the student (they are
 masked anyway; with length bucketing it halves the cost on short clips).
 
-Validation reports ``loss``, ``ccc`` (mean over outputs), ``mse``, ``agreement`` (student's argmax = teacher's), and
-``accuracy`` / ``macro_f1`` against labels when batches have them. Monitored: ``ccc`` (``agreement`` for ``kl``).
+Validation reports ``loss``, ``ccc`` and ``pearson`` (means over outputs), ``mse``, ``agreement`` (student's argmax =
+teacher's), and ``accuracy`` / ``macro_f1`` against labels when batches have them. Monitored: ``ccc``
+(``agreement`` for ``kl``).
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ class DistillationTask(Task):
         self._accumulate({"mse": F.mse_loss(pred, target)}, batch_size(batch))
 
     def validation_end(self) -> dict[str, float]:
-        from ...eval.regression import ccc
+        from ...eval.regression import ccc, pearson
 
         metrics = super().validation_end()
         if not self._pred:
@@ -196,6 +197,10 @@ class DistillationTask(Task):
         pred, target = torch.cat(self._pred), torch.cat(self._target)
         metrics["loss"] = float(self.distill_loss(pred, target)) if pred.shape[0] > 1 else float("nan")
         metrics["ccc"] = float(ccc(pred, target)) if pred.shape[0] > 1 else float("nan")
+        try:
+            metrics["pearson"] = float(pearson(pred, target))
+        except DataError:  # a constant output column (e.g. stale BatchNorm statistics) has no correlation
+            metrics["pearson"] = float("nan")
         metrics["agreement"] = float((pred.argmax(-1) == target.argmax(-1)).double().mean())
         if self._labels and len(self._labels) == len(self._pred):
             metrics.update(label_metrics(pred, torch.cat(self._labels)))
