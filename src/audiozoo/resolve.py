@@ -95,17 +95,19 @@ def _family_of(model: nn.Module) -> str:
     return fam
 
 
-def _check_family(model: nn.Module, family: str | Sequence[str] | None, spec: Any) -> None:
+def _check_family(model: nn.Module | str, family: str | Sequence[str] | None, spec: Any) -> None:
+    """``model``: a module or a family name."""
     if family is None:
         return
     allowed = (family,) if isinstance(family, str) else tuple(family)
-    fam = _family_of(model)
+    fam = model if isinstance(model, str) else _family_of(model)
     if fam not in allowed:
         raise ConfigError(f"{spec!r} is a {fam or type(model).__name__} model; this needs "
                           f"{' or '.join(allowed)} (see `audiozoo list {allowed[0]}`)")
 
 
-def _resolve_one(spec: Any, *, trained: bool, arch: str | None) -> nn.Module:
+def _resolve_one(spec: Any, *, trained: bool, arch: str | None, family: str | Sequence[str] | None = None
+                 ) -> nn.Module:
     if isinstance(spec, nn.Module):
         return spec
     if not isinstance(spec, (str, os.PathLike)):
@@ -136,6 +138,7 @@ def _resolve_one(spec: Any, *, trained: bool, arch: str | None) -> nn.Module:
         raise ModelNotFoundError(f"no such checkpoint file or folder: {s}")
     base, _, tag = s.partition(".")
     info = model_info(base)  # raises ModelNotFoundError with suggestions
+    _check_family(info.family, family, s)  # before building anything
     if not tag and trained:
         sets = [f"{base}.{t}" for t in info.weights]
         if len(sets) == 1:  # the one weight set of the architecture (e.g. basic_pitch_nmp.icassp_2022)
@@ -160,7 +163,7 @@ def resolve_model(spec: Any, family: str | Sequence[str] | None = None, *, train
     parts = split_spec(spec) if isinstance(spec, str) else [spec]
     if not parts:
         raise ConfigError("empty model spec")
-    model = _resolve_one(parts[0], trained=trained, arch=arch)
+    model = _resolve_one(parts[0], trained=trained, arch=arch, family=family)
     _check_family(model, family, parts[0])
     for part in parts[1:]:
         m = _BUILTIN_RE.match(part)

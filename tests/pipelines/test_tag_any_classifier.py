@@ -18,7 +18,7 @@ from audiozoo.hub import save_pretrained
 SR = 32000
 
 
-def _clip(kind: str, rng: np.random.Generator, seconds: float = 0.7) -> np.ndarray:
+def _clip(kind: str, rng: np.random.Generator, seconds: float = 0.6) -> np.ndarray:
     t = np.arange(int(seconds * SR)) / SR
     if kind == "tone":
         x = np.sin(2 * np.pi * rng.uniform(300, 900) * t)

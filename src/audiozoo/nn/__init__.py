@@ -51,7 +51,7 @@ from .transformer import (
     fuse_for_inference,
     vit_head,
 )
-from .vocoder import HiFiGANTrunk, VocoderMel
+from .vocoder import HiFiGANTrunk
 from .weight_norm import apply_spectral_norm, apply_weight_norm, convert_legacy_weight_norm_keys, remove_weight_norm
 
 __all__ = [
@@ -63,7 +63,7 @@ __all__ = [
     "BottleneckAdapter", "CausalConv1d", "ChannelLayerNorm", "ConvBlock2d", "ConvNormAct", "DropPath",
     "FusedTransformerBlock", "HiFiGANTrunk", "LoRALinear", "MRF", "Mlp", "MultiHeadAttention",
     "MultiPeriodDiscriminator", "MultiScaleDiscriminator", "PatchEmbed", "PrefixTuning", "PromptedEncoder",
-    "ResBlock1", "ResBlock2", "TransformerBlock", "TransformerEncoder", "VocoderMel", "add_bottleneck_adapters",
+    "ResBlock1", "ResBlock2", "TransformerBlock", "TransformerEncoder", "add_bottleneck_adapters",
     "add_lora", "add_prefix_tuning", "add_prompt_tuning", "apply_spectral_norm", "apply_weight_norm",
     "convert_legacy_weight_norm_keys", "count_trainable", "fuse_for_inference", "get_padding",
     "mark_only_adapters_trainable", "remove_weight_norm", "resample_pos_embed", "vit_head",

@@ -21,12 +21,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from ..dsp.mel import VocoderMel  # noqa: F401 - moved to dsp (a FeatureExtractor); re-exported for old imports
 from ..errors import ConfigError
 from .resblocks import LRELU_SLOPE, MRF
 from .weight_norm import remove_weight_norm
 
-__all__ = ["HiFiGANTrunk", "VocoderMel", "official_to_trunk_keys", "trunk_to_official_keys"]
+__all__ = ["HiFiGANTrunk", "official_to_trunk_keys", "trunk_to_official_keys"]
 
 
 class HiFiGANTrunk(nn.Module):

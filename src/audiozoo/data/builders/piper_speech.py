@@ -157,6 +157,24 @@ def _patch_graph(model: Any) -> Any:
     return model
 
 
+def phonemes_to_ids(phonemes: str, id_map: dict[str, list[int]]) -> tuple[list[int], str]:
+    """Piper's ids of one sentence's phoneme string: ``^ _ p1 _ p2 _ ... pn _ $`` over NFD code points.
+
+    Returns ``(ids, used)`` where ``used`` is the phoneme string without symbols missing from ``id_map``
+    (Piper skips them with a warning; so does this, logging them).
+    """
+    ids = [*id_map[BOS], *id_map[PAD]]
+    used = []
+    for ch in unicodedata.normalize("NFD", phonemes):
+        if ch not in id_map:
+            log.warning("piper-speech: symbol %r is not in the voice's phoneme_id_map; skipped", ch)
+            continue
+        used.append(ch)
+        ids += [*id_map[ch], *id_map[PAD]]
+    ids += id_map[EOS]
+    return ids, "".join(used)
+
+
 class PiperVoice:
     """A Piper VITS voice run with onnxruntime (one thread), deterministic noise and duration output.
 
@@ -190,21 +208,8 @@ class PiperVoice:
         self._lock = threading.Lock()
 
     def phonemes_to_ids(self, phonemes: str) -> tuple[list[int], str]:
-        """Piper's ids of one sentence's phoneme string: ``^ _ p1 _ ... pn _ $``.
-
-        Returns ``(ids, used)`` where ``used`` is the phoneme string without symbols the voice does not know
-        (Piper skips them with a warning; so does this, logging them).
-        """
-        ids = [*self.id_map[BOS], *self.id_map[PAD]]
-        used = []
-        for ch in unicodedata.normalize("NFD", phonemes):
-            if ch not in self.id_map:
-                log.warning("piper-speech: symbol %r is not in the voice's phoneme_id_map; skipped", ch)
-                continue
-            used.append(ch)
-            ids += [*self.id_map[ch], *self.id_map[PAD]]
-        ids += self.id_map[EOS]
-        return ids, "".join(used)
+        """Piper's ids of one sentence's phoneme string (see :func:`phonemes_to_ids`)."""
+        return phonemes_to_ids(phonemes, self.id_map)
 
     def synthesize_ids(
         self, ids: Sequence[int], seed: int | np.random.SeedSequence = 0, noise_scale: float | None = None,
@@ -467,4 +472,4 @@ class PiperSpeechBuilder(Builder):
 
 
 __all__ = ["PiperSpeechBuilder", "PiperVoice", "VOICE_FILES", "heldout_sentences", "load_voice",
-           "piper_sentences", "sentence_split", "voice_files"]
+           "phonemes_to_ids", "piper_sentences", "sentence_split", "voice_files"]
