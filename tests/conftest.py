@@ -11,6 +11,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per xdist worker: `-n auto` already uses every core; more threads oversubscribe them
+    torch.set_num_threads(1)
+
 
 def shared_data_dir() -> Path | None:
     env = os.environ.get("AUDIOZOO_SHARED_DATA")
