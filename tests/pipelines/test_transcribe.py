@@ -14,20 +14,20 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiozoo.dsp.io import load_audio, resample
-from audiozoo.errors import ConfigError
-from audiozoo.pipelines.transcribe import (
-    CSV_COLUMNS,
+from audiozoo.data.midi import NOTE_CSV_COLUMNS as CSV_COLUMNS
+from audiozoo.data.midi import notes_to_midi_bytes
+from audiozoo.data.notes import (
     HOP_SAMPLES,
     OVERLAP_SAMPLES,
     WINDOW_SAMPLES,
-    TranscriptionPipeline,
     min_note_frames,
     model_output_to_notes,
-    notes_to_midi_bytes,
     unwrap_output,
     window_audio,
 )
+from audiozoo.dsp.io import load_audio, resample
+from audiozoo.errors import ConfigError
+from audiozoo.pipelines.transcribe import TranscriptionPipeline
 from audiozoo.resolve import resolve_model
 
 CLIP = "librosa/sorohanro_-_solo-trumpet-06.ogg"

@@ -14,7 +14,8 @@ from audiozoo.errors import ConfigError, DataError, MissingDependencyError
 
 
 def test_registry():
-    assert set(BUILDERS) == {"fsdd", "yesno", "speech-synth", "music-render", "mixtures", "sonic-pi"}
+    assert set(BUILDERS) == {"fsdd", "yesno", "speech-synth", "music-render", "mixtures", "sonic-pi",
+                             "piper-speech"}
     for name, b in BUILDERS.items():
         assert b.name == name and b.description and b.license
     with pytest.raises(ConfigError, match="unknown corpus builder"):
