@@ -6,7 +6,8 @@ signal (harmonic glides with syllable-rate amplitude modulation, noise bursts, a
 resident set size comes from ``os.wait4`` (``ru_maxrss`` of that child alone) and its wall time from the
 parent. A child that only imports audiozoo and torch gives the fixed baseline. ``growth_mb_per_min`` is the
 slope of peak RSS between the shortest and the longest file: a verb whose memory is bounded has a slope near
-0; one that holds the whole recording (or its features) in memory grows linearly.
+0; one that holds the whole recording (or its features) in memory grows linearly. ``vocode`` uses
+``--vocoder`` (default APNet-FreeV, fast; the CLI's default HiFi-GAN V1 runs ~1.5x real time on one core).
 
     python benchmarks/long_input_memory.py --minutes 1 10 --out benchmarks/results/long_input_memory.json
 """
@@ -68,12 +69,12 @@ def run_child(args: list[str], code: str = RUN) -> dict:
             **({"error": tail[0]} if proc.returncode and tail else {})}
 
 
-def verbs(wav: Path, out: Path) -> dict[str, list[str]]:
+def verbs(wav: Path, out: Path, vocoder: str | None) -> dict[str, list[str]]:
     return {
         "features": ["features", str(wav), "-o", str(out / "features")],
         "tag": ["tag", str(wav), "-m", "ast_tiny.fsdd_digits"],
         "transcribe": ["transcribe", str(wav), "-o", str(out / "transcribe")],
-        "vocode": ["vocode", str(wav), "-o", str(out / "vocode.wav")],
+        "vocode": ["vocode", str(wav), "-o", str(out / "vocode.wav"), *(["-m", vocoder] if vocoder else [])],
         "upsample": ["upsample", str(wav), "-o", str(out / "upsample.wav")],
     }
 
@@ -82,13 +83,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0])
     ap.add_argument("--verbs", nargs="+", default=None, help="subset of: features tag transcribe vocode upsample")
+    ap.add_argument("--vocoder", default="apnet.freev_speech16k",
+                    help="vocode model ('' for the CLI default, HiFi-GAN V1: ~1.5x real time on one core here)")
     ap.add_argument("--out", default="benchmarks/results/long_input_memory.json")
     args = ap.parse_args()
 
     results: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                                  "torch": torch.__version__, "python": platform.python_version(),
                                  "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
-                     "sample_rate": SR, "baseline": run_child([], BASELINE), "runs": {}}
+                     "sample_rate": SR, "vocoder": args.vocoder or "CLI default",
+                     "baseline": run_child([], BASELINE), "runs": {}}
     print(f"baseline (import only): {results['baseline']['peak_rss_mb']} MB", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in sorted(args.minutes):
@@ -96,7 +100,7 @@ def main() -> None:
             synth(wav, minutes)
             out = Path(tmp) / f"out_{minutes:g}"
             runs = results["runs"].setdefault(f"{minutes:g}", {})
-            for verb, argv in verbs(wav, out).items():
+            for verb, argv in verbs(wav, out, args.vocoder or None).items():
                 if args.verbs and verb not in args.verbs:
                     continue
                 runs[verb] = r = run_child(argv)

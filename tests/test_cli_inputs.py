@@ -1,11 +1,11 @@
 """Every CLI verb on inputs that break things (issue #11, deliverable 11).
 
-Each verb (``features``, ``tag``, ``transcribe``, ``vocode`` with Griffin-Lim and with APNet, ``upsample`` with
-sinc and with HiFi-SR) gets an empty file, a truncated WAV, a text file named .wav, a WAV holding a NaN, a
-3-sample WAV, a silent WAV and a 48 kHz stereo WAV, through ``audiozoo.cli.main`` in-process. Each either
-works correctly (exit 0, and the output is checked) or exits with status 2 and an ``audiozoo: error:`` line
-naming the problem; any other exception escapes ``main`` and fails the test. Models: the shipped weight sets
-and basic-pitch's real weights, the cheapest the CLI allows.
+Each verb (``features``, ``tag``, ``transcribe``, ``vocode`` with its default vocoder and with APNet,
+``upsample`` with sinc and with HiFi-SR) gets an empty file, a truncated WAV, a text file named .wav, a WAV
+holding a NaN, a 3-sample WAV, a silent WAV and a 48 kHz stereo WAV, through ``audiozoo.cli.main``
+in-process. Each either works correctly (exit 0, and the output is checked) or exits with status 2 and an
+``audiozoo: error:`` line naming the problem; any other exception escapes ``main`` and fails the test.
+Models: the shipped weight sets and basic-pitch's real weights, the cheapest the CLI allows.
 """
 
 from __future__ import annotations
@@ -181,3 +181,60 @@ def csv_rows(path: Path):
 
     with open(path, newline="") as fh:
         yield from csv.DictReader(fh)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the classifier's answer to silence and to too-short clips (docs/decisions.md), and long inputs in chunks
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_tag_silence_and_minimum_duration_rules():
+    import audiozoo
+    from audiozoo.errors import AudioError
+
+    tagger = audiozoo.pipeline("audio-classification", model="ast_tiny.fsdd_digits", top_k=2)
+    x = np.zeros(4 * SR, dtype=np.float32)
+    x[: SR // 2] = _tone(SR // 2, SR, 300.0)
+    res = tagger({"array": x, "sampling_rate": SR})
+    segs = res["segments"]
+    assert res["silence"] is False and len(res["labels"]) == 2
+    # windows holding only the silent tail get no label, and no weight in the overall scores
+    assert [bool(s.get("silence")) for s in segs] == [s["start_s"] >= 0.5 for s in segs]
+    assert res["labels"][0] == segs[0]["top"][0]  # the one window with sound decides alone
+    # -60 dBFS peak is the threshold (a -59 dBFS tone is sound, a -61 dBFS one is silence)
+    for dbfs, silent in ((-59.0, False), (-61.0, True)):
+        y = _tone(SR, SR, 300.0, amp=10 ** (dbfs / 20))
+        assert tagger({"array": y, "sampling_rate": SR})["silence"] is silent
+    tagger.silence_dbfs = None  # turned off: a label again, however meaningless
+    assert len(tagger({"array": np.zeros(SR, np.float32), "sampling_rate": SR})["labels"]) == 2
+    # 0.1 s is the shortest clip tagged
+    assert tagger({"array": _tone(SR // 10, SR, 300.0), "sampling_rate": SR})["labels"]
+    with pytest.raises(AudioError, match=r"1599 samples \(99\.9 ms\) is too short to classify; need at least 1600"):
+        tagger({"array": _tone(SR // 10 - 1, SR, 300.0), "sampling_rate": SR})
+
+
+def test_long_inputs_are_analysed_in_chunks_equal_to_one_pass():
+    import torch
+
+    import audiozoo
+    from audiozoo.pipelines.features import FeaturesPipeline
+
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(int(2.3 * SR)) + _tone(int(2.3 * SR), SR, 300.0)).astype(np.float32)
+    item = {"array": x, "sampling_rate": SR}
+    chunked, whole = FeaturesPipeline(), FeaturesPipeline()
+    chunked.max_offline_seconds, chunked.long_chunk_seconds = 0.5, 0.37  # 37 frames per window
+    whole.max_offline_seconds = 1e9
+    assert chunked(item) == whole(item)  # every statistic and shape, to the last digit
+
+    voc = audiozoo.pipeline("vocode", model="apnet.freev_speech16k")
+    off = voc(item)
+    voc.max_offline_seconds, voc.long_chunk_seconds = 0.5, 0.37
+    streamed = voc(item)
+    assert off["chunk_frames"] is None and streamed["chunk_frames"] == int(0.37 * SR / voc.hop_length)
+    wav = torch.from_numpy(x)
+    with torch.no_grad():
+        one_pass = voc.model.frontend(wav[None])[0][0]
+    assert torch.equal(voc.mel_of(wav), one_pass)
+    assert off["audio"].shape == streamed["audio"].shape
+    torch.testing.assert_close(streamed["audio"], off["audio"], rtol=0, atol=1e-5)

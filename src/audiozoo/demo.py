@@ -214,7 +214,9 @@ def _demo_vocode(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any
     base = {k: v for k, v in dists.items() if k != model}
     add_row(summary, "vocode", model, Path(speech[0]["path"]).name, str(path),
             f"MR-STFT dist {dists[model]:.3f}",
-            ", ".join(f"{k} {v:.3f}" for k, v in base.items()) or "none (no trained vocoder shipped)")
+            ", ".join(f"{k} {v:.3f}" for k, v in base.items())
+            or ("none (the same-mel Griffin-Lim baseline failed: see notes)" if models
+                else "none (no trained vocoder shipped)"))
     report.append(f"vocode {Path(speech[0]['path']).name} with {model}{how} -> {path}; MR-STFT distance to the "
                   "original " + ", ".join(f"{k} {v:.3f}" for k, v in dists.items()))
 

@@ -139,6 +139,7 @@ def test_frontend_matches_jik876_meldataset_recipe():
 
 
 @pytest.mark.parity
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")  # jik876's code
 @pytest.mark.parametrize("tag", TAGS)
 def test_same_mel_same_waveform_as_jik876_generator(tag, jik876, wheel_config, real_mel):
     """Level P: the audiozoo model of ``hifigan_v1.<tag>`` vs the jik876 ``Generator`` with the same checkpoint,

@@ -79,3 +79,23 @@ def test_pretrains_fits_then_classifies_and_resumes_across_the_switch(tmp_path) 
     # measured: validation accuracy 1.0 after 3 classifier epochs (chance 0.5; 0.5 before them)
     assert trainer.last_metrics["accuracy"] >= 0.9, trainer.last_metrics
     assert (tmp_path / "run" / "best").is_dir()
+
+
+def test_frozen_embedding_cache_gives_the_full_forward() -> None:
+    model = _model()
+    task = AutoencoderTask(pretrain_epochs=0)
+    task.models, task.trainer = {"model": model}, type("T", (), {"state": type("S", (), {"epoch": 0})()})()
+    model.eval()
+    ds = Tones(8, 2)
+    batch = {"audio": ds.audio, "lengths": torch.full((8,), 4000), "label": ds.labels,
+             "audio_filepath": [f"clip{i}.wav" for i in range(8)], "crop_start": [0] * 8}
+    _, want, _ = task.classification({k: v for k, v in batch.items() if k not in ("audio_filepath", "crop_start")})
+    _, first, _ = task.classification(batch)
+    assert len(task._cache) == 8
+    with torch.no_grad():
+        model.autoencoders["slice"].fc1.weight.add_(1.0)  # a cached embedding no longer depends on the encoders
+    _, again, _ = task.classification(batch)
+    torch.testing.assert_close(first, want) and torch.testing.assert_close(again, want)
+    task.cache_embeddings = False
+    _, fresh, _ = task.classification(batch)
+    assert not torch.allclose(fresh, want)

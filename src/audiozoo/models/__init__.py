@@ -1,3 +1,3 @@
 """Model zoo. Importing this package registers every model (one file per paper, by family)."""
 
-from . import classify, codec, embed, enhance, transcribe, vocoder  # noqa: F401
+from . import classify, codec, embed, enhance, separate, transcribe, vocoder  # noqa: F401

@@ -171,6 +171,10 @@ class VocoderModel(AudioModel):
 
     family = "vocoder"
     required_attributes = ("config", "sample_rate", "hop_length", "n_mels", "frontend")
+    #: peak level of the audio the vocoder was trained on (``None``: not normalised). Pipelines that vocode
+    #: a waveform through its mel scale it to this peak first and undo the gain after (copy-synthesis at the
+    #: level of the training data; jik876's HiFi-GAN data loader normalises every clip to 0.95).
+    input_peak: float | None = None
 
     def output_length(self, frames: Tensor | int) -> Tensor | int:
         """Samples produced for ``frames`` mel frames (``frames * hop_length`` unless a model says otherwise)."""

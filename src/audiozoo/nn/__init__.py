@@ -40,6 +40,7 @@ from .quantize import FSQ, ResidualVQ, VectorQuantizer, VQOutput
 from .resblocks import MRF, ResBlock1, ResBlock2
 from .rope import RotaryEmbedding, apply_rotary, rope_cos_sin, rope_inv_freq, rotate_half, rotate_interleaved
 from .samplers import FlowMatchingBatch, ode_solve, time_grid
+from .tcn import ChannelwiseLayerNorm, GlobalLayerNorm, TCNBlock, TemporalConvNet, sequence_norm
 from .transformer import (
     DropPath,
     FusedTransformerBlock,
@@ -79,3 +80,5 @@ __all__ += [
 ]
 # generic blocks moved out of HiFi-SR (issue #11)
 __all__ += ["MossFormer2Encoder", "Snake1d"]
+# Conv-TasNet's temporal convolutional network (issue #15)
+__all__ += ["ChannelwiseLayerNorm", "GlobalLayerNorm", "TCNBlock", "TemporalConvNet", "sequence_norm"]

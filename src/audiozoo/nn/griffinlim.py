@@ -99,6 +99,7 @@ class GriffinLimRefiner(nn.Module):
         self.vocoder, self.n_iter, self.init, self.seed = vocoder, int(n_iter), init, int(seed)
         self.frontend = vocoder.frontend
         self.sample_rate, self.hop_length, self.n_mels = vocoder.sample_rate, vocoder.hop_length, vocoder.n_mels
+        self.input_peak = getattr(vocoder, "input_peak", None)
 
     def forward(self, mel: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(B, n_mels, L)`` log-mel -> ``(wav (B, (L - 1) hop), lengths (B,))``."""

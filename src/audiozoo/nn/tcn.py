@@ -9,7 +9,8 @@ Separation", IEEE/ACM TASLP 27(8), 2019, arXiv:1809.07454, Section II-C and Fig.
   channel. :class:`ChannelwiseLayerNorm` (cLN, eq. 14-15): over channels only, per frame (causal);
   :func:`sequence_norm` picks one by name (``"gLN"``, ``"cLN"``, ``"BN"``, ``"none"``).
 - :class:`TCNBlock` (Fig. 1C): ``1x1 conv -> PReLU -> norm -> dilated depthwise conv -> PReLU -> norm`` then a
-  ``1x1`` residual output and, optionally, a ``1x1`` skip-connection output.
+  ``1x1`` residual output (absent in the last block of a skip-path TCN, where it is unused) and, optionally, a
+  ``1x1`` skip-connection output.
 - :class:`TemporalConvNet` (Fig. 1B): input norm -> ``1x1`` bottleneck -> ``R`` repeats of ``X`` blocks with
   dilations ``1, 2, ..., 2^(X-1)`` -> (PReLU) -> ``1x1`` conv to ``S * N`` mask channels -> mask nonlinearity.
   The masks come from the sum of the skip outputs (the paper) or, with ``skip_chan=0``, from the residual
@@ -98,7 +99,7 @@ class TCNBlock(nn.Module):
     """
 
     def __init__(self, in_chan: int, hid_chan: int, skip_chan: int, kernel_size: int, dilation: int,
-                 norm: str = "gLN", causal: bool = False, bias: bool = True):
+                 norm: str = "gLN", causal: bool = False, bias: bool = True, residual: bool = True):
         super().__init__()
         self.causal = bool(causal)
         self.padding = (kernel_size - 1) * dilation if causal else (kernel_size - 1) * dilation // 2
@@ -109,16 +110,17 @@ class TCNBlock(nn.Module):
                                     groups=hid_chan, bias=bias)
         self.act2 = nn.PReLU()
         self.norm2 = sequence_norm(norm, hid_chan)
-        self.res_conv = nn.Conv1d(hid_chan, in_chan, 1, bias=bias)
+        self.res_conv = nn.Conv1d(hid_chan, in_chan, 1, bias=bias) if residual else None
         self.skip_conv = nn.Conv1d(hid_chan, skip_chan, 1, bias=bias) if skip_chan else None
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor) -> tuple[Tensor | None, Tensor | None]:
         h = self.norm1(self.act1(self.in_conv(x)))
         h = self.depth_conv(h)
         if self.causal and self.padding:
             h = h[..., : -self.padding]
         h = self.norm2(self.act2(h))
-        return self.res_conv(h), (self.skip_conv(h) if self.skip_conv is not None else None)
+        res = self.res_conv(h) if self.res_conv is not None else None
+        return res, (self.skip_conv(h) if self.skip_conv is not None else None)
 
 
 class TemporalConvNet(nn.Module):
@@ -149,9 +151,13 @@ class TemporalConvNet(nn.Module):
         self.skip_chan, self.mask_act = int(skip_chan), mask_act
         self.norm = sequence_norm(input_norm or norm, in_chan)
         self.bottleneck = nn.Conv1d(in_chan, bn_chan, 1, bias=bias)
+        # with a skip path the last block's residual output is never used: it has no residual conv (asteroid
+        # keeps one that gets no gradient; its converter drops it)
+        n = num_repeats * num_blocks
         self.blocks = nn.ModuleList(
-            TCNBlock(bn_chan, hid_chan, skip_chan, kernel_size, 2 ** x, norm=norm, causal=causal, bias=bias)
-            for _ in range(num_repeats) for x in range(num_blocks))
+            TCNBlock(bn_chan, hid_chan, skip_chan, kernel_size, 2 ** (i % num_blocks), norm=norm, causal=causal,
+                     bias=bias, residual=not (skip_chan and i == n - 1))
+            for i in range(n))
         self.mask_prelu = nn.PReLU() if mask_prelu else None
         self.mask_conv = nn.Conv1d(skip_chan or bn_chan, self.num_sources * self.out_chan, 1, bias=bias)
 
@@ -162,7 +168,8 @@ class TemporalConvNet(nn.Module):
         skip = None
         for block in self.blocks:
             res, s = block(x)
-            x = x + res
+            if res is not None:
+                x = x + res
             if s is not None:
                 skip = s if skip is None else skip + s
         h = skip if self.skip_chan else x

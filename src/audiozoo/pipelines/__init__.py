@@ -24,6 +24,7 @@ TASKS: dict[str, tuple[str, str, str | None, bool]] = {
     "vocode": ("vocode", "VocodePipeline", "vocoder", False),
     "upsample": ("upsample", "UpsamplePipeline", "enhance", False),
     "embed": ("embed", "EmbedPipeline", "embed", False),
+    "separate": ("separate", "SeparatePipeline", "separate", True),
 }
 ALIASES = {"tag": "audio-classification", "classify": "audio-classification", "transcribe": "transcription"}
 FAMILY_TASKS: dict[str, str] = {fam: task for task, (_, _, fam, _) in TASKS.items() if fam}

@@ -11,7 +11,8 @@ Decoding is the original CREPE's (no Viterbi): the F0 of a frame is the activati
 the bin centres within 4 bins of the argmax (§2.2, "local average"), the confidence is the peak
 activation, and a frame is voiced when its confidence reaches ``threshold``. Each frame is normalised to
 zero mean and unit variance as in the paper. Audio is resampled to 16 kHz with soxr (torchcrepe uses
-resampy, so results differ slightly around the band edge).
+resampy, so results differ slightly around the band edge). The judge defaults to ``tiny``: ``full`` costs 25x
+more for F0 within 10 cents RMSE of ``tiny`` on real speech (docs/judges.md).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def _frames(wav16: Tensor, centers: Tensor) -> Tensor:
     return frames / frames.std(dim=1, keepdim=True).clamp(min=1e-10)
 
 
-def crepe_activations(wav: Any, sample_rate: int, hop_length: int | None = None, model: str = "full",
+def crepe_activations(wav: Any, sample_rate: int, hop_length: int | None = None, model: str = "tiny",
                       batch_size: int = 512) -> Tensor:
     """CREPE activations of one waveform.
 
@@ -158,7 +159,7 @@ def _decode(act: Tensor, fmin: float, fmax: float) -> tuple[Tensor, Tensor]:
     return 10.0 * 2.0 ** (avg_cents / 1200.0), conf
 
 
-def f0_crepe(wav: WavBatch, sample_rate: int, hop_length: int | None = None, *, model: str = "full",
+def f0_crepe(wav: WavBatch, sample_rate: int, hop_length: int | None = None, *, model: str = "tiny",
              fmin: float = 50.0, fmax: float = 2000.0, threshold: float = 0.5) -> tuple[Tensor, Tensor]:
     """F0 track with CREPE.
 
@@ -166,8 +167,9 @@ def f0_crepe(wav: WavBatch, sample_rate: int, hop_length: int | None = None, *, 
         wav: ``(T,)`` or ``(B, T)`` waveform (or a list of 1-D waveforms) at ``sample_rate``.
         hop_length: frame step in input samples (default: 10 ms); ``L = 1 + T // hop_length`` frames
             centred at ``l * hop_length``.
-        model: ``"full"`` (the paper's model; ~7 s of CPU per second of audio at 10 ms) or ``"tiny"``
-            (~15x faster).
+        model: ``"tiny"`` (default) or ``"full"`` (the paper's model, 25x slower: ~14 s of one CPU core
+            per second of audio at a 10 ms hop here). On 6 s of real speech the two agree within 10 cents
+            RMSE on the frames both call voiced (no error above 50 cents); 13 % of frames differ in voicing.
         fmin, fmax: the F0 search range in Hz (CREPE covers 32.7..1975.5 Hz).
         threshold: voicing threshold on the peak activation; unvoiced frames get F0 = 0.
     Returns:
@@ -192,7 +194,7 @@ def f0_crepe(wav: WavBatch, sample_rate: int, hop_length: int | None = None, *, 
 
 
 def crepe_f0_distance(estimate: Any, reference: Any, sample_rate: int, hop_length: int | None = None, *,
-                      model: str = "full", threshold: float = 0.5) -> dict[str, Any]:
+                      model: str = "tiny", threshold: float = 0.5) -> dict[str, Any]:
     """F0 agreement of two signals judged by CREPE: RMSE over frames voiced in both, and voicing error.
 
     Args:

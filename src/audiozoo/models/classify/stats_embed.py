@@ -264,6 +264,15 @@ class StatsEmbed(ClassifierModel):
     def forward(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.head(self.forward_features(features, lengths))
 
+    def embedding(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """What the unsupervised stages produce: the bag-of-codes histograms ``(B, embed_dim)``. Fixed once the
+        encoders and codebooks are (a training task may cache it per clip)."""
+        return self.histograms(features, lengths)
+
+    def classify_embedding(self, embedding: Tensor) -> Tensor:
+        """Logits ``(B, C)`` of :meth:`embedding`'s output (``forward = classify_embedding(embedding(...))``)."""
+        return self.head(self.mlp(embedding))
+
     def reset_classifier(self, num_classes: int) -> None:
         self.config.num_classes = self.num_classes = num_classes
         self.head = nn.Linear(self.head.in_features, num_classes).to(self.head.weight.device)

@@ -3,6 +3,7 @@
 One module per kind: ``adversarial`` (GAN + feature matching), ``stft`` (single / multi-resolution STFT, RAVE's
 spectral distance), ``mel`` (log-mel L1, multi-scale mel), ``phase`` (APNet amplitude/phase), ``kl`` (Gaussian
 posterior KL, soft-label distillation KL), ``regression`` (CCC, masked MSE), ``bce`` (Keras-style weighted BCE),
+``separation`` (SI-SDR / SD-SDR / SNR, PIT),
 and the others as systems need them. The common names are re-exported here.
 """
 
@@ -14,6 +15,7 @@ from .bce import weighted_bce
 from .kl import gaussian_kl, rave_kl, soft_label_kl
 from .mel import DAC_MEL_BINS, DAC_MEL_WINDOWS, mel_l1, multi_scale_mel_loss
 from .regression import autoencoder_reconstruction_loss, ccc_loss, masked_mse
+from .separation import SEPARATION_LOSSES, neg_sd_sdr, neg_si_sdr, neg_snr, pit, separation_loss
 from .stft import (
     PWG_RESOLUTIONS,
     RAVE_V1_SCALES,
@@ -31,3 +33,4 @@ __all__ = [
     "mel_l1", "multi_resolution_stft_loss", "multi_scale_mel_loss", "rave_kl", "soft_label_kl",
     "spectral_convergence", "spectral_distance", "stft_loss", "stft_magnitude", "weighted_bce",
 ]
+__all__ += ["SEPARATION_LOSSES", "neg_sd_sdr", "neg_si_sdr", "neg_snr", "pit", "separation_loss"]  # issue #15

@@ -15,6 +15,12 @@ Stages, by epoch (the fitting stages see the training split only, without labels
    model has it: k-means on the codes) and the autoencoder parameters are frozen;
 3. the remaining epochs train the classifier ``model(features, lengths) -> logits`` with cross-entropy.
 
+Stage 3 caches what the frozen part computes: when the model splits its forward into ``embedding(features,
+lengths)`` (fixed once the encoders are frozen; the statistics model's histograms) and ``classify_embedding(z)``,
+each clip's embedding is computed once (keyed by ``audio_filepath``, ``crop_start`` and length, as
+:class:`audiozoo.data.AudioDataset` batches carry them) and reused in later epochs -- the same numbers as the full
+forward, at the cost of the head alone (``cache_embeddings: false`` turns it off; it is off under DDP).
+
 Validation reports the reconstruction loss (``recon``), and the classifier's ``loss``, ``accuracy`` and
 ``macro_f1`` (monitored: ``accuracy``; the head is untrained during pretraining, so ``best/`` is a classifier
 epoch). One optimizer serves both stages (parameters without gradient are skipped by Adam/AdamW), so a resumed
@@ -49,6 +55,7 @@ class AutoencoderTask(Task):
             normalisation and codebooks are still fitted before the first step).
         label_smoothing: of the classifier's cross-entropy.
         fit_seed: seed of the codebook fitting (k-means++ seeding and point sampling).
+        cache_embeddings: reuse each clip's frozen embedding in the classifier stage (see the module docstring).
         optim, schedule: one optimizer for both stages (see :class:`~audiozoo.train.tasks.base.Task`).
     """
 
@@ -57,7 +64,8 @@ class AutoencoderTask(Task):
     uses_labels = True
 
     def __init__(self, *, pretrain_epochs: int = 10, label_smoothing: float = 0.0, fit_seed: int = 0,
-                 optim: Mapping[str, Any] | None = None, schedule: Mapping[str, Any] | None = None) -> None:
+                 cache_embeddings: bool = True, optim: Mapping[str, Any] | None = None,
+                 schedule: Mapping[str, Any] | None = None) -> None:
         super().__init__(optim, schedule)
         if int(pretrain_epochs) < 0:
             raise ConfigError(f"pretrain_epochs must be >= 0, got {pretrain_epochs}")
@@ -66,6 +74,8 @@ class AutoencoderTask(Task):
         self.pretrain_epochs = int(pretrain_epochs)
         self.label_smoothing = float(label_smoothing)
         self.fit_seed = int(fit_seed)
+        self.cache_embeddings = bool(cache_embeddings)
+        self._cache: dict[tuple, Tensor] = {}
 
     # ---- stages ---------------------------------------------------------------------------------
     def _net(self) -> nn.Module:
@@ -86,6 +96,7 @@ class AutoencoderTask(Task):
     def _freeze_autoencoders(self, frozen: bool) -> None:
         for p in self._net().autoencoder_parameters():
             p.requires_grad_(not frozen)
+        self._cache.clear()
 
     @torch.no_grad()
     def _training_features(self) -> tuple[Tensor, Tensor]:
@@ -127,10 +138,31 @@ class AutoencoderTask(Task):
         feats, lengths = model_inputs(self.model, batch)
         return autoencoder_reconstruction_loss(self._net().reconstruct(feats, lengths))
 
+    def _cache_keys(self, batch: Mapping[str, Any]) -> list[tuple] | None:
+        """Per-clip keys when the frozen embedding may be cached for this batch, else ``None``."""
+        net = unwrap(self.model)
+        if not (self.cache_embeddings and self.trainer is not None and not self.pretraining
+                and callable(getattr(net, "embedding", None)) and callable(getattr(net, "classify_embedding", None))
+                and not torch.distributed.is_initialized() and "features" not in batch
+                and isinstance(batch.get("audio_filepath"), list) and isinstance(batch.get("crop_start"), list)):
+            return None
+        lengths = batch.get("lengths")
+        n = lengths.tolist() if isinstance(lengths, Tensor) else [None] * len(batch["audio_filepath"])
+        return [(str(p), int(s), m) for p, s, m in zip(batch["audio_filepath"], batch["crop_start"], n)]
+
     def classification(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
         """``(cross-entropy, logits (B, C), labels (B,))``."""
-        feats, lengths = model_inputs(self.model, batch)
-        logits = self.model(feats, lengths).float()
+        keys = self._cache_keys(batch)
+        if keys is None:
+            feats, lengths = model_inputs(self.model, batch)
+            logits = self.model(feats, lengths).float()
+        else:
+            net = unwrap(self.model)
+            if any(k not in self._cache for k in keys):
+                with torch.no_grad():
+                    z = net.embedding(*model_inputs(self.model, batch))
+                self._cache.update(zip(keys, z.detach()))
+            logits = net.classify_embedding(torch.stack([self._cache[k] for k in keys])).float()
         y = single_labels(batch, logits.shape[-1], self.device)
         return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing), logits, y
 
