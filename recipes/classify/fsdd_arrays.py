@@ -1,6 +1,6 @@
-"""FSDD clips as in-memory tensors for the script recipes of this folder (Tiny Transformer, statistics
-embeddings, Wav2Small): the real recordings in ../shared/data/fsdd (``AUDIOZOO_SHARED_DATA`` overrides),
-split by take number as the FSDD builder does (takes 0-4 test, 5-9 valid, 10-49 train)."""
+"""FSDD clips as in-memory tensors for the scripts of this folder (fsdd_linear_baseline.py): the real recordings
+in ../shared/data/fsdd (``AUDIOZOO_SHARED_DATA`` overrides), split by take number as the FSDD builder does
+(takes 0-4 test, 5-9 valid, 10-49 train)."""
 
 from __future__ import annotations
 

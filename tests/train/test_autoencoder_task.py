@@ -95,7 +95,8 @@ def test_frozen_embedding_cache_gives_the_full_forward() -> None:
     with torch.no_grad():
         model.autoencoders["slice"].fc1.weight.add_(1.0)  # a cached embedding no longer depends on the encoders
     _, again, _ = task.classification(batch)
-    torch.testing.assert_close(first, want) and torch.testing.assert_close(again, want)
+    torch.testing.assert_close(first, want)
+    torch.testing.assert_close(again, want)
     task.cache_embeddings = False
     _, fresh, _ = task.classification(batch)
     assert not torch.allclose(fresh, want)

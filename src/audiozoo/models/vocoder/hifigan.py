@@ -305,7 +305,7 @@ def _hifigan(base: dict, overrides: dict) -> HiFiGAN:
 
 
 @register_model(params=13_926_017, params_source=_COUNT.format(g=10_113, v="v1", paper="13.92M"),
-                verified="AP", tiny=_TINY, weights=_V1_WEIGHTS, **_PAPER)
+                verified="APU", tiny=_TINY, weights=_V1_WEIGHTS, **_PAPER)
 def hifigan_v1(**overrides) -> HiFiGAN:
     """HiFi-GAN V1 (LJSpeech 22.05 kHz, 512 channels, rates 8-8-2-2)."""
     return _hifigan(_V1, overrides)
