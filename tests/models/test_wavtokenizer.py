@@ -88,7 +88,8 @@ def test_pos_net_keys_are_the_official_names():
 
 
 def test_token_rates_bitrates_and_shapes():
-    for name, hop, n_fft, rate in (("wavtokenizer_frame75", 320, 1280, 75.0), ("wavtokenizer_frame40", 600, 2400, 40.0)):
+    variants = (("wavtokenizer_frame75", 320, 1280, 75.0), ("wavtokenizer_frame40", 600, 2400, 40.0))
+    for name, hop, n_fft, rate in variants:
         with torch.device("meta"):
             m = audiozoo.create_model(name)
         assert (m.hop_length, m.head.n_fft, m.frame_rate, m.num_codebooks, m.codebook_size) == (hop, n_fft, rate, 1,

@@ -137,7 +137,7 @@ def test_si_sdr_rises_on_fixed_mixtures():
     model = audiozoo.create_model("conv_tasnet_speech", **{**info.tiny, "n_blocks": 3, "n_repeats": 1})
     task = SeparationTask(loss="si_sdr", pit=True)
     task.models = {"model": model}
-    batch = {"sources": _two_sources(4, 2048)}
+    batch = {"targets": _two_sources(4, 2048)}
 
     def score() -> float:
         model.eval()

@@ -317,19 +317,53 @@ class CodecModel(AudioModel):
 
 # --------------------------------------------------------------------------------------------- ssl
 class SSLModel(AudioModel):
-    """Self-supervised encoder: ``extract_features(x, lengths, layers=None) -> list[(B, L, D)]`` and
-    ``pretrain_loss(batch) -> scalar``; ``num_layers`` hidden states can be asked for by index."""
+    """Self-supervised encoder.
+
+    - ``extract_features(x, lengths, layers=None) -> list[(B, L', D)]``: hidden states (``num_layers + 1`` of
+      them: the embedding output, then every layer; ``layers`` picks some by index), ``x`` features
+      ``(B, F, L)`` from ``frontend`` (or a waveform ``(B, T)``, which goes through ``frontend`` first);
+      ``output_lengths(lengths) -> (B,)`` valid positions of each item.
+    - ``forward(features (B, F, L), lengths (B,) | None, **masking) -> dict`` is the pretext task: the model
+      masks / alters its input (``masking`` overrides the config's strategy; masks come from
+      ``audiozoo.nn.masking``) and returns ``{"loss": scalar, other scalars...}``, the paper's objective.
+      In ``eval()`` mode the masks are drawn from a fixed seed, so validation losses compare across epochs.
+    - ``pretrain_loss(batch, **masking)``: ``forward`` on a batch ``{"audio"|"features", "lengths"}``.
+    """
 
     family = "ssl"
-    required_attributes = ("config", "num_layers", "embed_dim")
-    required_methods = ("forward", "extract_features", "pretrain_loss")
+    required_attributes = ("config", "num_layers", "embed_dim", "frontend")
+    required_methods = ("forward", "extract_features", "pretrain_loss", "output_lengths")
+
+    def input_dim(self) -> int:
+        """``F`` of the features ``forward`` takes (``feature_dim`` if the model sets it, else ``config.n_mels``)."""
+        return int(getattr(self, "feature_dim", None) or self.config.n_mels)
+
+    def input_spec(self) -> dict[str, Any]:
+        return {**super().input_spec(), "features": f"(B, {self.input_dim()}, L)", "num_layers": int(self.num_layers),
+                "embed_dim": int(self.embed_dim)}
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(batch, self.input_dim(), length, generator=g)
+        return (x,), {"lengths": _lengths(length, batch)}
 
     def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
+        _expect(isinstance(out, dict) and isinstance(out.get("loss"), Tensor) and out["loss"].ndim == 0, self,
+                "forward (the pretext task) must return a dict with a scalar 'loss'")
+        _expect(bool(torch.isfinite(out["loss"])), self, f"pretext loss is not finite: {out['loss']}")
         feats = self.extract_features(*args, **kwargs)
-        _expect(isinstance(feats, list) and len(feats) >= 1, self, "extract_features must return a list")
+        _expect(isinstance(feats, list) and len(feats) == self.num_layers + 1, self,
+                f"extract_features must return a list of num_layers + 1 = {self.num_layers + 1} hidden states")
+        lengths = kwargs.get("lengths")
         for f in feats:
             _expect(_is_float(f) and f.ndim == 3 and f.shape[0] == args[0].shape[0] and f.shape[-1] == self.embed_dim,
                     self, f"hidden states must be float (B, L, {self.embed_dim}), got {tuple(f.shape)}")
+        if lengths is not None:
+            n = self.output_lengths(lengths)
+            _expect(int(n.max()) == feats[-1].shape[1] and bool((n >= 1).all()), self,
+                    f"output_lengths {n.tolist()} do not match the {feats[-1].shape[1]} positions returned")
+        picked = self.extract_features(*args, layers=[0, -1], **kwargs)
+        _expect(len(picked) == 2 and torch.equal(picked[-1], feats[-1]), self, "layers=[0, -1] must pick hidden states")
 
 
 # --------------------------------------------------------------------------------------------- tts
@@ -383,18 +417,44 @@ class GeneratorModel(AudioModel):
 
 # --------------------------------------------------------------------------------------------- seq2seq
 class Seq2SeqModel(AudioModel):
-    """Caption / ASR / speech translation: ``forward(features, lengths, tokens) -> logits (B, N, vocab)``;
-    ``generate(features, lengths, method='greedy'|'beam'|'sample', ...) -> token ids``; retrieval models add
-    ``score(audio, text)``."""
+    """Caption / ASR / speech translation: ``forward(features (B, F, L), lengths (B,), tokens (B, N)) -> logits
+    (B, N, vocab)`` (teacher forcing: ``tokens`` are the decoder inputs, ``bos`` first, and ``logits[:, n]``
+    predicts token ``n + 1``); ``generate(features, lengths, method='greedy'|'beam'|..., max_len=...) ->
+    (tokens (B, N'), lengths (B,))`` without ``bos``/``eos``; retrieval models add ``score(audio, text)``.
+
+    Speech models also carry ``frontend`` (waveform -> features) and ``tokenizer`` (an
+    :class:`audiozoo.text.Tokenizer`, ids <-> text); ``F`` is ``feature_dim`` or ``config.n_mels``.
+    """
 
     family = "asr"
     required_attributes = ("config", "vocab_size")
     required_methods = ("forward", "generate")
 
+    def input_dim(self) -> int:
+        return int(getattr(self, "feature_dim", None) or self.config.n_mels)
+
+    def input_spec(self) -> dict[str, Any]:
+        return {**super().input_spec(), "features": f"(B, {self.input_dim()}, L)", "vocab_size": int(self.vocab_size)}
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        """Features of ``length`` frames (the last items shorter) and ``max(2, length // 8)`` decoder tokens."""
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(batch, self.input_dim(), length, generator=g)
+        tokens = torch.randint(0, self.vocab_size, (batch, max(2, length // 8)), generator=g)
+        return (x,), {"lengths": _lengths(length, batch), "tokens": tokens}
+
     def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
         tokens = kwargs.get("tokens", args[-1])
         _expect(_is_float(out) and tuple(out.shape) == (*tokens.shape, self.vocab_size), self,
                 f"logits shape {tuple(getattr(out, 'shape', ()))}, expected {(*tokens.shape, self.vocab_size)}")
+        with torch.no_grad():
+            gen = self.generate(args[0], kwargs.get("lengths"), max_len=3)
+        _expect(isinstance(gen, tuple) and len(gen) == 2, self, "generate must return (tokens, lengths)")
+        toks, lens = gen
+        b = args[0].shape[0]
+        _expect(not toks.is_floating_point() and toks.ndim == 2 and toks.shape[0] == b and lens.shape == (b,)
+                and bool((lens <= min(3, toks.shape[1])).all()), self,
+                f"generate(max_len=3) gave tokens {tuple(toks.shape)} and lengths {lens.tolist()}")
 
 
 # --------------------------------------------------------------------------- embed

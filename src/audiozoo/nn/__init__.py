@@ -34,12 +34,14 @@ from .embeddings import sinusoidal_positions, timestep_embedding
 from .gla import GatedLinearAttention, gla_chunk, gla_recurrent
 from .mamba import BiMambaMixer, MambaBlock, MambaMixer, MambaState, reverse_padded, selective_scan
 from .maskgit import mask_schedule, maskgit_decode
+from .masking import band_mask, patch_mask_indices, span_mask, span_starts
 from .mossformer import MossFormer2Encoder
 from .patch import PatchEmbed, resample_pos_embed
 from .quantize import FSQ, ResidualVQ, VectorQuantizer, VQOutput
 from .resblocks import MRF, ResBlock1, ResBlock2
 from .rope import RotaryEmbedding, apply_rotary, rope_cos_sin, rope_inv_freq, rotate_half, rotate_interleaved
 from .samplers import FlowMatchingBatch, ode_solve, time_grid
+from .seanet import SEANetDecoder, SEANetEncoder, StreamableConv1d, StreamableConvTranspose1d
 from .tcn import ChannelwiseLayerNorm, GlobalLayerNorm, TCNBlock, TemporalConvNet, sequence_norm
 from .transformer import (
     DropPath,
@@ -53,6 +55,7 @@ from .transformer import (
     vit_head,
 )
 from .vocoder import HiFiGANTrunk
+from .vocos import AdaLayerNorm, AttnBlock1d, ISTFTHead, ResnetBlock1d, SameISTFT, VocosBackbone
 from .weight_norm import apply_spectral_norm, apply_weight_norm, convert_legacy_weight_norm_keys, remove_weight_norm
 
 __all__ = [
@@ -82,3 +85,8 @@ __all__ += [
 __all__ += ["MossFormer2Encoder", "Snake1d"]
 # Conv-TasNet's temporal convolutional network (issue #15)
 __all__ += ["ChannelwiseLayerNorm", "GlobalLayerNorm", "TCNBlock", "TemporalConvNet", "sequence_norm"]
+# masked-prediction pretraining masks (issue #13: SSAST, TERA)
+__all__ += ["band_mask", "patch_mask_indices", "span_mask", "span_starts"]
+# codec blocks (issue #14): EnCodec's SEANet, the Vocos backbone / iSTFT head with WavTokenizer's pos_net
+__all__ += ["AdaLayerNorm", "AttnBlock1d", "ISTFTHead", "ResnetBlock1d", "SEANetDecoder", "SEANetEncoder", "SameISTFT",
+            "StreamableConv1d", "StreamableConvTranspose1d", "VocosBackbone"]

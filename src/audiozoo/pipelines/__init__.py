@@ -25,6 +25,7 @@ TASKS: dict[str, tuple[str, str, str | None, bool]] = {
     "upsample": ("upsample", "UpsamplePipeline", "enhance", False),
     "embed": ("embed", "EmbedPipeline", "embed", False),
     "separate": ("separate", "SeparatePipeline", "separate", True),
+    "codec": ("codec", "CodecPipeline", "codec", True),
 }
 ALIASES = {"tag": "audio-classification", "classify": "audio-classification", "transcribe": "transcription"}
 FAMILY_TASKS: dict[str, str] = {fam: task for task, (_, _, fam, _) in TASKS.items() if fam}

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import require
 
+MAX_COLUMNS = 4096  # time columns drawn: ~3x the widest figure's pixels
 
 def save_image_png(image: np.ndarray, path: str | os.PathLike, *, extent: tuple[float, float, float, float],
                    ylabel: str, title: str = "", cmap: str = "magma", height: float = 3.2,
@@ -25,6 +26,14 @@ def save_image_png(image: np.ndarray, path: str | os.PathLike, *, extent: tuple[
 
     frames = image.shape[-1]
     fig, ax = plt.subplots(figsize=(min(14, 3 + frames / 60), height), dpi=100)
+    # The figure is at most 1,400 px wide: a long input's image (a 10-minute log-mel has 60,000 frames) is
+    # max-pooled over time to MAX_COLUMNS first, so matplotlib's float64 / RGBA copies stay small; max keeps
+    # short events (a note, a click) visible where subsampling would drop them.
+    if frames > MAX_COLUMNS:
+        k = -(-frames // MAX_COLUMNS)
+        padded = np.pad(np.asarray(image, dtype=np.float32), [(0, 0)] * (image.ndim - 1) + [(0, -frames % k)],
+                        mode="edge")
+        image = padded.reshape(*image.shape[:-1], -1, k).max(-1)
     im = ax.imshow(image, origin="lower", aspect="auto", cmap=cmap, extent=extent, **imshow_kw)
     if draw is not None:
         draw(ax)

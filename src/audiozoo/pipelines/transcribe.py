@@ -97,12 +97,14 @@ class TranscriptionPipeline(Pipeline):
     def activations(self, wav: torch.Tensor) -> dict[str, np.ndarray]:
         """Mono ``(T,)`` at 22,050 Hz -> unwrapped {"note": (n, 88), "onset": (n, 88), "contour": (n, 264)}."""
         windows = window_audio(wav.float())
+        n = wav.shape[-1]
         parts: dict[str, list[np.ndarray]] = {"note": [], "onset": [], "contour": []}
         for idx in batched(list(range(len(windows))), self.batch_size):
             out = self.model(windows[idx].to(self.device))
-            for k in parts:
-                parts[k].append(out[k].float().cpu().numpy())
-        return {k: unwrap_output(np.concatenate(v), wav.shape[-1]) for k, v in parts.items()}
+            for k in parts:  # drop each window's overlapping edges now: a long file keeps one copy of its frames
+                parts[k].append(unwrap_output(out[k].float().cpu().numpy(), n))
+        # then cut the joined frames to the signal's own count (no overlap left to drop)
+        return {k: unwrap_output(np.concatenate(v)[None], n, n_overlapping_frames=0) for k, v in parts.items()}
 
     def _process(self, a: AudioInput) -> dict[str, Any]:
         # Output frames are floor(T * 86 / 22050) (unwrap_output): a clip under one frame has no activations

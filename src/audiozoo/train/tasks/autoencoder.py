@@ -21,10 +21,11 @@ each clip's embedding is computed once (keyed by ``audio_filepath``, ``crop_star
 :class:`audiozoo.data.AudioDataset` batches carry them) and reused in later epochs -- the same numbers as the full
 forward, at the cost of the head alone (``cache_embeddings: false`` turns it off; it is off under DDP).
 
-Validation reports the reconstruction loss (``recon``), and the classifier's ``loss``, ``accuracy`` and
-``macro_f1`` (monitored: ``accuracy``; the head is untrained during pretraining, so ``best/`` is a classifier
-epoch). One optimizer serves both stages (parameters without gradient are skipped by Adam/AdamW), so a resumed
-run continues exactly; the fitted statistics and codebooks are model buffers and are checkpointed with it.
+Validation reports the reconstruction loss (``recon``; up to the stage switch and in stand-alone evaluation), and
+the classifier's ``loss``, ``accuracy`` and ``macro_f1`` (monitored: ``accuracy``; the head is untrained during
+pretraining, so ``best/`` is a classifier epoch). One optimizer serves both stages (parameters without gradient
+are skipped by Adam/AdamW), so a resumed run continues exactly; the fitted statistics and codebooks are model
+buffers and are checkpointed with it.
 
 Batches: ``{"audio": (B, T), "lengths": (B,), "label": (B,)}`` (or precomputed ``features``).
 """
@@ -180,7 +181,10 @@ class AutoencoderTask(Task):
 
     def validation_step(self, batch: dict[str, Any]) -> None:
         loss, logits, y = self.classification(batch)
-        self._accumulate({"loss": loss, "recon": self.reconstruction(batch)}, batch_size(batch))
+        row = {"loss": loss}
+        if self._epoch() <= self.pretrain_epochs or self.trainer is None:  # frozen after: the same every epoch
+            row["recon"] = self.reconstruction(batch)
+        self._accumulate(row, batch_size(batch))
         self._scores.append(logits.cpu())
         self._labels.append(y.cpu())
 

@@ -5,7 +5,7 @@ recover the sources of a mixture.
 
 Targets come from the batch, either
 
-* ``batch["sources"]``: a ``(B, S, T)`` / ``(B, S, C, T)`` tensor (tests, custom loaders), or
+* ``batch["targets"]``: a ``(B, S, T)`` / ``(B, S, C, T)`` tensor (tests, custom loaders), or
 * ``batch["stems"]``: the manifest's ``{name: path}`` of each item (the ``mixtures`` and ``music-render``
   builders write them), read here for the item's crop (``crop_start``, ``length`` of the
   :class:`~audiozoo.data.AudioDataset` batch) at the model's rate and channel count. Files are cached in memory
@@ -163,18 +163,18 @@ class SeparationTask(Task):
         return [n if n in stems else None for n in names]
 
     def sources(self, batch: Mapping[str, Any]) -> Tensor:
-        """Target sources ``(B, S, C, T)`` of a batch (``batch["sources"]`` or read from ``batch["stems"]``)."""
+        """Target sources ``(B, S, C, T)`` of a batch (``batch["targets"]`` or read from ``batch["stems"]``)."""
         m = self._sep()
         c = int(m.audio_channels)
-        if "sources" in batch:
-            src = batch["sources"]
+        if isinstance(batch.get("targets"), Tensor):
+            src = batch["targets"]
             if src.ndim == 3:
                 src = src[:, :, None]
             if src.ndim != 4 or src.shape[1] != len(m.sources) or src.shape[2] != c:
-                raise DataError(f"batch['sources'] must be (B, {len(m.sources)}, {c}, T), got {tuple(src.shape)}")
+                raise DataError(f"batch['targets'] must be (B, {len(m.sources)}, {c}, T), got {tuple(src.shape)}")
             return src.to(self.device).float()
         if "stems" not in batch:
-            raise DataError(f"a separation batch needs 'sources' or 'stems' (a manifest with stems); got keys "
+            raise DataError(f"a separation batch needs 'targets' or 'stems' (a manifest with stems); got keys "
                             f"{sorted(batch)}")
         audio = batch["audio"]
         t = audio.shape[-1]

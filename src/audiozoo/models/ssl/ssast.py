@@ -1,0 +1,461 @@
+"""SSAST: Self-Supervised Audio Spectrogram Transformer.
+
+Paper: Yuan Gong, Cheng-I Jeff Lai, Yu-An Chung, James Glass, "SSAST: Self-Supervised Audio Spectrogram
+Transformer", AAAI 2022, arXiv:2110.09784. Official code: https://github.com/YuanGongND/ssast (BSD-3-Clause),
+``src/models/ast_models.py::ASTModel`` (``pretrain_stage=True``: methods ``mpc`` and ``mpg``), training loop
+``src/traintest_mask.py``; network class also in s3prl 0.4.18 (``s3prl.upstream.ssast.ast_models``).
+
+An AST (DeiT encoder with cls + distillation tokens over a 128-bin Kaldi fbank) pretrained by masked
+spectrogram patch modelling (MSPM, Sec. 2.2): ``count`` patches (400 of 512 at 10.24 s) are replaced by a
+learnable mask embedding, then
+
+- the discriminative objective (``mpc``): a 2-layer MLP maps each masked token to the ``P = f x t`` flattened
+  input patch space and an InfoNCE picks the true patch among the item's masked patches (Eq. 1);
+- the generative objective (``mpg``): a second 2-layer MLP reconstructs the patch, mean squared error;
+- joint loss ``nce + 10 * mse`` (``traintest_mask.py``: two forward passes with independent masks).
+
+Patch variant: 16x16 patches without overlap during pretraining (8 x 64 grid), cluster masking (squares of
+c x c patches, c uniform in [3, 6)); frame variant: 128x2 "frames" (1 x 512), plain random masking. For
+fine-tuning the patches may overlap (strides 10x10 / 128x1): the patch embedding is reused and the position
+embedding adapted by :func:`adapt_pos_embed` (centre cut or bilinear resize, as the official fine-tuning code).
+
+Departures (none in the forward pass): the DeiT ImageNet heads of the official module are dropped (never
+used); inputs shorter than the position grid use its first columns and longer ones a bilinear resize (the
+official model takes one fixed length); time columns that hold only padding are masked out of attention and
+never masked for prediction, so a batch gives each item what it would get alone. Cluster squares stop at the
+grid edge (the official index arithmetic wraps into the next frequency row) and the last square is trimmed at
+random to exactly ``count`` (officially: the lowest indices are kept).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...config import build_config
+from ...dsp.features import FeatureExtractor
+from ...dsp.kaldi import kaldi_fbank
+from ...errors import AudioError, ConfigError
+from ...nn import PatchEmbed, TransformerEncoder, patch_mask_indices, resample_pos_embed
+from ...registry import register_model
+from ..contracts import SSLModel
+
+AUDIOSET_MEAN = -4.2677393  # AudioSet + LibriSpeech statistics of the official pretraining (README)
+AUDIOSET_STD = 4.5689974
+
+
+@dataclass
+class SSASTConfig:
+    n_mels: int = 128
+    max_length: int = 1024  # frames (10 ms) the position grid is built for
+    patch_f: int = 16
+    patch_t: int = 16
+    fstride: int = 16  # pretraining: no overlap (stride = patch); fine-tuning may overlap (10)
+    tstride: int = 16
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    layer_norm_eps: float = 1e-6  # timm DeiT
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    # masked spectrogram patch modelling
+    num_mask_patches: int = 400  # at the full grid; shorter inputs mask the same fraction
+    mask_strategy: str = "cluster"  # "cluster" (patch variant) | "random" (frame variant)
+    cluster_size: tuple[int, int] = (3, 6)  # c x c squares, c in [3, 6)
+    mse_weight: float = 10.0  # loss = nce + 10 * mse (traintest_mask.py)
+    separate_passes: bool = True  # one forward pass per objective with its own mask (official)
+    # front-end
+    sample_rate: int = 16000
+    window_type: str = "hanning"
+    norm_mean: float = AUDIOSET_MEAN
+    norm_std: float = AUDIOSET_STD
+
+
+class SSASTFrontend(FeatureExtractor):
+    """Waveform ``(B, T)`` at 16 kHz -> normalised Kaldi fbank ``(B, n_mels, L)`` and frame lengths.
+
+    The official dataloader: ``torchaudio.compliance.kaldi.fbank`` (25 ms Hanning frames every 10 ms, no
+    edge padding, ``htk_compat``, no energy), zero padding, then ``(x - mean) / (2 std)``; ``L`` is the
+    longest item's frame count (the model takes any length), padded frames hold ``-mean / (2 std)``.
+    """
+
+    config_class = SSASTConfig
+    config_fields = ("sample_rate", "n_mels", "window_type", "norm_mean", "norm_std")
+
+    def __init__(self, config: SSASTConfig):
+        super().__init__()
+        self.config = config
+        self.sample_rate, self.n_features = config.sample_rate, config.n_mels
+        self.frame_length = int(config.sample_rate * 0.025)
+        self.frame_shift = self.hop_length = int(config.sample_rate * 0.010)
+        self.min_samples, self.min_samples_reason = self.frame_length, "one 25 ms Kaldi frame (frames are not padded)"
+
+    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
+        n = (n_samples - self.frame_length) // self.frame_shift + 1
+        return torch.clamp(n, min=0) if isinstance(n, Tensor) else max(n, 0)
+
+    def compute(self, wav: Tensor) -> Tensor:
+        c = self.config
+        # float64 inside: float32 log-energies of quiet bins drift by ~1e-4 from the float64 reference
+        return kaldi_fbank(wav.double(), c.sample_rate, num_mel_bins=c.n_mels, window_type=c.window_type)
+
+    def finish(self, feats: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
+        c = self.config
+        valid = torch.arange(feats.shape[-1], device=feats.device)[None, :] < frames[:, None]
+        feats = feats.masked_fill(~valid[:, None, :], 0.0)  # zero padding before normalisation (official)
+        return (feats - c.norm_mean) / (c.norm_std * 2), frames
+
+
+def adapt_pos_embed(grid_pos: Tensor, old: tuple[int, int], new: tuple[int, int]) -> Tensor:
+    """The official fine-tuning adaptation of a pretrained grid position embedding ``(1, gf*gt, D)``.
+
+    Time first, then frequency: a smaller axis keeps its centre (``p // 2 - n // 2``, ``n`` columns), a larger
+    one is resized bilinearly (``ast_models.py``, ``pretrain_stage=False``; the official frequency cut also adds
+    ``t_dim`` instead of ``f_dim`` to the end index, a slip that only matters when the frequency grid shrinks).
+    """
+    (pf, pt), (nf, nt) = old, new
+    d = grid_pos.shape[-1]
+    x = grid_pos.reshape(1, pf, pt, d).permute(0, 3, 1, 2)
+    if nt < pt:
+        s = pt // 2 - nt // 2
+        x = x[..., s:s + nt]
+    else:
+        x = F.interpolate(x.float(), size=(pf, nt), mode="bilinear").to(grid_pos.dtype)
+    if nf < pf:
+        s = pf // 2 - nf // 2
+        x = x[..., s:s + nf, :]
+    else:
+        x = F.interpolate(x.float(), size=(nf, nt), mode="bilinear").to(grid_pos.dtype)
+    return x.permute(0, 2, 3, 1).reshape(1, nf * nt, d)
+
+
+def _mlp_head(dim: int, out: int) -> nn.Sequential:
+    """The official pretext heads (``cpredlayer`` / ``gpredlayer``): Linear -> ReLU -> Linear."""
+    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out))
+
+
+class SSAST(SSLModel):
+    """SSAST encoder with its two pretext heads.
+
+    ``extract_features(features (B, n_mels, L), lengths)`` -> ``depth + 1`` hidden states ``(B, gt, D)``: the
+    embedding output, every block's output, the last one after the final LayerNorm; the ``gf`` patch tokens of
+    each time column are averaged (the frame variant has one per column). ``forward`` is the pretext task.
+    """
+
+    def __init__(self, config: SSASTConfig):
+        super().__init__()
+        c = self.config = config
+        if c.mask_strategy not in ("cluster", "random"):
+            raise ConfigError(f"SSASTConfig.mask_strategy must be 'cluster' or 'random', got {c.mask_strategy!r}")
+        self.frontend = SSASTFrontend(c)
+        self.patch_embed = PatchEmbed((c.n_mels, c.max_length), (c.patch_f, c.patch_t), (c.fstride, c.tstride), 1,
+                                      c.embed_dim)
+        self.num_layers, self.embed_dim, self.num_prefix_tokens = c.depth, c.embed_dim, 2
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 2, c.embed_dim))
+        self.pos_drop = nn.Dropout(c.drop_rate)
+        self.encoder = TransformerEncoder(c.embed_dim, c.depth, c.num_heads, c.mlp_ratio, True, norm_first=True,
+                                          eps=c.layer_norm_eps, drop=c.drop_rate, attn_drop=c.attn_drop_rate,
+                                          drop_path=c.drop_path_rate)
+        p = c.patch_f * c.patch_t
+        self.mask_embed = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
+        self.disc_head = _mlp_head(c.embed_dim, p)  # official cpredlayer
+        self.gen_head = _mlp_head(c.embed_dim, p)  # official gpredlayer
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        if self.pos_embed.is_meta:
+            return
+        # timm DeiT: truncated normal (0.02) tokens, position embedding and encoder Linear weights, zero biases;
+        # the heads and the patch projection keep PyTorch's defaults, the mask embedding is Xavier-normal.
+        for p in (self.cls_token, self.dist_token, self.pos_embed):
+            nn.init.trunc_normal_(p, std=0.02)
+        for m in self.encoder.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        nn.init.xavier_normal_(self.mask_embed)
+
+    # ---- shapes ---------------------------------------------------------------------------------------
+    def grid(self, length: int) -> tuple[int, int]:
+        """Patch grid ``(gf, gt)`` of ``length`` frames."""
+        return self.patch_embed.grid(self.config.n_mels, int(length))
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Time columns whose patches start and end inside the valid frames (at least 1): ``(B,)``."""
+        c = self.config
+        return torch.clamp((torch.as_tensor(lengths) - c.patch_t) // c.tstride + 1, min=1).long()
+
+    def _pos_embed_for(self, grid: tuple[int, int]) -> Tensor:
+        stored = self.patch_embed.grid_size
+        if grid == stored:
+            return self.pos_embed
+        prefix, pos = self.pos_embed[:, :2], self.pos_embed[:, 2:]
+        if grid[1] <= stored[1] and grid[0] == stored[0]:  # a shorter input: the first columns
+            pos = pos.reshape(1, stored[0], stored[1], -1)[:, :, :grid[1]].reshape(1, grid[0] * grid[1], -1)
+            return torch.cat([prefix, pos], dim=1)
+        return resample_pos_embed(self.pos_embed, stored, grid, self.num_prefix_tokens)
+
+    def _check(self, features: Tensor) -> None:
+        c = self.config
+        if features.ndim != 3 or features.shape[1] != c.n_mels:
+            raise AudioError(f"SSAST expects features (B, {c.n_mels}, L), got shape {tuple(features.shape)}")
+        if features.shape[-1] < c.patch_t:
+            raise AudioError(f"SSAST needs at least {c.patch_t} frames (one patch), got {features.shape[-1]}")
+
+    def _valid_columns(self, lengths: Tensor | None, batch: int, gt: int, device: torch.device) -> Tensor:
+        if lengths is None:
+            return torch.full((batch,), gt, dtype=torch.long, device=device)
+        return self.output_lengths(lengths.to(device)).clamp(max=gt)
+
+    # ---- encoder --------------------------------------------------------------------------------------
+    def encode(self, features: Tensor, lengths: Tensor | None = None, mask_index: Tensor | None = None,
+               return_hidden: bool = False) -> tuple[Tensor, list[Tensor], tuple[int, int], Tensor]:
+        """``features (B, n_mels, L)`` -> ``(tokens (B, 2 + N, D) after the final norm, hidden states, grid,
+        valid columns (B,))``; ``mask_index (B, M)`` replaces those patches by the mask embedding. ``hidden``
+        holds the embedding output and every block's output before the final norm (when asked for)."""
+        self._check(features)
+        b, gf_gt = features.shape[0], self.grid(features.shape[-1])
+        gf, gt = gf_gt
+        x = self.patch_embed(features.unsqueeze(1))
+        if mask_index is not None:
+            m = torch.zeros(b, x.shape[1], 1, device=x.device, dtype=x.dtype)
+            m.scatter_(1, mask_index.to(x.device)[..., None], 1.0)
+            x = x * (1.0 - m) + m * self.mask_embed.to(x.dtype)
+        x = torch.cat([self.cls_token.expand(b, -1, -1), self.dist_token.expand(b, -1, -1), x], dim=1)
+        x = self.pos_drop(x + self._pos_embed_for(gf_gt))
+        valid = self._valid_columns(lengths, b, gt, x.device)
+        kpm = None
+        if bool((valid < gt).any()):
+            pad_t = torch.arange(gt, device=x.device)[None] >= valid[:, None]  # (B, gt)
+            kpm = torch.cat([pad_t.new_zeros(b, 2), pad_t[:, None, :].expand(b, gf, gt).reshape(b, -1)], dim=1)
+        emb = x
+        x, hidden = self.encoder(x, kpm, return_hidden=True)
+        return x, ([emb] + hidden if return_hidden else []), gf_gt, valid
+
+    def _columns(self, tokens: Tensor, grid: tuple[int, int], valid: Tensor) -> Tensor:
+        """``(B, 2 + gf*gt, D)`` -> ``(B, gt, D)``: the mean over frequency of each time column, zero past ``valid``."""
+        b, d = tokens.shape[0], tokens.shape[-1]
+        x = tokens[:, self.num_prefix_tokens:].reshape(b, grid[0], grid[1], d).mean(1)
+        keep = torch.arange(grid[1], device=x.device)[None, :] < valid[:, None]
+        return x * keep[..., None].to(x.dtype)
+
+    def extract_features(self, x: Tensor, lengths: Tensor | None = None,
+                         layers: list[int] | None = None) -> list[Tensor]:
+        """Features ``(B, n_mels, L)`` (or a 16 kHz waveform ``(B, T)``) -> ``depth + 1`` hidden states ``(B, gt, D)``.
+
+        Entry 0 is the embedding output, entry ``i`` block ``i``'s output, the last one after the final LayerNorm;
+        ``layers`` picks entries by index. Positions past :meth:`output_lengths` are zero.
+        """
+        if x.ndim == 2:
+            x, lengths = self.frontend(x, lengths)
+        tokens, hidden, grid, valid = self.encode(x, lengths, return_hidden=True)
+        states = hidden[:-1] + [tokens]
+        if layers is not None:
+            states = [states[i] for i in layers]
+        return [self._columns(h, grid, valid) for h in states]
+
+    # ---- pretext task ---------------------------------------------------------------------------------
+    def _targets(self, features: Tensor) -> Tensor:
+        """Flattened input patches ``(B, N, f*t)`` in token order (the official ``nn.Unfold``)."""
+        c = self.config
+        return F.unfold(features.unsqueeze(1), (c.patch_f, c.patch_t), stride=(c.fstride, c.tstride)).transpose(1, 2)
+
+    def _draw_mask(self, grid: tuple[int, int], valid: Tensor, strategy: str, count: int,
+                   cluster_size: tuple[int, int], generator: torch.Generator | None) -> Tensor:
+        full = self.patch_embed.num_patches
+        if not 1 <= count < full:
+            raise ConfigError(f"cannot mask {count} patches: the model's grid of {self.config.max_length} frames has "
+                              f"{full} patches (set num_mask_patches below that)")
+        # shorter inputs mask the same fraction of their valid patches as the full grid (400 / 512 officially)
+        frac = count / full
+        m = max(1, min(count, math.floor(frac * int(valid.min()) * grid[0])))
+        return patch_mask_indices(grid, m, valid.cpu(), strategy=strategy, cluster_size=cluster_size,
+                                  generator=generator)
+
+    def _pass(self, features: Tensor, lengths: Tensor | None, targets: Tensor, heads: tuple[str, ...],
+              mask_args: tuple, generator: torch.Generator | None) -> dict[str, Tensor]:
+        grid = self.grid(features.shape[-1])
+        valid = self._valid_columns(lengths, features.shape[0], grid[1], features.device)
+        idx = self._draw_mask(grid, valid, *mask_args, generator).to(features.device)  # (B, M)
+        tokens, _, _, _ = self.encode(features, lengths, mask_index=idx)
+        masked = torch.gather(tokens, 1, (idx + self.num_prefix_tokens)[..., None].expand(-1, -1, tokens.shape[-1]))
+        target = torch.gather(targets, 1, idx[..., None].expand(-1, -1, targets.shape[-1])).float()
+        out: dict[str, Tensor] = {}
+        if "nce" in heads:
+            pred = self.disc_head(masked).float()
+            # Official mpc: total = target @ pred^T per item; log-softmax over predictions, the diagonal is the
+            # positive (negatives: the item's other masked patches). The accuracy takes the argmax over targets.
+            logits = torch.einsum("bmp,bnp->bmn", target, pred)
+            b, m = idx.shape
+            ref = torch.arange(m, device=logits.device)
+            out["nce"] = F.cross_entropy(logits.reshape(b * m, m), ref.repeat(b))
+            out["acc"] = (logits.argmax(dim=1) == ref).float().mean().detach()
+        if "mse" in heads:
+            out["mse"] = F.mse_loss(self.gen_head(masked).float(), target)
+        return out
+
+    def forward(self, features: Tensor, lengths: Tensor | None = None, *, objective: str = "joint",
+                strategy: str | None = None, num_masked: int | None = None,
+                cluster_size: tuple[int, int] | None = None, separate_passes: bool | None = None,
+                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Masked spectrogram patch modelling on ``features (B, n_mels, L)``: ``{"loss", "nce", "mse", "acc"}``.
+
+        ``objective``: ``"joint"`` (``nce + mse_weight * mse``), ``"nce"`` or ``"mse"``; ``strategy``,
+        ``num_masked``, ``cluster_size``, ``separate_passes`` override the config. ``eval()`` mode draws the masks
+        from a fixed seed unless a ``generator`` is given.
+        """
+        c = self.config
+        self._check(features)
+        if objective not in ("joint", "nce", "mse"):
+            raise ConfigError(f"SSAST objective must be 'joint', 'nce' or 'mse', got {objective!r}")
+        if generator is None and not self.training:
+            generator = torch.Generator().manual_seed(0)
+        mask_args = (strategy or c.mask_strategy, int(num_masked or c.num_mask_patches),
+                     tuple(cluster_size or c.cluster_size))
+        targets = self._targets(features)
+        sep = c.separate_passes if separate_passes is None else separate_passes
+        if objective != "joint":
+            out = self._pass(features, lengths, targets, (objective,), mask_args, generator)
+            out["loss"] = out[objective] * (c.mse_weight if objective == "mse" else 1.0)
+        elif sep:
+            out = {**self._pass(features, lengths, targets, ("nce",), mask_args, generator),
+                   **self._pass(features, lengths, targets, ("mse",), mask_args, generator)}
+        else:
+            out = self._pass(features, lengths, targets, ("nce", "mse"), mask_args, generator)
+        if objective == "joint":
+            out["loss"] = out["nce"] + c.mse_weight * out["mse"]
+        return {"loss": out.pop("loss"), **out}
+
+    def pretrain_loss(self, batch: dict[str, Any], **masking: Any) -> dict[str, Tensor]:
+        """The pretext loss of a batch ``{"features": (B, n_mels, L)}`` or ``{"audio": (B, T)}`` (+ ``"lengths"``)."""
+        lengths = batch.get("lengths")
+        if "features" in batch:
+            feats = batch["features"]
+            lengths = batch.get("feature_lengths", lengths)
+        else:
+            feats, lengths = self.frontend(batch["audio"], lengths)
+        return self(feats, lengths, **masking)
+
+
+# --------------------------------------------------------------------------- checkpoint converter
+_HEADS = {"cpredlayer.": "disc_head.", "gpredlayer.": "gen_head."}
+
+
+def checkpoint_filter_fn(state: dict[str, Tensor], model: SSAST) -> dict[str, Tensor]:
+    """Official pretraining checkpoint (``ASTModel(pretrain_stage=True)``, usually saved through DataParallel:
+    ``module.v.*``, ``module.cpredlayer.*``, ``module.gpredlayer.*``, ``module.mask_embed``, ``module.p_input_*``)
+    -> audiozoo keys. DeiT's unused ImageNet heads are dropped. A position embedding for another grid (a
+    fine-tuning length or overlapping strides) is adapted as the official fine-tuning code does
+    (:func:`adapt_pos_embed`); the source grid comes from ``p_input_fdim``/``p_input_tdim``.
+    """
+    pre = "module." if any(k.startswith("module.") for k in state) else ""
+    state = {k[len(pre):]: v for k, v in state.items() if k.startswith(pre)}
+    c = model.config
+    src_grid = None
+    if "v.pos_embed" in state:
+        out: dict[str, Tensor] = {}
+        pf_, pt_ = state["v.patch_embed.proj.weight"].shape[-2:]
+        if "p_input_fdim" in state:  # pretraining never overlaps patches: stride = patch shape
+            src_grid = ((int(state["p_input_fdim"]) - pf_) // pf_ + 1, (int(state["p_input_tdim"]) - pt_) // pt_ + 1)
+        for k, v in state.items():
+            if k.startswith(("v.head.", "v.head_dist.", "mlp_head.")) or k.startswith("p_input_"):
+                continue
+            if k.startswith("v.blocks."):
+                out["encoder.blocks." + k[len("v.blocks."):]] = v
+            elif k.startswith("v.norm."):
+                out["encoder.norm." + k[len("v.norm."):]] = v
+            elif k.startswith("v."):
+                out[k[2:]] = v
+            elif k[:11] in _HEADS:
+                out[_HEADS[k[:11]] + k[11:]] = v
+            else:
+                out[k] = v
+        state = out
+    pos = state.get("pos_embed")
+    if pos is not None and pos.shape != model.pos_embed.shape:
+        new = model.patch_embed.grid_size
+        n = pos.shape[1] - model.num_prefix_tokens
+        if src_grid is None:  # an audiozoo checkpoint: assume the pretraining (non-overlapping) frequency grid
+            gf0 = (c.n_mels - c.patch_f) // c.patch_f + 1
+            gf = gf0 if n % gf0 == 0 else new[0]
+            src_grid = (gf, n // gf)
+        if src_grid[0] * src_grid[1] != n:
+            raise ConfigError(f"position embedding has {n} grid tokens, not the {src_grid} grid of the checkpoint")
+        state["pos_embed"] = torch.cat([pos[:, :2], adapt_pos_embed(pos[:, 2:], src_grid, new)], dim=1)
+    return state
+
+
+# --------------------------------------------------------------------------- registered variants
+_PAPER = dict(
+    family="ssl",
+    paper="SSAST: Self-Supervised Audio Spectrogram Transformer (Gong, Lai, Chung & Glass, AAAI 2022)",
+    arxiv="2110.09784",
+    official_repo="https://github.com/YuanGongND/ssast",
+    license="BSD-3-Clause",
+    converter=checkpoint_filter_fn,
+)
+_SIZES = {"tiny": (192, 3), "small": (384, 6), "base": (768, 12)}
+_PATCH = dict(patch_f=16, patch_t=16, fstride=16, tstride=16, mask_strategy="cluster")
+_FRAME = dict(patch_f=128, patch_t=2, fstride=128, tstride=2, mask_strategy="random")
+_TINY_PATCH = dict(n_mels=32, max_length=64, patch_f=8, patch_t=8, fstride=8, tstride=8, embed_dim=32, depth=2,
+                   num_heads=2, num_mask_patches=20)
+_TINY_FRAME = dict(n_mels=32, max_length=64, patch_f=32, patch_t=2, fstride=32, tstride=2, embed_dim=32, depth=2,
+                   num_heads=2, num_mask_patches=20)
+_SRC = ("official ASTModel(pretrain_stage=True, 128 x 1024 input) counted with s3prl 0.4.18's copy: {} minus "
+        "DeiT's unused ImageNet heads ({}) and the two input-size entries; README rounds it to {}")
+
+
+def _ssast(size: str, variant: dict, overrides: dict) -> SSAST:
+    d, h = _SIZES[size]
+    return SSAST(build_config(SSASTConfig, dict(variant, embed_dim=d, num_heads=h), **overrides))
+
+
+@register_model(params=5_660_288, params_source=_SRC.format("6,046,290", "386,000", "6M"), verified="A",
+                tiny=_TINY_PATCH, **_PAPER)
+def ssast_tiny_patch(**overrides) -> SSAST:
+    """SSAST-Tiny, 16x16 patches (DeiT-Tiny: 12 x 192-d, 3 heads), 400 masked patches, cluster masking."""
+    return _ssast("tiny", _PATCH, overrides)
+
+
+@register_model(params=22_084_352, params_source=_SRC.format("22,854,354", "770,000", "23M"), verified="A",
+                tiny=_TINY_PATCH, **_PAPER)
+def ssast_small_patch(**overrides) -> SSAST:
+    """SSAST-Small, 16x16 patches (DeiT-Small: 12 x 384-d, 6 heads)."""
+    return _ssast("small", _PATCH, overrides)
+
+
+@register_model(params=87_225_344, params_source=_SRC.format("88,763,346", "1,538,000", "89M"), verified="A",
+                tiny=_TINY_PATCH, **_PAPER)
+def ssast_base_patch(**overrides) -> SSAST:
+    """SSAST-Base, 16x16 patches (DeiT-Base: 12 x 768-d, 12 heads): the paper's main patch model."""
+    return _ssast("base", _PATCH, overrides)
+
+
+@register_model(params=5_660_288, params_source=_SRC.format("6,046,290", "386,000", "6M"), verified="A",
+                tiny=_TINY_FRAME, **_PAPER)
+def ssast_tiny_frame(**overrides) -> SSAST:
+    """SSAST-Tiny, 128x2 frames, random masking."""
+    return _ssast("tiny", _FRAME, overrides)
+
+
+@register_model(params=22_084_352, params_source=_SRC.format("22,854,354", "770,000", "23M"), verified="A",
+                tiny=_TINY_FRAME, **_PAPER)
+def ssast_small_frame(**overrides) -> SSAST:
+    """SSAST-Small, 128x2 frames."""
+    return _ssast("small", _FRAME, overrides)
+
+
+@register_model(params=87_225_344, params_source=_SRC.format("88,763,346", "1,538,000", "89M"), verified="A",
+                tiny=_TINY_FRAME, **_PAPER)
+def ssast_base_frame(**overrides) -> SSAST:
+    """SSAST-Base, 128x2 frames: the paper's main frame model."""
+    return _ssast("base", _FRAME, overrides)

@@ -1,0 +1,316 @@
+"""FastSpeech 2: non-autoregressive acoustic model with a variance adaptor (duration, pitch, energy).
+
+Paper: Yi Ren, Chenxu Hu, Xu Tan, Tao Qin, Sheng Zhao, Zhou Zhao, Tie-Yan Liu, "FastSpeech 2: Fast and
+High-Quality End-to-End Text to Speech", ICLR 2021, arXiv:2006.04558. No official code; the reference
+implementation followed here is ming024/FastSpeech2 (MIT), ``config/LJSpeech_paper`` ("closest to the
+paper"), ``model/fastspeech2.py``, ``model/modules.py``, ``transformer/``.
+
+Architecture (Section 2 and Appendix A; blocks in :mod:`audiozoo.nn.fastspeech`):
+
+- phoneme embedding + sinusoidal positions -> encoder of 4 feed-forward Transformer (FFT) blocks (hidden 256,
+  2 heads, conv FFN 1024 with kernels 9 and 1, dropout 0.2);
+- variance adaptor (Section 2.3): duration predictor (log-domain, ``log(d + 1)`` as ming024), length
+  regulator, pitch and energy predictors (2 x [conv k3 256 -> ReLU -> LN -> dropout 0.5] -> linear), each
+  value quantised into 256 buckets (log-spaced for pitch) whose embedding is added to the hidden sequence;
+  ground-truth duration / pitch / energy in training, predictions at inference;
+- mel decoder of 4 FFT blocks -> linear to 80 mels -> Tacotron 2 post-net (5 conv, 512 channels, kernel 5;
+  ming024 has it, the paper does not mention one).
+
+Here pitch is the *frame-level* variant (``pitch_level="frame"``, ming024's option; the paper predicts a
+continuous-wavelet pitch spectrogram, not implemented here) or phoneme-averaged (``"phoneme"``, ming024's
+default); energy likewise. Targets are normalised: pitch is ``(ln F0 - mean) / std`` with unvoiced frames
+interpolated, energy ``(E - mean) / std`` (E = L2 norm of the STFT magnitude per frame); the corpus statistics
+live in the persistent buffers ``pitch_stats`` / ``energy_stats`` (``[mean, std]``, set by the ``tts`` training
+task from the training data). Buckets are uniform in the normalised units over ``[pitch_min, pitch_max]``, i.e.
+log-spaced in Hz for pitch, as ming024's ``pitch_quantization: log``.
+
+Output mels are the natural-log mel of HiFi-GAN (:class:`audiozoo.dsp.VocoderMel`: 22.05 kHz, n_fft 1024,
+hop 256, 80 mels, 0-8 kHz), channels first ``(B, 80, L)``, so any ``hifigan_v1`` weight set vocodes them;
+frames past an item's length hold the log floor ``ln(1e-5)`` (silence).
+
+Tokens: the ids of the model's ``text`` scheme, recorded in the config. ``"piper"``: Piper's phoneme ids
+(``^ _ p1 _ p2 _ ... pn _ $`` over espeak-ng IPA code points, the voice's ``phoneme_id_map``; the
+``piper-speech`` corpus gives these ids with the voice's own durations per id). ``_`` (id 0) is a real token
+there (the gap between phonemes), so padding is carried by ``lengths`` only and the embedding has no padding
+row.
+
+Departure (inference path only): when durations / pitch / energy are *predicted* (no targets given) and the
+predictions require a gradient, the bucket embeddings and the length regulator pass straight-through gradients
+to the predictors (forward values unchanged). The paper never back-propagates through them (it trains on
+targets; the predictors learn from their own MSE losses, :mod:`audiozoo.train.losses.tts`), so training is
+unaffected; it lets a loss on predicted outputs reach every parameter.
+
+License of this implementation: the project's. ming024/FastSpeech2 is MIT (read for layout, not copied).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ...config import build_config
+from ...dsp.mel import VocoderMel
+from ...errors import ConfigError
+from ...nn.alignment import length_regulate
+from ...nn.fastspeech import FFTStack, PostNet, VariancePredictor, bucketize_embed, padding_mask
+from ...registry import register_model
+from ..contracts import TTSModel
+
+LOG_FLOOR = math.log(1e-5)  # HiFi-GAN's log-mel of silence (ln of its amplitude floor)
+LEVELS = ("frame", "phoneme")
+
+
+@dataclass
+class FastSpeech2Config:
+    """FastSpeech 2 hyper-parameters (defaults: ming024 ``LJSpeech_paper`` = paper Appendix A)."""
+
+    vocab_size: int = 256  # Piper's num_symbols (ids of the 'piper' text scheme)
+    hidden: int = 256
+    encoder_layers: int = 4
+    decoder_layers: int = 4
+    heads: int = 2
+    ffn_dim: int = 1024
+    ffn_kernels: tuple[int, int] = (9, 1)
+    dropout: float = 0.2
+    variance_filter: int = 256
+    variance_kernel: int = 3
+    variance_dropout: float = 0.5
+    n_bins: int = 256
+    pitch_level: str = "frame"
+    energy_level: str = "frame"
+    # bucket ranges in normalised units ((x - mean) / std of the training corpus)
+    pitch_min: float = -4.0
+    pitch_max: float = 4.0
+    energy_min: float = -2.5
+    energy_max: float = 5.0
+    postnet: bool = True
+    postnet_channels: int = 512
+    postnet_kernel: int = 5
+    postnet_layers: int = 5
+    max_positions: int = 1000
+    n_speakers: int = 0
+    # output: HiFi-GAN's mel (dsp.VocoderMel defaults)
+    n_mels: int = 80
+    sample_rate: int = 22050
+    hop_length: int = 256
+    n_fft: int = 1024
+    win_length: int = 1024
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    # text front end the ids come from: {"scheme": "piper", "language": "en-us", "phoneme_id_map": {...}}
+    text: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for k in ("pitch_level", "energy_level"):
+            if getattr(self, k) not in LEVELS:
+                raise ConfigError(f"FastSpeech2Config.{k} must be one of {LEVELS}, got {getattr(self, k)!r}")
+        if self.hidden % self.heads:
+            raise ConfigError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
+        if self.n_bins < 2 or not (self.pitch_min < self.pitch_max and self.energy_min < self.energy_max):
+            raise ConfigError("need n_bins >= 2, pitch_min < pitch_max and energy_min < energy_max")
+
+
+class FastSpeech2Output(NamedTuple):
+    """What :class:`FastSpeech2` returns (a tuple: ``mel`` first, per the tts contract).
+
+    mel: ``(B, n_mels, L)`` log-mel after the post-net; padded frames at ``ln(1e-5)``.
+    mel_lengths: ``(B,)`` valid frames.
+    durations: ``(B, N)`` frames per token used by the length regulator (targets or rounded predictions).
+    log_durations: ``(B, N)`` predicted ``ln(d + 1)``.
+    pitch: predicted normalised pitch, ``(B, L)`` (frame level) or ``(B, N)`` (phoneme level).
+    energy: predicted normalised energy, same layout.
+    mel_before: ``(B, n_mels, L)`` decoder output before the post-net (FastSpeech 2 trains both).
+    """
+
+    mel: Tensor
+    mel_lengths: Tensor
+    durations: Tensor
+    log_durations: Tensor
+    pitch: Tensor
+    energy: Tensor
+    mel_before: Tensor
+
+
+class FastSpeech2(TTSModel):
+    """FastSpeech 2 acoustic model: ``forward(tokens (B, N), lengths (B,), ...) -> FastSpeech2Output``.
+
+    Training passes ground-truth ``durations (B, N)``, ``pitch`` and ``energy`` (normalised; ``(B, L)`` at frame
+    level with ``L = durations.sum(1).max()`` or ``(B, N)`` at phoneme level); inference passes none and may set
+    ``alpha`` (FastSpeech's speed factor on durations: > 1 slower), ``pitch_shift`` (semitones) and
+    ``energy_scale`` (multiplies the linear energy).
+    """
+
+    def __init__(self, config: FastSpeech2Config):
+        super().__init__()
+        c = self.config = config
+        self.vocab_size, self.n_mels = c.vocab_size, c.n_mels
+        self.sample_rate, self.hop_length = c.sample_rate, c.hop_length
+        self.embed = nn.Embedding(c.vocab_size, c.hidden)
+        self.encoder = FFTStack(c.hidden, c.encoder_layers, c.heads, c.ffn_dim, c.ffn_kernels, c.dropout,
+                                c.max_positions)
+        self.speaker_embed = nn.Embedding(c.n_speakers, c.hidden) if c.n_speakers > 0 else None
+        vp = (c.hidden, c.variance_filter, c.variance_kernel, c.variance_dropout)
+        self.duration_predictor = VariancePredictor(*vp)
+        self.pitch_predictor = VariancePredictor(*vp)
+        self.energy_predictor = VariancePredictor(*vp)
+        self.pitch_embed = nn.Embedding(c.n_bins, c.hidden)
+        self.energy_embed = nn.Embedding(c.n_bins, c.hidden)
+        self.register_buffer("pitch_bins", torch.linspace(c.pitch_min, c.pitch_max, c.n_bins - 1), persistent=False)
+        self.register_buffer("energy_bins", torch.linspace(c.energy_min, c.energy_max, c.n_bins - 1),
+                             persistent=False)
+        # [mean, std] of ln F0 (Hz) and of the frame energy over the training corpus; std 0 = not set yet
+        self.register_buffer("pitch_stats", torch.zeros(2))
+        self.register_buffer("energy_stats", torch.zeros(2))
+        self.decoder = FFTStack(c.hidden, c.decoder_layers, c.heads, c.ffn_dim, c.ffn_kernels, c.dropout,
+                                c.max_positions)
+        self.mel_linear = nn.Linear(c.hidden, c.n_mels)
+        self.postnet = PostNet(c.n_mels, c.postnet_channels, c.postnet_kernel, c.postnet_layers) if c.postnet else None
+
+    # ---- variance helpers -------------------------------------------------------------------------------
+    def _controls(self, pitch_shift: float, energy_scale: float) -> tuple[float, float, float]:
+        """``(pitch offset, energy gain, energy offset)`` in normalised units for the inference controls."""
+        p_std = float(self.pitch_stats[1]) or 1.0
+        e_mean, e_std = float(self.energy_stats[0]), float(self.energy_stats[1]) or 1.0
+        # ln F0 + s ln2 / 12 shifts by s semitones; E * g in normalised units: z g + (g - 1) mean / std
+        return pitch_shift * math.log(2.0) / 12.0 / p_std, energy_scale, (energy_scale - 1.0) * e_mean / e_std
+
+    def _variance(self, x: Tensor, mask: Tensor, predictor: VariancePredictor, embedding: nn.Embedding, bins: Tensor,
+                  target: Tensor | None, offset: float = 0.0, gain: float = 1.0) -> tuple[Tensor, Tensor]:
+        pred = predictor(x, mask)
+        if target is not None:
+            if target.shape != pred.shape:
+                raise ConfigError(f"variance target shape {tuple(target.shape)} != prediction {tuple(pred.shape)}")
+            return pred, embedding(torch.bucketize(target.contiguous(), bins))
+        value = pred * gain + offset
+        return pred, bucketize_embed(value, bins, embedding, straight_through=torch.is_grad_enabled())
+
+    # ---- forward ----------------------------------------------------------------------------------------
+    def forward(self, tokens: Tensor, lengths: Tensor | None = None, durations: Tensor | None = None,
+                pitch: Tensor | None = None, energy: Tensor | None = None, speaker: Tensor | None = None,
+                alpha: float = 1.0, pitch_shift: float = 0.0, energy_scale: float = 1.0,
+                max_frames: int | None = None) -> FastSpeech2Output:
+        """See the class docstring. ``max_frames`` pads/crops the frame axis (targets' ``L``)."""
+        c = self.config
+        if tokens.ndim != 2:
+            raise ConfigError(f"FastSpeech2 takes token ids (B, N), got shape {tuple(tokens.shape)}")
+        b, n = tokens.shape
+        if lengths is None:
+            lengths = torch.full((b,), n, dtype=torch.long, device=tokens.device)
+        lengths = lengths.to(tokens.device).long()
+        if int(tokens.max()) >= c.vocab_size or int(tokens.min()) < 0:
+            raise ConfigError(f"token ids must lie in [0, {c.vocab_size}), got [{int(tokens.min())}, "
+                              f"{int(tokens.max())}]")
+        mask = padding_mask(lengths, n)
+        x = self.encoder(self.embed(tokens), mask)
+        if self.speaker_embed is not None:
+            if speaker is None:
+                raise ConfigError(f"this FastSpeech2 has {c.n_speakers} speakers: pass speaker ids (B,)")
+            x = x + self.speaker_embed(speaker.long())[:, None]
+        p_off, e_gain, e_off = self._controls(pitch_shift, energy_scale)
+        log_d = self.duration_predictor(x, mask)
+        p_pred = e_pred = None
+        if c.pitch_level == "phoneme":
+            p_pred, emb = self._variance(x, mask, self.pitch_predictor, self.pitch_embed, self.pitch_bins, pitch, p_off)
+            x = x + emb
+        if c.energy_level == "phoneme":
+            e_pred, emb = self._variance(x, mask, self.energy_predictor, self.energy_embed, self.energy_bins, energy,
+                                         e_off, e_gain)
+            x = x + emb
+        if durations is None:
+            d_float = (torch.exp(log_d) - 1.0).clamp(min=0.0) * alpha
+            d = torch.round(d_float.detach()).long().masked_fill(mask, 0)
+            # every utterance gets at least one frame (a model that predicts 0 everywhere still returns a mel)
+            empty = d.sum(1) == 0
+            d[empty, 0] = 1
+            if torch.is_grad_enabled() and d_float.requires_grad:  # straight-through (module docstring)
+                x = x * (1.0 + d_float - d_float.detach())[..., None]
+        else:
+            if durations.shape != (b, n):
+                raise ConfigError(f"durations must be (B, N) = {(b, n)}, got {tuple(durations.shape)}")
+            d = durations.long().masked_fill(mask, 0)
+        frames, mel_lengths = length_regulate(x, d, 1.0, lengths, max_frames)
+        fmask = padding_mask(mel_lengths, frames.shape[1])
+        if c.pitch_level == "frame":
+            p_pred, emb = self._variance(frames, fmask, self.pitch_predictor, self.pitch_embed, self.pitch_bins, pitch,
+                                         p_off)
+            frames = frames + emb
+        if c.energy_level == "frame":
+            e_pred, emb = self._variance(frames, fmask, self.energy_predictor, self.energy_embed, self.energy_bins,
+                                         energy, e_off, e_gain)
+            frames = frames + emb
+        h = self.decoder(frames, fmask)
+        mel_before = self.mel_linear(h).transpose(1, 2)
+        mel = mel_before + self.postnet(mel_before) if self.postnet is not None else mel_before
+        pad = fmask[:, None]
+        mel = mel.masked_fill(pad, LOG_FLOOR)
+        mel_before = mel_before.masked_fill(pad, LOG_FLOOR)
+        assert p_pred is not None and e_pred is not None
+        return FastSpeech2Output(mel, mel_lengths, d, log_d, p_pred, e_pred, mel_before)
+
+    @torch.no_grad()
+    def synthesize(self, tokens: Tensor, lengths: Tensor | None = None, alpha: float = 1.0, pitch_shift: float = 0.0,
+                   energy_scale: float = 1.0, speaker: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Inference: ``(mel (B, n_mels, L), mel_lengths (B,))`` from predicted durations, pitch and energy."""
+        was = self.training
+        self.eval()
+        try:
+            out = self(tokens, lengths, speaker=speaker, alpha=alpha, pitch_shift=pitch_shift,
+                       energy_scale=energy_scale)
+        finally:
+            self.train(was)
+        return out.mel, out.mel_lengths
+
+    def mel_extractor(self) -> VocoderMel:
+        """The front end whose log-mel this model predicts (training targets; HiFi-GAN's input)."""
+        c = self.config
+        return VocoderMel(c.sample_rate, c.n_fft, c.hop_length, c.win_length, c.n_mels, c.f_min, c.f_max)
+
+    def input_spec(self) -> dict[str, Any]:
+        c = self.config
+        return {**super().input_spec(), "tokens": f"(B, N) ids of the {c.text.get('scheme', 'caller')!r} scheme",
+                "output": f"log-mel (B, {c.n_mels}, L), hop {c.hop_length}", "hop_length": c.hop_length,
+                "vocab_size": c.vocab_size}
+
+
+# ------------------------------------------------------------------------------------------------ registry
+_PAPER = dict(
+    family="tts",
+    paper="FastSpeech 2: Fast and High-Quality End-to-End Text to Speech (Ren et al., ICLR 2021)",
+    arxiv="2006.04558",
+    official_repo="https://github.com/ming024/FastSpeech2 (unofficial reference implementation, MIT)",
+    license="MIT (ming024 reference implementation); this code: the project's",
+)
+# the small CPU config (recipes/tts/fastspeech2_small_piper.yaml): same architecture, narrower and shallower
+_SMALL = dict(hidden=128, encoder_layers=3, decoder_layers=3, heads=2, ffn_dim=256, variance_filter=128,
+              postnet=False, dropout=0.1)
+_TINY = dict(hidden=32, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=64, ffn_kernels=(3, 1),
+             variance_filter=16, n_bins=16, postnet_channels=16, postnet_layers=2, n_mels=20, vocab_size=40,
+             max_positions=64, n_fft=256, win_length=256)
+
+
+def _fastspeech2(base: dict, overrides: dict) -> FastSpeech2:
+    return FastSpeech2(build_config(FastSpeech2Config, base, **overrides))
+
+
+@register_model(params=28_845_635, verified="A", tiny=_TINY,
+                params_source="[calc] ming024 FastSpeech2 config/LJSpeech_paper (4 + 4 FFT blocks, hidden 256, "
+                              "conv FFN 1024 k9/k1, 3 variance predictors, 2 x 256 bucket embeddings, 5-layer "
+                              "post-net) with Piper's 256-symbol table: 28,845,635 weights + biases (post-net 4,348,144 of them); the paper "
+                              "reports about 27M (Table 2, unverified)",
+                **_PAPER)
+def fastspeech2_base(**overrides) -> FastSpeech2:
+    """FastSpeech 2 as in the paper / ming024's ``LJSpeech_paper`` config (frame-level pitch and energy)."""
+    return _fastspeech2({}, overrides)
+
+
+@register_model(params=5_932_739, verified="A", tiny=_TINY,
+                params_source="[calc] audiozoo's CPU config: hidden 128, 3 + 3 FFT blocks, FFN 512, variance "
+                              "filter 128, post-net 256 channels, 256-symbol table",
+                **_PAPER)
+def fastspeech2_small(**overrides) -> FastSpeech2:
+    """A small FastSpeech 2 that trains on CPU (hidden 128, 3 + 3 FFT blocks, post-net 256 channels)."""
+    return _fastspeech2(_SMALL, overrides)

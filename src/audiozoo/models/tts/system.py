@@ -1,0 +1,53 @@
+"""A text-to-speech system: an acoustic model (family ``tts``) followed by a vocoder (family ``vocoder``).
+
+Built by :func:`audiozoo.resolve.resolve_model` from a composite spec (``"fastspeech2_small.piper_joe+
+hifigan_v1.universal"``, or ``"...+griffinlim:32"``); this file imports no other model file: both parts arrive
+as constructed modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ...errors import ConfigError
+
+
+class TTSSystem(nn.Module):
+    """``synthesize(tokens (B, N), lengths, **controls) -> (wav (B, T), wav_lengths (B,))``.
+
+    Attributes: ``acoustic``, ``vocoder``, ``sample_rate`` (the vocoder's), ``hop_length``, ``family = "tts"``.
+    The acoustic model's mel must be the vocoder's input: same ``n_mels``, hop and sample rate (checked).
+    """
+
+    family = "tts"
+
+    def __init__(self, acoustic: nn.Module, vocoder: nn.Module):
+        super().__init__()
+        for what, a, v in (("n_mels", getattr(acoustic, "n_mels", None), getattr(vocoder, "n_mels", None)),
+                           ("hop_length", getattr(acoustic, "hop_length", None), getattr(vocoder, "hop_length", None)),
+                           ("sample_rate", getattr(acoustic, "sample_rate", None),
+                            getattr(vocoder, "sample_rate", None))):
+            if a is not None and v is not None and int(a) != int(v):
+                raise ConfigError(f"cannot compose {type(acoustic).__name__} with {type(vocoder).__name__}: the "
+                                  f"acoustic model's {what} is {a}, the vocoder's {v}")
+        self.acoustic, self.vocoder = acoustic, vocoder
+        self.sample_rate = int(getattr(vocoder, "sample_rate", getattr(acoustic, "sample_rate", 0)))
+        self.hop_length = int(getattr(vocoder, "hop_length", getattr(acoustic, "hop_length", 0)))
+        self.model_name = "+".join(str(getattr(m, "model_name", type(m).__name__)) for m in (acoustic, vocoder))
+
+    @property
+    def config(self) -> Any:
+        return getattr(self.acoustic, "config", None)
+
+    @torch.no_grad()
+    def synthesize(self, tokens: Tensor, lengths: Tensor | None = None, **controls: Any) -> tuple[Tensor, Tensor]:
+        """Token ids -> waveform ``(B, T)`` at :attr:`sample_rate` and sample lengths; ``controls`` go to the
+        acoustic model's ``synthesize`` (``alpha``, ``pitch_shift``, ``energy_scale``...)."""
+        mel, frames = self.acoustic.synthesize(tokens, lengths, **controls)
+        return self.vocoder(mel, frames)
+
+    def forward(self, tokens: Tensor, lengths: Tensor | None = None, **controls: Any) -> tuple[Tensor, Tensor]:
+        return self.synthesize(tokens, lengths, **controls)
