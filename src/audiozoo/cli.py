@@ -15,6 +15,14 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2))
 
 
+def _peak(wav) -> float:
+    """Largest |sample| without an |x| temporary the size of the output (a 10-minute 48 kHz file: 115 MB)."""
+    if not wav.numel():
+        return 0.0
+    lo, hi = wav.aminmax()
+    return max(float(hi), -float(lo))
+
+
 def _check_audio_files(files: list[str]) -> None:
     """Refuse missing, empty, truncated and non-audio files from their headers before a model is loaded (fail
     fast, with the same :class:`AudioError` the pipeline would raise after seconds of loading)."""
@@ -133,10 +141,10 @@ def cmd_vocode(args: argparse.Namespace) -> int:
             print(f"audiozoo: note: {note}", file=sys.stderr)
     pipe = pipeline("vocode", model=model, device=args.device, chunk_frames=args.chunk_frames)
     res = pipe(args.input)
-    peak = float(res["audio"].abs().max()) if res["audio"].numel() else 0.0
+    peak = _peak(res["audio"])
     if peak > 1.0:  # a vocoder's output is not bounded; PCM needs [-1, 1]
         print(f"audiozoo: warning: output peaks at {peak:.3f}; clipped to [-1, 1]", file=sys.stderr)
-    save_audio(args.output, res["audio"].clamp(-1.0, 1.0), res["sample_rate"])
+    save_audio(args.output, res["audio"].clamp(-1.0, 1.0) if peak > 1.0 else res["audio"], res["sample_rate"])
     chunk = res.get("chunk_frames") or args.chunk_frames  # long inputs are streamed even without --chunk-frames
     mode = f"streamed in chunks of {chunk} frames" if chunk else "offline"
     print(f"{res['input']}: {res['frames']} mel frames -> {args.output} "
@@ -153,10 +161,10 @@ def cmd_upsample(args: argparse.Namespace) -> int:
     pipe = pipeline("upsample", model=model, rate=args.rate, device=args.device, chunk_seconds=args.chunk_seconds,
                     bandwidth_substitution=not args.no_bandwidth_substitution)
     res = pipe(args.input)
-    peak = float(res["audio"].abs().max()) if res["audio"].numel() else 0.0
+    peak = _peak(res["audio"])
     if peak > 1.0:  # sinc ringing or a generated band can overshoot; PCM needs [-1, 1]
         print(f"audiozoo: warning: output peaks at {peak:.3f}; clipped to [-1, 1]", file=sys.stderr)
-    save_audio(args.output, res["audio"].clamp(-1.0, 1.0), res["sample_rate"])
+    save_audio(args.output, res["audio"].clamp(-1.0, 1.0) if peak > 1.0 else res["audio"], res["sample_rate"])
     print(f"{res['input']}: {res['input_rate']} Hz -> {args.output} ({res['audio'].shape[-1]} samples at "
           f"{res['sample_rate']} Hz, {res['method']})")
     return 0
@@ -224,6 +232,90 @@ def cmd_codec(args: argparse.Namespace) -> int:
     wav, sr = CodecPipeline.decode_file(args.input, model=args.model, out=args.output, device=args.device,
                                         chunk_seconds=args.chunk_seconds)
     print(f"{args.input}: {wav.shape[-1] / sr:.2f} s at {sr} Hz -> {args.output}")
+    return 0
+
+
+def _tts_texts(text: str) -> list[str]:
+    """``TEXT`` itself, or the non-empty lines of a text file of that name (one sentence per line)."""
+    p = Path(text)
+    if len(text) < 4096 and "\n" not in text and p.is_file():
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+        return [ln for ln in lines if ln]
+    return [text]
+
+
+def cmd_tts(args: argparse.Namespace) -> int:
+    from .dsp.io import save_audio
+    from .errors import DataError
+    from .pipelines import pipeline
+
+    texts = _tts_texts(args.text)
+    if not texts:
+        raise DataError(f"{args.text}: no text to speak (the file has no non-empty line)")
+    pipe = pipeline("tts", model=args.model, device=args.device, sentence_silence=args.sentence_silence)
+    for note in pipe.notes:
+        print(f"audiozoo: note: {note}", file=sys.stderr)
+    if args.show_phonemes:
+        for t in texts:
+            for ph in pipe.phonemes(t):
+                print(ph)
+    import torch
+
+    outs = [pipe.synthesize(t, args.speed, args.pitch_shift, args.energy) for t in texts]
+    sr = outs[0]["sample_rate"]
+    # lines of a file are spoken in order with a pause between them (--sentence-silence, at least 0.25 s)
+    gap = torch.zeros(int(round(max(args.sentence_silence, 0.25) * sr)))
+    audio = torch.cat([x for o in outs for x in (o["audio"], gap)][:-1])
+    seconds = sum(o["seconds"] for o in outs)
+    res = {"audio": audio, "sample_rate": sr, "sentences": sum(o["sentences"] for o in outs),
+           "rtf": sum(o["rtf"] * o["seconds"] for o in outs) / max(seconds, 1e-9)}
+    peak = _peak(res["audio"])
+    if peak > 1.0:  # a vocoder's output is not bounded; PCM needs [-1, 1]
+        print(f"audiozoo: warning: output peaks at {peak:.3f}; clipped to [-1, 1]", file=sys.stderr)
+    save_audio(args.output, res["audio"].clamp(-1.0, 1.0) if peak > 1.0 else res["audio"], res["sample_rate"])
+    secs = res["audio"].shape[-1] / res["sample_rate"]
+    print(f"{res['sentences']} sentence(s) -> {args.output} ({secs:.2f} s at {res['sample_rate']} Hz, "
+          f"real-time factor {res['rtf']:.3f})")
+    return 0
+
+
+def cmd_asr(args: argparse.Namespace) -> int:
+    from .pipelines import pipeline
+    from .pipelines.asr import DEFAULT_ASR_MODEL, to_srt, to_vtt
+
+    _check_audio_files(args.files)
+    pipe = pipeline("asr", model=args.model or DEFAULT_ASR_MODEL, device=args.device, beam_size=args.beam,
+                    max_segment_seconds=args.segment_seconds, progress=len(args.files) > 8)
+    results = [pipe(f) for f in args.files]
+    render = {"txt": lambda r: r["text"] + "\n", "json": lambda r: json.dumps(r, indent=2) + "\n",
+              "srt": lambda r: to_srt(r["segments"]), "vtt": lambda r: to_vtt(r["segments"])}[args.format]
+    for f, r in zip(args.files, results):
+        if args.output:
+            out = Path(args.output)
+            if len(args.files) > 1 or out.is_dir() or not out.suffix:
+                out.mkdir(parents=True, exist_ok=True)
+                out = out / f"{Path(f).stem}.{args.format}"
+            else:
+                out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(render(r), encoding="utf-8")
+            print(f"{f}: {len(r['text'].split())} words, {r['duration_s']:.2f} s -> {out}")
+        elif args.format == "txt":
+            print(f"{f}: {r['text']}" if len(args.files) > 1 else r["text"])
+        else:
+            sys.stdout.write(render(r))
+    return 0
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    from .pipelines import pipeline
+    from .pipelines.asr import DEFAULT_ASR_MODEL, read_transcript
+
+    _check_audio_files([args.audio])
+    pipe = pipeline("align", model=args.model or DEFAULT_ASR_MODEL, device=args.device)
+    res = pipe.align_to_file(args.audio, read_transcript(args.text), args.output)
+    low = [w["word"] for w in res["words"] if w["score"] < 0.2]
+    print(f"{args.audio}: {len(res['words'])} words aligned over {res['duration_s']:.2f} s -> {args.output}"
+          + (f" (low confidence: {' '.join(low[:10])})" if low else ""))
     return 0
 
 
@@ -304,6 +396,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_vocode)
 
+    s = sub.add_parser("tts", help="text-to-speech: TEXT (or a text file, one sentence per line) -> OUT.wav",
+                       description="Speak TEXT (or every line of a text file) with an acoustic model + vocoder. "
+                                   "Default voice: fastspeech2_small.piper_joe (FastSpeech 2 trained here on the "
+                                   "Piper joe voice) + hifigan_v1.universal (real weights).")
+    s.add_argument("text", metavar="TEXT", help="text to speak, or a .txt file with one sentence per line")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
+    s.add_argument("-m", "--model", default=None,
+                   help="ACOUSTIC[+VOCODER]: weight set or checkpoint folder of an acoustic model, optionally "
+                        "+ a vocoder spec (default vocoder: hifigan_v1.universal) or +griffinlim[:N]")
+    s.add_argument("--speed", type=float, default=1.0, help="speaking rate (> 1 faster; FastSpeech's alpha = 1/S)")
+    s.add_argument("--pitch-shift", type=float, default=0.0, help="pitch shift in semitones")
+    s.add_argument("--energy", type=float, default=1.0, help="energy (loudness) scale")
+    s.add_argument("--sentence-silence", type=float, default=0.0, help="seconds of silence between sentences")
+    s.add_argument("--show-phonemes", action="store_true", help="print the phonemes of every sentence")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_tts)
+
     s = sub.add_parser("upsample", help="audio super-resolution to --rate (a HiFi-SR model, or sinc interpolation)",
                        description="Upsample IN to OUT.wav at --rate. Without --model: sinc interpolation (soxr HQ). "
                                    "With --model (e.g. hifisr_small_16k.sisec_8k or a checkpoint folder): the model "
@@ -359,6 +468,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="code in chunks of this length (default: only inputs over 30 s, in 10 s chunks)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_codec)
+
+    s = sub.add_parser("asr", help="speech recognition -> text with word timestamps (txt, json, srt, vtt)",
+                       description="Transcribe speech with an asr model (default: the shipped small English model, "
+                                   "trained on synthetic speech only: expect many errors on real recordings). Long "
+                                   "files are cut at pauses into segments of at most --segment-seconds; word times "
+                                   "come from CTC forced alignment of the decoded text.")
+    s.add_argument("files", nargs="+")
+    s.add_argument("-m", "--model", default=None, help="asr model: weight set (NAME.TAG) or checkpoint folder")
+    s.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    s.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
+    s.add_argument("-o", "--output", default=None, help="output file (one input) or folder")
+    s.add_argument("--segment-seconds", type=float, default=20.0, help="longest segment decoded at once")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_asr)
+
+    s = sub.add_parser("align", help="forced alignment of a transcript to audio -> word/char times (JSON, TextGrid)",
+                       description="Align TEXT (a string, or a .txt file) to AUDIO with an asr model's CTC head. The "
+                                   "text is lower-cased and stripped of punctuation first. -o out.json or "
+                                   "out.TextGrid (Praat, tiers 'words' and 'chars').")
+    s.add_argument("audio", metavar="AUDIO")
+    s.add_argument("text", metavar="TEXT", help="the transcript, or a .txt file holding it")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.json|OUT.TextGrid")
+    s.add_argument("-m", "--model", default=None, help="asr model with a CTC head (NAME.TAG or checkpoint folder)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_align)
 
     # Sub-commands owned by other packages register themselves (data build/list, train, eval).
     try:

@@ -74,6 +74,25 @@ def _ensure_builtins() -> None:
     register_builtin("griffinlim", "vocoder", lambda arg: GriffinLimVocoder(n_iter=_griffinlim_iters(arg)))
     register_composer("vocoder", "griffinlim",
                       lambda first, _, arg: GriffinLimRefiner(first, n_iter=_griffinlim_iters(arg)))
+    # text-to-speech: acoustic model + vocoder (models/tts/system.py); Griffin-Lim inverts the acoustic model's mel
+    register_composer("tts", "vocoder", lambda first, second, _: _tts_system(first, second))
+    register_composer("tts", "griffinlim", lambda first, _, arg: _tts_system(first, _griffinlim_for(first, arg)))
+
+
+def _tts_system(acoustic: nn.Module, vocoder: nn.Module) -> nn.Module:
+    from .models.tts.system import TTSSystem
+
+    return TTSSystem(acoustic, vocoder)
+
+
+def _griffinlim_for(acoustic: nn.Module, arg: str | None) -> nn.Module:
+    """Griffin-Lim over the acoustic model's own mel settings (sample rate, FFT, hop, bands)."""
+    from .nn.griffinlim import GriffinLimVocoder
+
+    c = getattr(acoustic, "config", None)
+    keys = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "f_min", "f_max")
+    kw = {k: getattr(c, k) for k in keys if hasattr(c, k)}
+    return GriffinLimVocoder(n_iter=_griffinlim_iters(arg), **kw)
 
 
 def split_spec(spec: str) -> list[str]:
@@ -165,6 +184,8 @@ def resolve_model(spec: Any, family: str | Sequence[str] | None = None, *, train
         raise ConfigError("empty model spec")
     model = _resolve_one(parts[0], trained=trained, arch=arch, family=family)
     _check_family(model, family, parts[0])
+    if len(parts) > 1:
+        _ensure_builtins()  # registers the composers too
     for part in parts[1:]:
         m = _BUILTIN_RE.match(part)
         if m and m.group(1) in builtin_systems() and "." not in part:

@@ -127,3 +127,19 @@ def test_cli_train_and_eval(tmp_path, toy_model, monkeypatch, capsys):
     assert "accuracy" in table and "split" in table and "valid" in table
     saved = json.loads((tmp_path / "res.json").read_text())
     assert saved["split"] == "valid" and saved["items"] == 12
+
+
+def test_every_shipped_recipe_validates():
+    # a recipe whose task, keys or values went stale fails here, without running it
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "recipes"
+    paths = sorted(root.rglob("*.yaml"))
+    assert any(p.name == "wav2small_distill_fsdd.yaml" for p in paths)
+    bad = []
+    for p in paths:
+        try:
+            load_recipe(p)
+        except ConfigError as e:
+            bad.append(f"{p.relative_to(root)}: {e}")
+    assert bad == []

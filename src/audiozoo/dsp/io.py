@@ -336,7 +336,7 @@ def save_audio(
         raise AudioError(f"subtype {subtype!r} is not valid for {fmt} files ('{path}')")
     np_dtype = np.dtype(np.float64 if subtype == "DOUBLE" else np.float32)
     arr = _to_float_audio(_as_numpy(wav, f"audio for '{path}'"), f"audio for '{path}'", np_dtype)
-    peak = float(np.abs(arr).max())
+    peak = max(float(arr.max()), -float(arr.min()))  # no |arr| temporary: outputs can be long
     if subtype not in _FLOAT_SUBTYPES and peak > 1.0:
         raise AudioError(
             f"audio for '{path}' peaks at {peak:.4g}, outside [-1, 1], and {subtype} would clip it; scale it "

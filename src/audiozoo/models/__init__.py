@@ -1,3 +1,3 @@
 """Model zoo. Importing this package registers every model (one file per paper, by family)."""
 
-from . import asr, classify, codec, embed, enhance, separate, ssl, transcribe, vocoder  # noqa: F401
+from . import asr, classify, codec, embed, enhance, separate, ssl, transcribe, tts, vocoder  # noqa: F401

@@ -16,6 +16,7 @@ from .adapters import (
 from .alignment import LengthRegulator, durations_from_alignment, length_regulate, monotonic_alignment_search
 from .attention import CrossAttention, MultiHeadAttention
 from .autoregressive import KVCache, cfg_logits, generate, sample_tokens, top_k_filter, top_p_filter
+from .beam_search import beam_search, greedy_search
 from .conformer import (
     ConformerAttention,
     ConformerBlock,
@@ -28,6 +29,16 @@ from .conformer import (
 )
 from .conv import CausalConv1d, ChannelLayerNorm, ConvBlock2d, ConvNormAct, get_padding
 from .convnext import GRN, ConvNeXtV2Block
+from .ctc import (
+    TokenSpan,
+    ctc_collapse,
+    ctc_greedy_decode,
+    ctc_prefix_beam_search,
+    forced_align,
+    min_ctc_frames,
+    token_spans,
+    word_spans,
+)
 from .diffusion import NoiseSchedule, beta_schedule
 from .discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from .embeddings import sinusoidal_positions, timestep_embedding
@@ -90,3 +101,6 @@ __all__ += ["band_mask", "patch_mask_indices", "span_mask", "span_starts"]
 # codec blocks (issue #14): EnCodec's SEANet, the Vocos backbone / iSTFT head with WavTokenizer's pos_net
 __all__ += ["AdaLayerNorm", "AttnBlock1d", "ISTFTHead", "ResnetBlock1d", "SEANetDecoder", "SEANetEncoder", "SameISTFT",
             "StreamableConv1d", "StreamableConvTranspose1d", "VocosBackbone"]
+# speech recognition (issue #17): CTC decoding and forced alignment, greedy/beam search over a re-indexable state
+__all__ += ["TokenSpan", "beam_search", "ctc_collapse", "ctc_greedy_decode", "ctc_prefix_beam_search", "forced_align",
+            "greedy_search", "min_ctc_frames", "token_spans", "word_spans"]

@@ -23,6 +23,7 @@ blank between its copies (``a - a``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,6 +98,12 @@ def _logaddexp(a: float, b: float) -> float:
     return max(a, b) + math.log1p(math.exp(-abs(a - b)))
 
 
+def _add_prefix(table: dict[tuple[int, ...], list[float]], prefix: tuple[int, ...], pb: float, pnb: float) -> None:
+    cur = table.setdefault(prefix, [-math.inf, -math.inf])
+    cur[0] = _logaddexp(cur[0], pb)
+    cur[1] = _logaddexp(cur[1], pnb)
+
+
 def ctc_prefix_beam_search(log_probs: Tensor, beam_size: int = 8, blank: int = 0, top_k: int | None = None,
                            nbest: int = 1) -> list[tuple[list[int], float]]:
     """Prefix beam search over one utterance's ``log_probs (T, V)`` (log-softmax outputs).
@@ -126,12 +133,7 @@ def ctc_prefix_beam_search(log_probs: Tensor, beam_size: int = 8, blank: int = 0
         row = lp[t]
         cand = row.topk(k).indices.tolist() if k < v else range(v)
         nxt: dict[tuple[int, ...], list[float]] = {}
-
-        def add(prefix: tuple[int, ...], pb: float, pnb: float) -> None:
-            cur = nxt.setdefault(prefix, [ninf, ninf])
-            cur[0] = _logaddexp(cur[0], pb)
-            cur[1] = _logaddexp(cur[1], pnb)
-
+        add = functools.partial(_add_prefix, nxt)
         for prefix, (pb, pnb) in beams.items():
             total = _logaddexp(pb, pnb)
             last = prefix[-1] if prefix else None

@@ -26,8 +26,13 @@ TASKS: dict[str, tuple[str, str, str | None, bool]] = {
     "embed": ("embed", "EmbedPipeline", "embed", False),
     "separate": ("separate", "SeparatePipeline", "separate", True),
     "codec": ("codec", "CodecPipeline", "codec", True),
+    "tts": ("tts", "TTSPipeline", "tts", False),
+    # two tasks run asr models; "asr" comes last so that it is the family's default (FAMILY_TASKS)
+    "align": ("asr", "AlignPipeline", "asr", False),
+    "asr": ("asr", "ASRPipeline", "asr", False),
 }
-ALIASES = {"tag": "audio-classification", "classify": "audio-classification", "transcribe": "transcription"}
+ALIASES = {"tag": "audio-classification", "classify": "audio-classification", "transcribe": "transcription",
+           "text-to-speech": "tts", "speech-recognition": "asr", "forced-alignment": "align"}
 FAMILY_TASKS: dict[str, str] = {fam: task for task, (_, _, fam, _) in TASKS.items() if fam}
 
 

@@ -179,11 +179,17 @@ class ConformerAED(Seq2SeqModel):
         h = self.decoder(self._embed(tokens), memory, memory_padding_mask=mpad)
         return self.head(h)
 
-    def forward(self, features: Tensor, lengths: Tensor | None = None, tokens: Tensor | None = None) -> Tensor:
+    def forward(self, features: Tensor, lengths: Tensor | None = None, tokens: Tensor | None = None,
+                return_ctc: bool = False) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        """Decoder logits ``(B, N, vocab)``; with ``return_ctc`` also the CTC log-probabilities ``(B, L', vocab)``
+        and their lengths ``(B,)`` (one call, so a DDP-wrapped model trains both heads)."""
         if tokens is None:
             raise ConfigError("ConformerAED.forward needs the decoder input tokens (B, N); use generate() to decode")
         memory, mem_len = self.encode(features, lengths)
-        return self.decode(memory, mem_len, tokens)
+        logits = self.decode(memory, mem_len, tokens)
+        if return_ctc:
+            return logits, self.ctc_log_probs(memory), mem_len
+        return logits
 
     # ---- decoding ----------------------------------------------------------------------------------
     def _step(self, tokens: Tensor, state: tuple[KVCache, Tensor, Tensor]) -> tuple[Tensor, Any]:
@@ -203,7 +209,14 @@ class ConformerAED(Seq2SeqModel):
         """Decode ``features (B, n_mels, L)`` -> ``(tokens (B, N), lengths (B,))`` (no ``bos``/``eos``; pad 0).
         ``method``: ``"greedy"`` or ``"beam"``; incremental with a KV cache."""
         memory, mem_len = self.encode(features, lengths)
-        state = (KVCache(), memory, lengths_to_padding_mask(mem_len, memory.shape[1]))
+        return self.generate_from_memory(memory, mem_len, method, beam_size, max_len, length_penalty)
+
+    @torch.no_grad()
+    def generate_from_memory(self, memory: Tensor, memory_lengths: Tensor, method: str = "greedy",
+                             beam_size: int = 4, max_len: int | None = None, length_penalty: float = 1.0
+                             ) -> tuple[Tensor, Tensor]:
+        """:meth:`generate` from an encoder output ``(B, L', dim)`` (reuse one encoding for decoding and CTC)."""
+        state = (KVCache(), memory, lengths_to_padding_mask(memory_lengths, memory.shape[1]))
         max_len = self.config.max_target_len if max_len is None else int(max_len)
         b, pad_id = memory.shape[0], int(self.tokenizer.pad_id or 0)
         if method == "greedy":

@@ -300,11 +300,17 @@ class SambaASR(Seq2SeqModel):
             h = layer(h, mem, pad)
         return self.head(self.norm(h))
 
-    def forward(self, features: Tensor, lengths: Tensor | None = None, tokens: Tensor | None = None) -> Tensor:
+    def forward(self, features: Tensor, lengths: Tensor | None = None, tokens: Tensor | None = None,
+                return_ctc: bool = False) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        """Decoder logits ``(B, N, vocab)``; with ``return_ctc`` also the CTC log-probabilities ``(B, L', vocab)``
+        and their lengths ``(B,)`` (one call, so a DDP-wrapped model trains both heads)."""
         if tokens is None:
             raise ConfigError("SambaASR.forward needs the decoder input tokens (B, N); use generate() to decode")
         memory, mem_len = self.encode(features, lengths)
-        return self.decode(memory, mem_len, tokens)
+        logits = self.decode(memory, mem_len, tokens)
+        if return_ctc:
+            return logits, self.ctc_log_probs(memory), mem_len
+        return logits
 
     # ---- decoding ----------------------------------------------------------------------------------
     def _step(self, tokens: Tensor, state: list[MambaState]) -> tuple[Tensor, list[MambaState]]:
@@ -328,6 +334,14 @@ class SambaASR(Seq2SeqModel):
         ``config.max_target_len``. The audio is read once per layer, then every token is one recurrent step.
         """
         memory, mem_len = self.encode(features, lengths)
+        return self.generate_from_memory(memory, mem_len, method, beam_size, max_len, length_penalty)
+
+    @torch.no_grad()
+    def generate_from_memory(self, memory: Tensor, memory_lengths: Tensor, method: str = "greedy",
+                             beam_size: int = 4, max_len: int | None = None, length_penalty: float = 1.0
+                             ) -> tuple[Tensor, Tensor]:
+        """:meth:`generate` from an encoder output ``(B, L', dim)`` (reuse one encoding for decoding and CTC)."""
+        mem_len = memory_lengths
         state = [layer.prefill(memory, mem_len) for layer in self.layers]
         max_len = self.config.max_target_len if max_len is None else int(max_len)
         b = memory.shape[0]

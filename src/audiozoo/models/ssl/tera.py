@@ -142,7 +142,8 @@ class TERA(SSLModel):
                                           attn_drop=c.attn_dropout, act="gelu", final_norm=False)
         # TransformerSpecPredictionHead: dense -> GELU -> LayerNorm -> output
         self.spec_head = nn.Sequential(nn.Linear(c.embed_dim, c.embed_dim), nn.GELU(),
-                                       nn.LayerNorm(c.embed_dim, eps=c.layer_norm_eps), nn.Linear(c.embed_dim, c.n_mels))
+                                       nn.LayerNorm(c.embed_dim, eps=c.layer_norm_eps),
+                                       nn.Linear(c.embed_dim, c.n_mels))
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -294,7 +295,8 @@ def checkpoint_filter_fn(state: dict[str, Any], model: TERA) -> dict[str, Tensor
         out[f"input_norm.{w}"] = flat[f"{t}input_representations.LayerNorm.{w}"]
         for i in range(model.config.depth):
             s, d = f"{t}encoder.layer.{i}.", f"encoder.blocks.{i}."
-            out[d + f"attn.qkv.{w}"] = torch.cat([flat[s + f"attention.self.{n}.{w}"] for n in ("query", "key", "value")])
+            qkv = [flat[s + f"attention.self.{n}.{w}"] for n in ("query", "key", "value")]
+            out[d + f"attn.qkv.{w}"] = torch.cat(qkv)
             out[d + f"attn.proj.{w}"] = flat[s + f"attention.output.dense.{w}"]
             out[d + f"norm1.{w}"] = flat[s + f"attention.output.LayerNorm.{w}"]
             out[d + f"mlp.fc1.{w}"] = flat[s + f"intermediate.dense.{w}"]

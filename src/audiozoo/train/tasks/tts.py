@@ -1,0 +1,272 @@
+"""Acoustic-model (text-to-mel) training: FastSpeech 2 style, with ground-truth durations, pitch and energy.
+
+Batches come from a manifest with ``phoneme_ids`` (token ids) and ``durations`` (frames per id), e.g. the
+``piper-speech`` corpus, whose durations are the Piper voice's own (frames of 256 samples at 22.05 kHz, the
+hop of HiFi-GAN's mel: ground truth with no aligner). Per item the task computes, once (cached in memory by
+``audio_filepath``), float32 and outside autocast:
+
+* the target log-mel with the model's :meth:`mel_extractor` (HiFi-GAN's ``VocoderMel``: ``L = T // 256``
+  frames, frame ``i`` centred on sample ``256 i + 128``);
+* F0 on the same grid (WORLD DIO + StoneMask, FastSpeech 2's choice, on the waveform shifted by half a hop so
+  that frame ``i`` is centred on ``256 i + 128``), unvoiced frames linearly interpolated (ming024), as
+  ``ln F0``;
+* energy, the L2 norm of the STFT magnitude per frame (FastSpeech 2 Section 2.3), on the same grid.
+
+Pitch and energy are normalised with the corpus mean / std, computed from the training set at the start of
+training (``on_fit_start``, also filling the cache) and stored in the model's ``pitch_stats`` /
+``energy_stats`` buffers, so a checkpoint carries them. Phoneme-level models get the mean over each token's
+frames (ming024's ``phoneme_level``).
+
+Loss (:mod:`audiozoo.train.losses.tts`): ``lambda_mel * (mel + post-net mel) + lambda_duration * duration +
+lambda_pitch * pitch + lambda_energy * energy``, ming024's sum with unit weights by default. Validation reports
+the same terms under teacher forcing; ``mel_l1`` (post-net output, L1 in ln units) is the monitored value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ...dsp.pitch import energy as frame_energy
+from ...dsp.pitch import f0_world, f0_yin, interpolate_unvoiced
+from ...errors import ConfigError, DataError
+from ..losses.tts import duration_loss, masked_mel_loss, masked_value_loss, sequence_mask
+from .base import Task, register_task, unwrap
+
+__all__ = ["TTSTask", "pad_lists", "token_average"]
+
+PITCH_METHODS = ("dio", "harvest", "yin")
+
+
+def pad_lists(seqs: Sequence[Sequence[int]], value: int = 0, device: torch.device | str = "cpu"
+              ) -> tuple[Tensor, Tensor]:
+    """Integer lists -> ``(B, N_max)`` long (padded with ``value``) and lengths ``(B,)``."""
+    if not seqs or any(len(s) == 0 for s in seqs):
+        raise DataError("every item needs a non-empty token / duration list")
+    n = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), n), value, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+    return out.to(device), torch.tensor([len(s) for s in seqs], dtype=torch.long, device=device)
+
+
+def token_average(values: Tensor, durations: Tensor) -> Tensor:
+    """Mean of frame values ``(B, L)`` over each token's frames (durations ``(B, N)``) -> ``(B, N)``; 0 for tokens
+    with no frame (ming024's phoneme-level pitch/energy)."""
+    b, n = durations.shape
+    ends = durations.cumsum(1)
+    token = torch.searchsorted(ends, torch.arange(values.shape[1], device=values.device).expand(b, -1).contiguous(),
+                               right=True).clamp(max=n - 1)
+    valid = torch.arange(values.shape[1], device=values.device)[None] < ends[:, -1:]
+    sums = torch.zeros(b, n, dtype=values.dtype, device=values.device).scatter_add_(1, token, values * valid)
+    return sums / durations.clamp_min(1).to(values.dtype)
+
+
+@register_task("tts")
+class TTSTask(Task):
+    """Train a non-autoregressive acoustic model on (token ids, durations, audio) batches.
+
+    Args:
+        mel_loss: ``"l1"`` (ming024) or ``"mse"``.
+        lambda_mel, lambda_duration, lambda_pitch, lambda_energy: loss weights (1 each in FastSpeech 2).
+        pitch_method: ``"dio"`` (WORLD DIO + StoneMask, FastSpeech 2), ``"harvest"`` or ``"yin"`` (pure torch).
+        f0_min, f0_max: F0 search range in Hz.
+        token_key, duration_key: manifest keys of the ids and the frames per id.
+        cache: keep each item's targets in memory (keyed by ``audio_filepath``).
+        max_frames_mismatch: tolerated difference between ``sum(durations)`` and the audio's frames (the
+            target mel is cropped / padded with silence to ``sum(durations)``).
+        optim, schedule: as :class:`~audiozoo.train.tasks.base.Task`.
+
+    Model key: the first model of the recipe (``model: {name: fastspeech2_small}``).
+    """
+
+    monitor = "mel_l1"
+    monitor_mode = "min"
+
+    def __init__(self, *, mel_loss: str = "l1", lambda_mel: float = 1.0, lambda_duration: float = 1.0,
+                 lambda_pitch: float = 1.0, lambda_energy: float = 1.0, pitch_method: str = "dio",
+                 f0_min: float = 65.0, f0_max: float = 600.0, token_key: str = "phoneme_ids",
+                 duration_key: str = "durations", cache: bool = True, max_frames_mismatch: int = 1,
+                 optim: Mapping[str, Any] | None = None, schedule: Mapping[str, Any] | None = None) -> None:
+        super().__init__(optim=optim, schedule=schedule)
+        if mel_loss not in ("l1", "mse"):
+            raise ConfigError(f"mel_loss must be 'l1' or 'mse', got {mel_loss!r}")
+        if pitch_method not in PITCH_METHODS:
+            raise ConfigError(f"pitch_method must be one of {PITCH_METHODS}, got {pitch_method!r}")
+        if not 0 < f0_min < f0_max:
+            raise ConfigError(f"need 0 < f0_min < f0_max, got {f0_min}, {f0_max}")
+        weights = dict(lambda_mel=lambda_mel, lambda_duration=lambda_duration, lambda_pitch=lambda_pitch,
+                       lambda_energy=lambda_energy)
+        bad = {k: v for k, v in weights.items() if v < 0}
+        if bad:
+            raise ConfigError(f"loss weights must be >= 0, got {bad}")
+        self.mel_loss = mel_loss
+        self.lambda_mel, self.lambda_duration = float(lambda_mel), float(lambda_duration)
+        self.lambda_pitch, self.lambda_energy = float(lambda_pitch), float(lambda_energy)
+        self.pitch_method, self.f0_min, self.f0_max = pitch_method, float(f0_min), float(f0_max)
+        self.token_key, self.duration_key = token_key, duration_key
+        self.use_cache = bool(cache)
+        self.max_frames_mismatch = int(max_frames_mismatch)
+        self._cache: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
+        self._mel: nn.Module | None = None
+
+    # ---- targets ----------------------------------------------------------------------------------------
+    def _acoustic(self) -> nn.Module:
+        m = unwrap(self.model)
+        if not hasattr(m, "mel_extractor") or not hasattr(m, "pitch_stats"):
+            raise ConfigError(f"the tts task trains FastSpeech-style acoustic models (mel_extractor(), pitch_stats "
+                              f"and energy_stats buffers); got {type(m).__name__}")
+        return m
+
+    def _mel_fn(self) -> nn.Module:
+        if self._mel is None:
+            self._mel = self._acoustic().mel_extractor()
+        return self._mel
+
+    @torch.no_grad()
+    def item_targets(self, wav: Tensor, num_frames: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``(mel (n_mels, L), ln F0 (L,), energy (L,))`` of one waveform ``(T,)``, ``L = num_frames``, float32 CPU.
+
+        ``ln F0`` is interpolated across unvoiced frames (0 everywhere when nothing is voiced).
+        """
+        m = self._acoustic()
+        hop = int(m.hop_length)
+        wav = wav.detach().float().cpu().reshape(-1)
+        have = wav.shape[-1] // hop
+        if abs(have - num_frames) > self.max_frames_mismatch:
+            raise DataError(f"durations add up to {num_frames} frames but the audio has {have} frames of {hop} "
+                            "samples; the durations do not belong to this audio")
+        need = num_frames * hop
+        wav = wav[:need] if wav.shape[-1] >= need else torch.nn.functional.pad(wav, (0, need - wav.shape[-1]))
+        mel_fn = self._mel_fn()
+        mel = mel_fn(wav[None])[0][0]
+        # half-hop shift: centred frames of the shifted signal sit on HiFi-GAN's frame centres (256 i + 128)
+        shifted = wav[hop // 2:]
+        sr = int(m.sample_rate)
+        if self.pitch_method == "yin":
+            f0, voiced = f0_yin(shifted, sr, hop_length=hop, f0_min=self.f0_min, f0_max=self.f0_max)
+        else:
+            f0, voiced = f0_world(shifted, sr, hop_length=hop, f0_min=self.f0_min, f0_max=self.f0_max,
+                                  method=self.pitch_method)
+        f0 = interpolate_unvoiced(f0, voiced)
+        lf0 = torch.where(f0 > 0, torch.log(f0.clamp_min(1e-3)), torch.zeros_like(f0))
+        en = frame_energy(shifted, int(m.config.n_fft), hop, int(m.config.win_length))
+        fix = lambda x: x[:num_frames] if x.shape[-1] >= num_frames else torch.nn.functional.pad(  # noqa: E731
+            x, (0, num_frames - x.shape[-1]), mode="replicate" if x.shape[-1] else "constant")
+        return mel[:, :num_frames], fix(lf0[None])[0], fix(en[None])[0]
+
+    def _targets(self, key: str | None, wav: Tensor, num_frames: int) -> tuple[Tensor, Tensor, Tensor]:
+        if key is not None and self.use_cache and key in self._cache:
+            return self._cache[key]
+        t = self.item_targets(wav, num_frames)
+        if key is not None and self.use_cache:
+            self._cache[key] = t
+        return t
+
+    # ---- statistics -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def fit_statistics(self, dataset: Any) -> dict[str, float]:
+        """Corpus mean / std of ln F0 (voiced frames) and energy over ``dataset`` (items with ``audio``,
+        durations and ``audio_filepath``); written to the model's ``pitch_stats`` / ``energy_stats``."""
+        m = self._acoustic()
+        lf0_sum = lf0_sq = lf0_n = 0.0
+        e_sum = e_sq = e_n = 0.0
+        for i in range(len(dataset)):
+            it = dataset[i]
+            dur = it.get(self.duration_key)
+            if dur is None:
+                raise DataError(f"item {i} has no {self.duration_key!r}")
+            _, lf0, en = self._targets(it.get("audio_filepath"), it["audio"], int(sum(dur)))
+            v = lf0[lf0 > 0].double()
+            lf0_sum, lf0_sq, lf0_n = lf0_sum + float(v.sum()), lf0_sq + float((v * v).sum()), lf0_n + v.numel()
+            ed = en.double()
+            e_sum, e_sq, e_n = e_sum + float(ed.sum()), e_sq + float((ed * ed).sum()), e_n + ed.numel()
+        if lf0_n < 2 or e_n < 2:
+            raise DataError("not enough voiced frames to compute pitch statistics")
+        p_mean = lf0_sum / lf0_n
+        e_mean = e_sum / e_n
+        stats = {"pitch_mean": p_mean, "pitch_std": math.sqrt(max(lf0_sq / lf0_n - p_mean ** 2, 1e-8)),
+                 "energy_mean": e_mean, "energy_std": math.sqrt(max(e_sq / e_n - e_mean ** 2, 1e-8))}
+        m.pitch_stats.copy_(torch.tensor([stats["pitch_mean"], stats["pitch_std"]]))
+        m.energy_stats.copy_(torch.tensor([stats["energy_mean"], stats["energy_std"]]))
+        return stats
+
+    def on_fit_start(self) -> None:
+        m = self._acoustic()
+        if float(m.pitch_stats[1]) > 0 and float(m.energy_stats[1]) > 0:
+            return  # resumed, or a pre-trained model: keep its statistics
+        loader = getattr(self.trainer, "train_loader", None)
+        ds = getattr(loader, "dataset", None)
+        if ds is None:
+            raise ConfigError("the tts task computes pitch / energy statistics from the training set: the trainer "
+                              "has no train_loader.dataset")
+        self.fit_statistics(ds)
+
+    # ---- steps ------------------------------------------------------------------------------------------
+    def prepare_batch(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Padded model inputs and targets of a collated batch (see the module docstring)."""
+        m = self._acoustic()
+        for k in (self.token_key, self.duration_key, "audio"):
+            if k not in batch:
+                raise DataError(f"the tts task needs {k!r} in each batch (a manifest with token ids and durations, "
+                                f"e.g. piper-speech); got keys {sorted(batch)}")
+        p_mean, p_std = (float(x) for x in m.pitch_stats)
+        e_mean, e_std = (float(x) for x in m.energy_stats)
+        if p_std <= 0 or e_std <= 0:
+            raise ConfigError("the model's pitch/energy statistics are not set (train through the engine, which "
+                              "computes them, or call TTSTask.fit_statistics(dataset))")
+        dev = self.device
+        tokens, lengths = pad_lists(batch[self.token_key], device=dev)
+        durations, d_len = pad_lists(batch[self.duration_key], device=dev)
+        if not torch.equal(lengths, d_len):
+            raise DataError(f"{self.token_key} and {self.duration_key} lengths differ: {lengths.tolist()} vs "
+                            f"{d_len.tolist()}")
+        frames = durations.sum(1)
+        big_l = int(frames.max())
+        audio, alen = batch["audio"], batch.get("lengths")
+        keys = batch.get("audio_filepath") or [None] * len(tokens)
+        mels = torch.full((len(tokens), int(m.n_mels), big_l), math.log(1e-5))
+        pitch, en = torch.zeros(len(tokens), big_l), torch.zeros(len(tokens), big_l)
+        with torch.autocast(audio.device.type, enabled=False):
+            for i in range(len(tokens)):
+                n_i = int(alen[i]) if alen is not None else audio.shape[-1]
+                mel, lf0, e = self._targets(keys[i], audio[i, ..., :n_i], int(frames[i]))
+                f = int(frames[i])
+                mels[i, :, :f] = mel
+                pitch[i, :f] = torch.where(lf0 > 0, (lf0 - p_mean) / p_std, torch.zeros_like(lf0))
+                en[i, :f] = (e - e_mean) / e_std
+        out = {"tokens": tokens, "lengths": lengths, "durations": durations, "mel": mels.to(dev),
+               "mel_lengths": frames, "pitch": pitch.to(dev), "energy": en.to(dev)}
+        if m.config.pitch_level == "phoneme":
+            out["pitch"] = token_average(out["pitch"], durations)
+        if m.config.energy_level == "phoneme":
+            out["energy"] = token_average(out["energy"], durations)
+        return out
+
+    def shared_forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        t = self.prepare_batch(batch)
+        out = self.model(t["tokens"], t["lengths"], durations=t["durations"], pitch=t["pitch"], energy=t["energy"],
+                         max_frames=t["mel"].shape[-1])
+        return {**t, "out": out}
+
+    def training_step(self, batch: dict[str, Any], optimizer_idx: int = 0) -> dict[str, Tensor]:
+        out, m = batch["out"], self._acoustic()
+        mel_len, tok_len = batch["mel_lengths"], batch["lengths"]
+        terms = {"mel_before": masked_mel_loss(out.mel_before, batch["mel"], mel_len, self.mel_loss)}
+        if m.config.postnet:
+            terms["mel_postnet"] = masked_mel_loss(out.mel, batch["mel"], mel_len, self.mel_loss)
+        terms["duration"] = duration_loss(out.log_durations, batch["durations"], tok_len)
+        for name in ("pitch", "energy"):
+            level = getattr(m.config, f"{name}_level")
+            valid = sequence_mask(mel_len if level == "frame" else tok_len, batch[name].shape[1])
+            terms[name] = masked_value_loss(getattr(out, name), batch[name], valid)
+        loss = (self.lambda_mel * sum(v for k, v in terms.items() if k.startswith("mel_"))
+                + self.lambda_duration * terms["duration"] + self.lambda_pitch * terms["pitch"]
+                + self.lambda_energy * terms["energy"])
+        with torch.no_grad():
+            mel_l1 = masked_mel_loss(out.mel.detach(), batch["mel"], mel_len, "l1")
+        return {"loss": loss, "mel_l1": mel_l1, **{k: v.detach() for k, v in terms.items()}}
