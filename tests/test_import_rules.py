@@ -16,8 +16,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src" / "audiozoo"
 COMMON = {"audiozoo.errors", "audiozoo.config"}
 WEIGHTS_IO = ("audiozoo.hub",)  # a leaf (see test_hub_is_a_leaf): allowed wherever weight files are read
@@ -107,30 +105,10 @@ def test_model_files_import_no_other_model():
     assert bad == []
 
 
-# The brief's rules for data / text / eval, and what the code does today: corpus builders phonemise transcripts with
-# audiozoo.text and read pinned voice files through hub; text encoders load weights through hub; evaluation judges
-# embed captions with audiozoo.text. The strict rules are expected failures until the lead decides; the relaxed ones
-# (text and hub as base layers) guard against anything beyond that.
-_LEAD_DECIDES = "another helper's code (data/builders/piper_speech.py, text/encoder.py, eval/judges) imports " \
-                "audiozoo.text / audiozoo.hub; the lead decides whether text and hub are base layers"
-
-
-@pytest.mark.xfail(strict=False, reason=_LEAD_DECIDES)
-def test_data_imports_only_dsp():
-    assert _violations("data", ("audiozoo.data", "audiozoo.dsp")) == []
-
-
-@pytest.mark.xfail(strict=False, reason=_LEAD_DECIDES)
-def test_text_imports_nothing_else():
-    assert _violations("text", ("audiozoo.text",)) == []
-
-
-@pytest.mark.xfail(strict=False, reason=_LEAD_DECIDES)
-def test_eval_imports_only_dsp_and_data():
-    assert _violations("eval", ("audiozoo.eval", "audiozoo.dsp", "audiozoo.data")) == []
-
-
-def test_data_text_eval_with_text_and_hub_as_base_layers():
+# data, text and eval sit above dsp and may use two more base layers: text (corpus builders phonemise their
+# transcripts; judges embed captions) and hub (pinned package weights are read and sha256-checked through it).
+# Neither imports any model, task or pipeline (docs/architecture.md).
+def test_data_text_eval_import_only_base_layers():
     bad = _violations("text", ("audiozoo.text", *WEIGHTS_IO))
     bad += _violations("data", ("audiozoo.data", "audiozoo.dsp", "audiozoo.text", *WEIGHTS_IO))
     bad += _violations("eval", ("audiozoo.eval", "audiozoo.dsp", "audiozoo.data", "audiozoo.text", *WEIGHTS_IO))
@@ -170,3 +148,21 @@ def test_hub_is_a_leaf():
     # hub does not import registry (nor anything but errors/config; the package version string is read at
     # save time): every layer may read weights through it
     assert _violations("hub.py", ("audiozoo.__version__",)) == []
+
+
+def test_models_are_loaded_only_through_the_resolver():
+    """Pipelines, the CLI, the demo, tasks and export build no model themselves: no create_model /
+    from_pretrained / factory calls (resolve_model is the one loader)."""
+    import ast as _ast
+
+    bad = []
+    files = [*(SRC / "pipelines").rglob("*.py"), *(SRC / "train").rglob("*.py"), *(SRC / "export").rglob("*.py"),
+             SRC / "cli.py", SRC / "demo.py"]
+    for f in files:
+        for node in _ast.walk(_ast.parse(f.read_text())):
+            if isinstance(node, _ast.Call):
+                fn = node.func
+                name = fn.attr if isinstance(fn, _ast.Attribute) else getattr(fn, "id", "")
+                if name in ("create_model", "from_pretrained", "factory"):
+                    bad.append(f"{f.relative_to(SRC)}:{node.lineno} calls {name}")
+    assert bad == []

@@ -24,6 +24,8 @@ from typing import Any
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 TABLE_COLUMNS = ("pipeline", "model", "input", "output", "metric", "baseline")
+# longest cell per column on the console (summary.json keeps every cell whole)
+COLUMN_WIDTHS = {"pipeline": 12, "model": 30, "input": 32, "output": 32, "metric": 48, "baseline": 40}
 
 
 def add_row(summary: dict[str, Any], pipeline: str, model: str, input: str, output: str, metric: str = "",
@@ -41,12 +43,14 @@ def _fit(cell: str, width: int) -> str:
     return "..." + cell[-(width - 3):] if ("/" in cell and " " not in cell) else cell[: width - 3] + "..."
 
 
-def format_table(rows: list[dict[str, Any]], max_width: int = 40, root: str | os.PathLike | None = None) -> str:
+def format_table(rows: list[dict[str, Any]], max_width: int | None = None,
+                 root: str | os.PathLike | None = None) -> str:
     """The report rows as a plain-text table (one header line, a rule, one line per row); paths under
-    ``root`` are shown relative to it, cells wider than ``max_width`` are shortened (see :func:`_fit`) and
-    empty cells print as ``-``."""
+    ``root`` are shown relative to it, cells wider than their column's cap (:data:`COLUMN_WIDTHS`, or
+    ``max_width`` for every column) are shortened (see :func:`_fit`) and empty cells print as ``-``."""
     if not rows:
         return "(nothing ran)"
+
     def show(column: str, v: Any) -> str:
         text = str(v or "-")
         if root is not None and column in ("input", "output") and text != "-":
@@ -54,7 +58,7 @@ def format_table(rows: list[dict[str, Any]], max_width: int = 40, root: str | os
             return text if rel.startswith("..") else rel
         return text
 
-    cells = [[_fit(show(c, r.get(c)), max_width) for c in TABLE_COLUMNS] for r in rows]
+    cells = [[_fit(show(c, r.get(c)), max_width or COLUMN_WIDTHS[c]) for c in TABLE_COLUMNS] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(TABLE_COLUMNS)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
@@ -351,7 +355,7 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
             report.append(line)
             metric = f"{len(r['notes'])} notes"
             if r.get("note_f1"):
-                metric += f"; onset F1 {r['note_f1']['f1']:.3f}, +offset F1 {r['note_f1']['f1_with_offsets']:.3f}"
+                metric += f"; F1 onset {r['note_f1']['f1']:.3f}, +offset {r['note_f1']['f1_with_offsets']:.3f}"
             add_row(summary, "transcribe", "basic_pitch_nmp.icassp_2022", Path(item["path"]).name,
                     r["files"]["midi"], metric, "vs the rendered score" if r.get("note_f1") else "no ground truth")
         summary["pipelines"]["transcription"] = res

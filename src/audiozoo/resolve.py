@@ -125,9 +125,12 @@ def _check_family(model: nn.Module | str, family: str | Sequence[str] | None, sp
                           f"{' or '.join(allowed)} (see `audiozoo list {allowed[0]}`)")
 
 
-def _resolve_one(spec: Any, *, trained: bool, arch: str | None, family: str | Sequence[str] | None = None
-                 ) -> nn.Module:
+def _resolve_one(spec: Any, *, trained: bool, arch: str | None, family: str | Sequence[str] | None = None,
+                 overrides: dict[str, Any] | None = None) -> nn.Module:
+    ov = dict(overrides or {})
     if isinstance(spec, nn.Module):
+        if ov:
+            raise ConfigError("config overrides apply to a spec that builds a model, not to a module")
         return spec
     if not isinstance(spec, (str, os.PathLike)):
         raise ConfigError(f"cannot resolve a model from {type(spec).__name__}; give a name, weight set, folder, "
@@ -136,15 +139,15 @@ def _resolve_one(spec: Any, *, trained: bool, arch: str | None, family: str | Se
     p = Path(s)
     if p.is_dir():
         if arch is not None:
-            return create_model(arch, pretrained=hub.load_state_dict(p))
-        return from_pretrained(p)
+            return create_model(arch, pretrained=hub.load_state_dict(p), **ov)
+        return from_pretrained(p, **ov)
     if p.suffix == ".safetensors" or p.is_file():
         if not p.is_file():
             raise ModelNotFoundError(f"no such file: {p}")
         if arch is not None:  # an official / peer checkpoint: the model's converter maps its keys
-            return create_model(arch, pretrained=p)
+            return create_model(arch, pretrained=p, **ov)
         if (p.parent / hub.CONFIG_NAME).is_file():
-            return from_pretrained(p.parent)
+            return from_pretrained(p.parent, **ov)
         raise ConfigError(f"{p}: a bare weights file does not say which architecture it is; pass arch=NAME "
                           "(or --arch NAME) or put it in a folder with its config.json")
     m = _BUILTIN_RE.match(s)
@@ -161,15 +164,15 @@ def _resolve_one(spec: Any, *, trained: bool, arch: str | None, family: str | Se
     if not tag and trained:
         sets = [f"{base}.{t}" for t in info.weights]
         if len(sets) == 1:  # the one weight set of the architecture (e.g. basic_pitch_nmp.icassp_2022)
-            return create_model(sets[0])
+            return create_model(sets[0], **ov)
         raise ConfigError(f"{s!r} names an untrained architecture; give trained weights: a weight set "
                           f"({', '.join(sets) or 'none shipped for ' + base}; `audiozoo list --weights`) "
                           "or a checkpoint folder")
-    return create_model(s)
+    return create_model(s, **ov)
 
 
 def resolve_model(spec: Any, family: str | Sequence[str] | None = None, *, trained: bool = False,
-                  arch: str | None = None) -> nn.Module:
+                  arch: str | None = None, overrides: dict[str, Any] | None = None) -> nn.Module:
     """Resolve ``spec`` to a model (see the module docstring); composite specs are composed.
 
     Args:
@@ -178,11 +181,13 @@ def resolve_model(spec: Any, family: str | Sequence[str] | None = None, *, train
         trained: pipelines that show results need trained weights: a bare architecture name resolves to its
             weight set when it has exactly one, and is refused otherwise.
         arch: architecture of a bare (official) checkpoint file given as ``spec``.
+        overrides: config fields for the model the (first) spec builds (a recipe's ``model:`` block); with
+            trained weights only fields that keep every weight's shape.
     """
     parts = split_spec(spec) if isinstance(spec, str) else [spec]
     if not parts:
         raise ConfigError("empty model spec")
-    model = _resolve_one(parts[0], trained=trained, arch=arch, family=family)
+    model = _resolve_one(parts[0], trained=trained, arch=arch, family=family, overrides=overrides)
     _check_family(model, family, parts[0])
     if len(parts) > 1:
         _ensure_builtins()  # registers the composers too

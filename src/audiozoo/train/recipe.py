@@ -349,9 +349,10 @@ def _run_builder(build: Mapping[str, Any]) -> Path:
 
 
 def build_models(recipe: Mapping[str, Any], labels: Sequence | None = None) -> dict[str, Any]:
-    """The recipe's model(s) from the registry; a classifier (a task with ``uses_labels``) gets
+    """The recipe's model(s) through :func:`audiozoo.resolve.resolve_model` (a registry name with config
+    overrides, a weight set to fine-tune, a folder); a classifier (a task with ``uses_labels``) gets
     ``num_classes=len(labels)`` unless set."""
-    from ..registry import create_model
+    from ..resolve import resolve_model
     from .tasks import get_task_class
 
     specs = {"model": recipe["model"]} if "model" in recipe else dict(recipe["models"])
@@ -361,7 +362,7 @@ def build_models(recipe: Mapping[str, Any], labels: Sequence | None = None) -> d
         overrides = {k: v for k, v in spec.items() if k != "name"}
         if uses_labels and labels and "num_classes" not in overrides:
             overrides["num_classes"] = len(labels)
-        models[key] = create_model(spec["name"], **overrides)
+        models[key] = resolve_model(spec["name"], overrides=overrides)
     return models
 
 
