@@ -34,7 +34,7 @@ BROKEN = {
 }
 # Inputs that are audio but too short for the verb's model: the error names the minimum.
 TOO_SHORT = {
-    "tag": r"short\.wav: 3 samples \(0\.2 ms\) is too short to classify; need at least 1600 samples \(100\.0 ms",
+    "tag": r"short\.wav: 3 samples \(0\.2 ms\) is too short to classify; need at least 400 samples \(25\.0 ms",
     "transcribe": r"short\.wav: too short to transcribe: .* need at least one model frame \(257 samples = 11\.7 ms\)",
     "vocode": r"input of \d+ samples is too short",  # the default vocoder may resample 16 -> 22.05 kHz first
     "vocode-apnet": r"3 samples is too short",
@@ -207,10 +207,10 @@ def test_tag_silence_and_minimum_duration_rules():
         assert tagger({"array": y, "sampling_rate": SR})["silence"] is silent
     tagger.silence_dbfs = None  # turned off: a label again, however meaningless
     assert len(tagger({"array": np.zeros(SR, np.float32), "sampling_rate": SR})["labels"]) == 2
-    # 0.1 s is the shortest clip tagged
-    assert tagger({"array": _tone(SR // 10, SR, 300.0), "sampling_rate": SR})["labels"]
-    with pytest.raises(AudioError, match=r"1599 samples \(99\.9 ms\) is too short to classify; need at least 1600"):
-        tagger({"array": _tone(SR // 10 - 1, SR, 300.0), "sampling_rate": SR})
+    # 25 ms (one analysis window) is the shortest clip tagged
+    assert tagger({"array": _tone(400, SR, 300.0), "sampling_rate": SR})["labels"]
+    with pytest.raises(AudioError, match=r"399 samples \(24\.9 ms\) is too short to classify; need at least 400"):
+        tagger({"array": _tone(399, SR, 300.0), "sampling_rate": SR})
 
 
 def test_long_inputs_are_analysed_in_chunks_equal_to_one_pass():

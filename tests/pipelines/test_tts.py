@@ -73,7 +73,7 @@ def test_piper_ids_equal_the_corpus_builder() -> None:
 @needs_espeak
 def test_pipeline_speaks_every_sentence(tmp_path) -> None:
     m, folder = _acoustic(tmp_path)
-    tts = pipeline("tts", model=f"{folder}+griffinlim:2", sentence_silence=0.1)
+    tts = pipeline("tts", model=f"{folder}+griffinlim:2", sentence_silence=0.1, batch_size=1)
     out = tts("Hello there. How are you?")
     assert out["sample_rate"] == 22050 and out["sentences"] == 2 and len(out["phonemes"]) == 2
     # each sentence as the composed system speaks it alone, plus one 0.1 s gap

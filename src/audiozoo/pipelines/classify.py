@@ -28,7 +28,9 @@ def window_samples(model: torch.nn.Module, default_seconds: float) -> int:
 # What a classifier says about silence and too-short clips (docs/decisions.md, "Silence and too-short
 # clips in classification"): a softmax always names a class, so without these checks 3 samples of zeros
 # come back as a confident digit.
-MIN_SECONDS = 0.1  # shortest clip tagged: 10 frames at the usual 10 ms hop (FSDD's shortest digit: 144 ms)
+# shortest clip tagged: one 25 ms analysis window, the frame of every registered classifier's front end (real
+# sounds are that short: Sonic Pi's elec_flip lasts 75 ms, and ast_tiny.sonicpi_family was trained on it)
+MIN_SECONDS = 0.025
 SILENCE_DBFS = -60.0  # a window whose every sample is below -60 dBFS (ffmpeg silencedetect's default) is silence
 
 

@@ -184,9 +184,12 @@ class FastSpeech2(TTSModel):
         if target is not None:
             if target.shape != pred.shape:
                 raise ConfigError(f"variance target shape {tuple(target.shape)} != prediction {tuple(pred.shape)}")
-            return pred, embedding(torch.bucketize(target.contiguous(), bins))
-        value = pred * gain + offset
-        return pred, bucketize_embed(value, bins, embedding, straight_through=torch.is_grad_enabled())
+            emb = embedding(torch.bucketize(target.contiguous(), bins))
+        else:
+            emb = bucketize_embed(pred * gain + offset, bins, embedding, straight_through=torch.is_grad_enabled())
+        # padded positions get no embedding (ming024 adds one there; the next predictor's convolution would then
+        # see it at an item's last valid positions, so a batched item would differ from the same item alone)
+        return pred, emb.masked_fill(mask[..., None], 0.0)
 
     # ---- forward ----------------------------------------------------------------------------------------
     def forward(self, tokens: Tensor, lengths: Tensor | None = None, durations: Tensor | None = None,
