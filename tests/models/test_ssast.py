@@ -98,7 +98,7 @@ def test_pretrain_network_matches_official(variant, shape):
         reps, final = ref(x)
         tokens, hidden, grid, _ = ours.encode(x.transpose(1, 2), return_hidden=True)
         feats = ours.extract_features(x.transpose(1, 2))
-    # measured: 1.1e-6 (patch) / 1.6e-6 (frame) relative on the final tokens
+    # measured: 8.0e-7 (patch) / 6.4e-7 (frame) relative on the final tokens, 6.8e-7 at most per layer
     assert _close(tokens, final) < 1e-5
     gf, gt = grid
     for i, r in enumerate(reps[:-1]):  # s3prl concatenates the gf tokens of a column: (B, gt, gf * D)
@@ -127,7 +127,7 @@ def test_finetune_adaptation_matches_official(tmp_path, variant, shape, stride):
         reps, final = ref(x)
         tokens, _, grid, _ = ours.encode(x.transpose(1, 2))
     assert grid == ((12, 9) if variant == "patch" else (1, 99))
-    assert _close(tokens, final) < 1e-5  # measured 1.2e-6 / 1.9e-6
+    assert _close(tokens, final) < 1e-5  # measured 7.8e-7 / 6.7e-7
 
 
 def test_adapt_pos_embed_cuts_the_centre_and_resizes():
@@ -195,9 +195,9 @@ def test_cluster_masks_are_clustered_and_stay_in_the_valid_part():
 
     def neighbours(row):  # masked cells with a masked right-hand neighbour
         cells = set(row.tolist())
-        return sum((c + 1) in cells and (c + 1) % 64 for c in cells)
+        return sum(1 for c in cells if (c + 1) in cells and (c + 1) % 64 != 0)
 
-    assert neighbours(idx[0]) > 2 * neighbours(rnd[0])  # measured 70 vs 17
+    assert neighbours(idx[0]) > 2 * neighbours(rnd[0])  # measured 79 vs 16
     with pytest.raises(ConfigError, match="cannot mask"):
         patch_mask_indices((8, 64), 200, valid)
 

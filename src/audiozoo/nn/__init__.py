@@ -42,6 +42,7 @@ from .ctc import (
 from .diffusion import NoiseSchedule, beta_schedule
 from .discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from .embeddings import sinusoidal_positions, timestep_embedding
+from .fastspeech import FFTBlock, FFTStack, PostNet, VariancePredictor, bucketize_embed
 from .gla import GatedLinearAttention, gla_chunk, gla_recurrent
 from .mamba import BiMambaMixer, MambaBlock, MambaMixer, MambaState, reverse_padded, selective_scan
 from .maskgit import mask_schedule, maskgit_decode
@@ -104,3 +105,5 @@ __all__ += ["AdaLayerNorm", "AttnBlock1d", "ISTFTHead", "ResnetBlock1d", "SEANet
 # speech recognition (issue #17): CTC decoding and forced alignment, greedy/beam search over a re-indexable state
 __all__ += ["TokenSpan", "beam_search", "ctc_collapse", "ctc_greedy_decode", "ctc_prefix_beam_search", "forced_align",
             "greedy_search", "min_ctc_frames", "token_spans", "word_spans"]
+# FastSpeech family (issue #16): FFT blocks, variance predictor, Tacotron 2 post-net, bucketed embeddings
+__all__ += ["FFTBlock", "FFTStack", "PostNet", "VariancePredictor", "bucketize_embed"]

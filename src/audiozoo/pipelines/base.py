@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..dsp.io import load_audio, resample
-from ..errors import AudioError
+from ..errors import AudioError, ConfigError
 
 
 @dataclass
@@ -87,33 +87,66 @@ def batched(items: list, n: int) -> Iterator[list]:
 
 
 class Pipeline:
-    """Base class: subclasses set ``sample_rate`` and implement ``_process(AudioInput) -> dict``."""
+    """Base of every pipeline: ``preprocess`` -> ``_forward`` -> ``postprocess`` per input, with parameter
+    routing (as HF transformers' pipelines).
+
+    ``pipe(inputs, **options)``: ``inputs`` is one input or a list; call-time ``options`` are split by
+    :meth:`_sanitize_parameters` into the keyword arguments of the three stages (an option a pipeline does not
+    know is a :class:`ConfigError`, never silently ignored). Subclasses set ``task``, ``family`` (of the model
+    they run; ``None`` for none) and ``sample_rate``, and implement ``_forward``; the default ``preprocess``
+    decodes an audio input and resamples it to ``sample_rate``; the default ``postprocess`` returns the dict.
+    """
 
     task: str = ""
+    family: str | None = None
     sample_rate: int = 16000
+    #: call-time options per stage: {"preprocess": (...), "forward": (...), "postprocess": (...)}
+    call_options: dict[str, tuple[str, ...]] = {}
 
     def __init__(self, device: str | torch.device = "cpu", batch_size: int = 8, progress: bool = False):
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.progress = progress
 
+    # ---- the three stages ---------------------------------------------------------------------------
+    def _sanitize_parameters(self, **options: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Route call-time options to ``(preprocess, _forward, postprocess)`` by :attr:`call_options`."""
+        stages: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] = ({}, {}, {})
+        for k, v in options.items():
+            for i, stage in enumerate(("preprocess", "forward", "postprocess")):
+                if k in self.call_options.get(stage, ()):
+                    stages[i][k] = v
+                    break
+            else:
+                known = sorted(o for opts in self.call_options.values() for o in opts)
+                raise ConfigError(f"{type(self).__name__} has no call-time option {k!r}; options: {known or 'none'}")
+        return stages
+
     def preprocess(self, x: Any, index: int = 0) -> AudioInput:
+        """Decode one input (path, bytes, ``{"array", "sampling_rate"}``) and resample it to ``sample_rate``."""
         a = read_input(x, index)
         if a.sample_rate != self.sample_rate:
             a = AudioInput(resample(a.wav, a.sample_rate, self.sample_rate), self.sample_rate, a.source)
         return a
 
-    def _process(self, a: AudioInput) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _forward(self, inputs: Any) -> dict[str, Any]:
+        process = getattr(self, "_process", None)  # pipelines written before the three-stage split
+        if process is None:  # pragma: no cover - abstract
+            raise NotImplementedError
+        return process(inputs)
 
-    def __call__(self, inputs: Any) -> dict[str, Any] | list[dict[str, Any]]:
+    def postprocess(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        return outputs
+
+    def __call__(self, inputs: Any, **options: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        pre, fwd, post = self._sanitize_parameters(**options)
         single = not isinstance(inputs, (list, tuple))
         items: Iterable = [inputs] if single else inputs
         results = []
         for i, x in enumerate(tqdm(items, desc=self.task, disable=not self.progress or single)):
-            r = self._process(self.preprocess(x, i))
+            r = self.postprocess(self._forward(self.preprocess(x, i, **pre), **fwd), **post)
             results.append({"input": r.pop("input", None) or self.preprocess_source(x, i), **r})
         return results[0] if single else results
 

@@ -61,15 +61,17 @@ class AudioClassificationPipeline(Pipeline):
     A clip shorter than ``min_seconds`` (or than the front end's ``min_samples``) raises :class:`AudioError`
     naming the minimum; windows whose peak is below ``silence_dbfs`` get no labels and no weight in the
     overall scores, and an input that is silence throughout comes back as ``{"labels": [], "silence": True,
-    "warning": ...}``. Set ``silence_dbfs = None`` / ``min_seconds = 0`` on the instance to turn them off.
+    "warning": ...}``. ``silence_dbfs=None`` / ``min_seconds=0`` turn them off.
     """
 
     task = "audio-classification"
-    min_seconds: float = MIN_SECONDS
-    silence_dbfs: float | None = SILENCE_DBFS
+    family = "classify"
+    call_options = {"postprocess": ("top_k",)}
 
-    def __init__(self, model: Any, top_k: int = 5, hop_ratio: float = 0.5, window_seconds: float = 10.0, **kw):
+    def __init__(self, model: Any, top_k: int = 5, hop_ratio: float = 0.5, window_seconds: float = 10.0,
+                 min_seconds: float = MIN_SECONDS, silence_dbfs: float | None = SILENCE_DBFS, **kw):
         super().__init__(**kw)
+        self.min_seconds, self.silence_dbfs = float(min_seconds), silence_dbfs
         self.model = resolve_model(model, "classify", trained=True).to(self.device).eval()
         meta = getattr(self.model, "pretrained_metadata", {}) or {}
         self.labels: list[str] = [str(x) for x in (meta.get("labels") or [])]
@@ -87,12 +89,12 @@ class AudioClassificationPipeline(Pipeline):
     def _scores(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.sigmoid() if self.multi_label else logits.softmax(-1)
 
-    def _top(self, probs: torch.Tensor) -> list[dict[str, Any]]:
-        s, i = probs.topk(self.top_k)
+    def _top(self, probs: torch.Tensor, k: int) -> list[dict[str, Any]]:
+        s, i = probs.topk(k)
         return [{"label": self.labels[j], "score": round(float(v), 5)} for v, j in zip(s.tolist(), i.tolist())]
 
     @torch.no_grad()
-    def _process(self, a: AudioInput) -> dict[str, Any]:
+    def _forward(self, a: AudioInput) -> dict[str, Any]:
         min_samples = max(int(math.ceil(self.min_seconds * self.sample_rate)),
                           int(getattr(self.model.frontend, "min_samples", 1)), 1)
         check_duration(a, min_samples)
@@ -109,18 +111,28 @@ class AudioClassificationPipeline(Pipeline):
                 w[row, : lengths[i]] = a.wav[starts[i]:starts[i] + self.window]
             feats, flen = self.model.frontend(w.to(self.device), lengths[idx].to(self.device))
             p[idx] = self._scores(self.model(feats, flen)).float().cpu()
+        return {"input": a.source, "probs": p, "starts": starts, "lengths": lengths, "silent": silent,
+                "peak_dbfs": peak_dbfs(a.wav)}
+
+    def postprocess(self, out: dict[str, Any], top_k: int | None = None) -> dict[str, Any]:
+        """Window probabilities -> top-k labels overall (windows weighted by their audio; silent ones not at
+        all) and the best label per window. ``top_k`` may be changed per call: ``pipe(x, top_k=1)``."""
+        k = self.top_k if top_k is None else min(int(top_k), len(self.labels))
+        if k < 1:
+            raise ConfigError(f"top_k must be >= 1, got {top_k}")
+        p, lengths, silent = out["probs"], out["lengths"], out["silent"]
         segments = [
             {"start_s": round(int(s) / self.sample_rate, 3),
              "end_s": round((int(s) + int(n)) / self.sample_rate, 3),
-             **({"top": [], "silence": True} if q_silent else {"top": self._top(q)[:1]})}
-            for s, n, q, q_silent in zip(starts, lengths, p, silent.tolist())
+             **({"top": [], "silence": True} if q_silent else {"top": self._top(q, 1)})}
+            for s, n, q, q_silent in zip(out["starts"], lengths, p, silent.tolist())
         ]
-        if not keep:  # nothing but silence: no class is the answer, say so instead of naming one
-            level = peak_dbfs(a.wav)
-            return {"input": a.source, "labels": [], "silence": True, "peak_dbfs": round(level, 2),
+        if bool(silent.all()):  # nothing but silence: no class is the answer, say so instead of naming one
+            level = out["peak_dbfs"]
+            return {"input": out["input"], "labels": [], "silence": True, "peak_dbfs": round(level, 2),
                     "warning": f"silence: peak {level:.1f} dBFS is below the {self.silence_dbfs:g} dBFS threshold, "
                                "so no labels", "segments": segments}
         # Weight chunks by how much real audio they hold (a padded tail counts less; silent ones not at all).
         weights = lengths.float() * (~silent).float()
         overall = (p * (weights / weights.sum())[:, None]).sum(0)
-        return {"input": a.source, "labels": self._top(overall), "silence": False, "segments": segments}
+        return {"input": out["input"], "labels": self._top(overall, k), "silence": False, "segments": segments}

@@ -33,6 +33,7 @@ class EmbedPipeline(Pipeline):
     """
 
     task = "embed"
+    family = "embed"
     min_seconds: float = MIN_SECONDS
     silence_dbfs: float | None = SILENCE_DBFS
 
@@ -51,7 +52,7 @@ class EmbedPipeline(Pipeline):
         feats, frames = self.model.frontend(wav)
         return self.model(feats, frames)[0].cpu()
 
-    def _process(self, a: AudioInput) -> dict[str, Any]:
+    def _forward(self, a: AudioInput) -> dict[str, Any]:
         n = int(a.wav.shape[-1])
         need = max(1, math.ceil(self.min_seconds * self.sample_rate))
         if n < need:

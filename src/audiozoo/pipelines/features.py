@@ -42,7 +42,7 @@ class FeaturesPipeline(Pipeline):
         self.mel = MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop, win_length=win,
                                   n_mels=n_mels, power=2.0).to(self.device)
 
-    def _process(self, a: AudioInput) -> dict[str, Any]:
+    def _forward(self, a: AudioInput) -> dict[str, Any]:
         wav = a.wav.to(self.device)
 
         def fbank_of(x: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,7 @@ class SeparatePipeline(StreamingMixin, Pipeline):
     """
 
     task = "separate"
+    family = "separate"
 
     def __init__(self, model: Any, arch: str | None = None, device: str | torch.device = "cpu",
                  chunk_seconds: float | None = None, overlap: float = 0.25, progress: bool = False):
@@ -136,12 +137,13 @@ class SeparatePipeline(StreamingMixin, Pipeline):
                 "input_rate": rate, "seconds": mix.shape[-1] / self.sample_rate, "peak": peak,
                 "model": self.model_spec}
 
-    def __call__(self, inputs: Any) -> dict[str, Any] | list[dict[str, Any]]:
-        single = not isinstance(inputs, (list, tuple))
-        out = []
-        for i, x in enumerate([inputs] if single else list(inputs)):
-            mix, rate, name = self.read(x, i)
-            est = self.separate(mix)
-            out.append({"input": name, "sources": dict(zip(self.sources, est)), "mixture": mix,
-                        "sample_rate": self.sample_rate, "input_rate": rate, "model": self.model_spec})
-        return out[0] if single else out
+    # ---- the three pipeline stages ------------------------------------------------------------------
+    def preprocess(self, x: Any, index: int = 0) -> tuple[Tensor, int, str]:
+        """``(mixture (C, T) at the model's rate and channel count, input rate, source name)``."""
+        return self.read(x, index)
+
+    def _forward(self, item: tuple[Tensor, int, str]) -> dict[str, Any]:
+        mix, rate, name = item
+        est = self.separate(mix)
+        return {"input": name, "sources": dict(zip(self.sources, est)), "mixture": mix,
+                "sample_rate": self.sample_rate, "input_rate": rate, "model": self.model_spec}

@@ -66,6 +66,7 @@ class TranscriptionPipeline(Pipeline):
     """Audio -> notes ``{"input", "notes": [...], "num_frames", "duration_s", "files"?}`` (basic-pitch defaults)."""
 
     task = "transcription"
+    family = "transcribe"
     sample_rate = SAMPLE_RATE
 
     def __init__(self, model: Any = "basic_pitch_nmp", onset_threshold: float = 0.5, frame_threshold: float = 0.3,
@@ -106,7 +107,7 @@ class TranscriptionPipeline(Pipeline):
         # then cut the joined frames to the signal's own count (no overlap left to drop)
         return {k: unwrap_output(np.concatenate(v)[None], n, n_overlapping_frames=0) for k, v in parts.items()}
 
-    def _process(self, a: AudioInput) -> dict[str, Any]:
+    def _forward(self, a: AudioInput) -> dict[str, Any]:
         # Output frames are floor(T * 86 / 22050) (unwrap_output): a clip under one frame has no activations
         # to decode, so it is refused by name rather than returned as an empty (or broken) transcription.
         min_samples = math.ceil(SAMPLE_RATE / (SAMPLE_RATE // FFT_HOP))

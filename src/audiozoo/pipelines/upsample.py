@@ -80,6 +80,7 @@ class UpsamplePipeline(StreamingMixin, Pipeline):
     """
 
     task = "upsample"
+    family = "enhance"
 
     def __init__(self, model: Any = None, rate: int | None = None, device: str | torch.device = "cpu",
                  chunk_seconds: float = 10.0, context_seconds: float = 1.0, bandwidth_substitution: bool = True,
@@ -165,12 +166,11 @@ class UpsamplePipeline(StreamingMixin, Pipeline):
             y = resample(y, sr, self.sample_rate)
         return fit_length(y, n_out)
 
-    def __call__(self, inputs: Any) -> dict[str, Any] | list[dict[str, Any]]:
-        single = not isinstance(inputs, (list, tuple))
-        out = []
-        for i, x in enumerate([inputs] if single else list(inputs)):
-            a: AudioInput = read_input(x, i)
-            wav = self.upsample(a.wav, a.sample_rate)
-            out.append({"input": a.source, "audio": wav, "sample_rate": self.sample_rate,
-                        "input_rate": a.sample_rate, "method": self.method})
-        return out[0] if single else out
+    # ---- the three pipeline stages ------------------------------------------------------------------
+    def preprocess(self, x: Any, index: int = 0) -> AudioInput:
+        """Decode the input at its own rate (the input rate decides the model's work; no resampling here)."""
+        return read_input(x, index)
+
+    def _forward(self, a: AudioInput) -> dict[str, Any]:
+        return {"input": a.source, "audio": self.upsample(a.wav, a.sample_rate), "sample_rate": self.sample_rate,
+                "input_rate": a.sample_rate, "method": self.method}

@@ -103,6 +103,8 @@ class VocodePipeline(StreamingMixin, Pipeline):
     """
 
     task = "vocode"
+    family = "vocoder"
+    call_options = {"forward": ("chunk_frames",)}
     #: Inputs longer than ``max_offline_seconds`` are vocoded ``long_chunk_seconds`` at a time even without
     #: ``chunk_frames`` (their mel is computed in chunks too), so memory is bounded by the chunk, not the file.
     #: Offline, memory grows with the input: Griffin-Lim ~0.4 GB per minute; HiFi-GAN V1 ~0.08 GB per second
@@ -218,27 +220,28 @@ class VocodePipeline(StreamingMixin, Pipeline):
         """The concatenated chunks of :meth:`stream`: ``(T,)``."""
         return torch.cat(list(self.stream(mel, chunk_frames, context_frames)))
 
-    def __call__(self, inputs: Any) -> dict[str, Any] | list[dict[str, Any]]:
-        single = not isinstance(inputs, (list, tuple))
-        items = [inputs] if single else list(inputs)
-        out = []
-        for i, x in enumerate(items):
-            got, gain = self._as_mel(x, i), 1.0
-            if got is None:
-                a = self.preprocess(x, i)
-                peak = float(a.wav.abs().max()) if a.wav.numel() else 0.0
-                target = getattr(self.model, "input_peak", None)
-                if target and peak > 0:  # the vocoder's training level (see VocoderModel.input_peak)
-                    gain = target / peak
-                mel, source = self.mel_of(a.wav * gain), a.source
-            else:
-                mel, source = got
-            chunk = self.chunk_frames
-            if chunk is None and mel.shape[-1] * self.hop_length > self.max_offline_seconds * self.sample_rate:
-                chunk = max(1, int(self.long_chunk_seconds * self.sample_rate / self.hop_length))
-            wav = self.vocode_streaming(mel, chunk_frames=chunk) if chunk else self.vocode(mel)
-            wav = wav / gain
-            out.append({"input": source, "audio": wav, "sample_rate": self.sample_rate, "frames": int(mel.shape[-1]),
-                        "chunk_frames": chunk})
-        return out[0] if single else out
+    # ---- the three pipeline stages ------------------------------------------------------------------
+    def preprocess(self, x: Any, index: int = 0) -> dict[str, Any]:
+        """A saved mel, or audio brought to the vocoder's rate and training level and turned into its mel."""
+        got = self._as_mel(x, index)
+        if got is not None:
+            return {"mel": got[0], "input": got[1], "gain": 1.0}
+        a = super().preprocess(x, index)
+        peak = float(a.wav.abs().max()) if a.wav.numel() else 0.0
+        target = getattr(self.model, "input_peak", None)
+        gain = target / peak if target and peak > 0 else 1.0  # the vocoder's training level (VocoderModel)
+        return {"mel": self.mel_of(a.wav * gain), "input": a.source, "gain": gain}
+
+    def _forward(self, item: dict[str, Any], chunk_frames: int | None = None) -> dict[str, Any]:
+        mel = item["mel"]
+        chunk = chunk_frames if chunk_frames is not None else self.chunk_frames
+        if chunk is None and mel.shape[-1] * self.hop_length > self.max_offline_seconds * self.sample_rate:
+            chunk = max(1, int(self.long_chunk_seconds * self.sample_rate / self.hop_length))
+        wav = self.vocode_streaming(mel, chunk_frames=chunk) if chunk else self.vocode(mel)
+        return {**item, "audio": wav, "chunk_frames": chunk}
+
+    def postprocess(self, out: dict[str, Any]) -> dict[str, Any]:
+        """Undo the input gain; ``{"input", "audio": (T,), "sample_rate", "frames", "chunk_frames"}``."""
+        return {"input": out["input"], "audio": out["audio"] / out["gain"], "sample_rate": self.sample_rate,
+                "frames": int(out["mel"].shape[-1]), "chunk_frames": out["chunk_frames"]}
 

@@ -26,6 +26,7 @@ from .stft import (
     stft_loss,
     stft_magnitude,
 )
+from .tts import duration_loss, masked_mel_loss, masked_value_loss
 
 __all__ = [
     "ADVERSARIAL", "DAC_MEL_BINS", "DAC_MEL_WINDOWS", "PWG_RESOLUTIONS", "RAVE_V1_SCALES",
@@ -36,3 +37,4 @@ __all__ = [
 ]
 __all__ += ["SEPARATION_LOSSES", "neg_sd_sdr", "neg_si_sdr", "neg_snr", "pit", "separation_loss"]  # issue #15
 __all__ += ["ctc_loss", "joint_ctc_attention_loss", "token_cross_entropy"]  # issue #17 (ASR)
+__all__ += ["duration_loss", "masked_mel_loss", "masked_value_loss"]  # issue #16 (FastSpeech 2)
