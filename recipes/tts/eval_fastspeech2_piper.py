@@ -64,6 +64,26 @@ def mel_cepstrum(wav: torch.Tensor, mel_fn, n: int = 25) -> torch.Tensor:
     return (dct @ logmel.double()).float()
 
 
+@torch.no_grad()
+def teacher_forced(system, items: list[dict], wavs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Mel from the manifest's ids and durations with the target pitch / energy of Piper's audio, vocoded."""
+    from audiozoo.train.tasks.tts import TTSTask
+
+    am = system.acoustic.eval()
+    task = TTSTask()
+    task.models = {"model": am}
+    out = []
+    for it, w in zip(items, wavs):
+        dur = torch.tensor([it["durations"]])
+        _, lf0, en = task.item_targets(w, int(dur.sum()))
+        (pm, ps), (em, es) = am.pitch_stats.tolist(), am.energy_stats.tolist()
+        p = torch.where(lf0 > 0, (lf0 - pm) / ps, torch.zeros_like(lf0))[None]
+        e = ((en - em) / es)[None]
+        res = am(torch.tensor([it["phoneme_ids"]]), durations=dur, pitch=p, energy=e)
+        out.append(system.vocoder(res.mel, res.mel_lengths)[0][0])
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="FastSpeech 2 weight set or checkpoint folder")
@@ -100,8 +120,11 @@ def main() -> int:
             tts.synthesize(t)
     rtf["bf16"] = (time.perf_counter() - t0) / secs
     esp = [espeak(t) for t in texts]
+    # diagnostic: the same model given Piper's own durations, pitch and energy (teacher forcing), so the table
+    # separates the decoder's mel quality from the variance predictors'
+    forced = teacher_forced(tts.system, items, piper)
     systems = {"piper (en_US-joe-medium)": piper, "piper -> hifigan (copy-synthesis)": copy,
-               "fastspeech2 + hifigan": fs2, "espeak-ng": esp}
+               "fastspeech2 + hifigan": fs2, "fastspeech2 teacher-forced + hifigan": forced, "espeak-ng": esp}
     if args.save_wavs:
         from audiozoo.dsp.io import save_audio
 

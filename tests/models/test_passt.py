@@ -25,14 +25,23 @@ def _reference_passt_class():
     module level, only to download pretrained weights. timm is not installable here (it needs
     torchvision), and the tests never download, so a stub module whose function raises stands in for it.
     """
-    if "timm.models._hub" not in sys.modules:
+    added = []
+    if "hear21passt.models.passt" not in sys.modules and "timm.models._hub" not in sys.modules:
         def download_cached_file(*args, **kwargs):
             raise RuntimeError("timm stub: downloads are disabled in the tests")
 
         for name in ("timm", "timm.models", "timm.models._hub"):
-            sys.modules.setdefault(name, types.ModuleType(name))
+            if name not in sys.modules:
+                sys.modules[name] = types.ModuleType(name)
+                added.append(name)
         sys.modules["timm.models._hub"].download_cached_file = download_cached_file
-    import hear21passt.models.passt as ref
+    try:
+        import hear21passt.models.passt as ref
+    finally:
+        # the stubs leave sys.modules again: other packages in this process (transformers, diffusers) probe
+        # for timm with importlib.util.find_spec, which fails on a stub without __spec__
+        for name in added:
+            sys.modules.pop(name, None)
 
     ref.first_RUN = False  # the reference prints shapes on its first forward
     return ref.PaSST

@@ -114,7 +114,8 @@ def test_cli_asr_and_align(tiny_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["duration_s"] == 2.0
     (tmp_path / "t.txt").write_text("one two three\n")
-    assert main(["align", str(wav), str(tmp_path / "t.txt"), "-m", str(tiny_dir), "-o", str(tmp_path / "x.TextGrid")]) == 0
+    argv = ["align", str(wav), str(tmp_path / "t.txt"), "-m", str(tiny_dir), "-o", str(tmp_path / "x.TextGrid")]
+    assert main(argv) == 0
     assert 'text = "three"' in (tmp_path / "x.TextGrid").read_text()
     assert main(["align", str(wav), "one two", "-m", str(tiny_dir), "-o", str(tmp_path / "x.json")]) == 0
     assert [w["word"] for w in json.loads((tmp_path / "x.json").read_text())["words"]] == ["one", "two"]
