@@ -6,7 +6,8 @@ boundaries follow from them (ids between word-separator ids). This script force-
 text with an ASR model's CTC head (:class:`audiozoo.pipelines.asr.AlignPipeline`) and reports, over every word
 whose phoneme and text word counts agree:
 
-* ``start_mae_ms`` / ``end_mae_ms``: mean absolute error of word starts and ends;
+* ``start_mae_ms`` / ``end_mae_ms``: mean absolute error of word starts and ends (``*_bias_ms``: mean signed
+  error, predicted minus true);
 * ``within_50ms`` / ``within_100ms``: the fraction of boundaries (starts and ends) that close to the truth;
 * the same for a trivial baseline that spreads the words over the utterance by character count.
 
@@ -55,9 +56,11 @@ def proportional(words: list[str], duration: float) -> list[tuple[float, float]]
 
 def scores(pred: list[tuple[float, float]], true: list[tuple[float, float]]) -> dict[str, float]:
     p, t = np.array(pred), np.array(true)
-    err = np.abs(p - t)
-    return {"start_mae_ms": 1000 * err[:, 0].mean(), "end_mae_ms": 1000 * err[:, 1].mean(),
-            "within_50ms": float((err < 0.05).mean()), "within_100ms": float((err < 0.1).mean())}
+    signed = p - t
+    err = np.abs(signed)
+    return {"start_mae_ms": round(1000 * err[:, 0].mean(), 1), "end_mae_ms": round(1000 * err[:, 1].mean(), 1),
+            "start_bias_ms": round(1000 * signed[:, 0].mean(), 1), "end_bias_ms": round(1000 * signed[:, 1].mean(), 1),
+            "within_50ms": round(float((err < 0.05).mean()), 3), "within_100ms": round(float((err < 0.1).mean()), 3)}
 
 
 def main() -> None:

@@ -10,6 +10,9 @@ real people none of the models trained on — and ``cache/asr/test_synth.jsonl``
   is fairer to Whisper on the digit clips (it writes "7" for "seven").
 
     python recipes/asr/eval_wer.py runs/conformer_aed_small/best whisper --beam 1 4 --out results.json
+
+``--decoders attention ctc``: for audiozoo models, the attention decoder (each ``--beam``) and the CTC head's
+best path.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from audiozoo.dsp.io import load_audio
 from audiozoo.eval.asr import cer, wer
 
 
-def transcribe_all(spec: str, items: list[dict], beam: int) -> tuple[list[str], float]:
+def transcribe_all(spec: str, items: list[dict], beam: int, decoder: str) -> tuple[list[str], float]:
     """Hypotheses for every item and the real-time factor (processing seconds / audio seconds)."""
     audio_s = sum(float(it["duration"]) for it in items)
     t0 = time.perf_counter()
@@ -39,8 +42,8 @@ def transcribe_all(spec: str, items: list[dict], beam: int) -> tuple[list[str], 
         return hyps, (time.perf_counter() - t0) / audio_s
     from audiozoo.pipelines import pipeline
 
-    pipe = pipeline("asr", model=spec, beam_size=beam, word_timestamps=False)
-    hyps = [pipe(it["audio_filepath"])["text"] for it in items]
+    pipe = pipeline("asr", model=spec, beam_size=beam, decoder=decoder, word_timestamps=False)
+    hyps = [pipe(it["audio_filepath"])["text"] for it in items]  # decoder given explicitly
     return hyps, (time.perf_counter() - t0) / audio_s
 
 
@@ -49,6 +52,7 @@ def main() -> None:
     ap.add_argument("models", nargs="+", help="checkpoint folders, weight sets, or 'whisper'")
     ap.add_argument("--manifests", nargs="+", default=["cache/asr/test_real.jsonl", "cache/asr/test_synth.jsonl"])
     ap.add_argument("--beam", type=int, nargs="+", default=[1])
+    ap.add_argument("--decoders", nargs="+", default=["attention", "ctc"], choices=["attention", "ctc"])
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -59,9 +63,12 @@ def main() -> None:
         items = read_manifest(man)
         refs = [it["text"] for it in items]
         for spec in args.models:
-            for beam in args.beam:
-                hyps, rtf = transcribe_all(spec, items, beam)
-                row = {"manifest": Path(man).name, "model": spec, "beam": beam, "items": len(items),
+            runs = [(b, "attention") for b in args.beam] if spec == "whisper" else \
+                [(b, d) for d in args.decoders for b in (args.beam if d == "attention" else [1])]
+            for beam, decoder in runs:
+                hyps, rtf = transcribe_all(spec, items, beam, decoder)
+                row = {"manifest": Path(man).name, "model": spec, "decoder": decoder, "beam": beam,
+                       "items": len(items),
                        "wer": round(wer(refs, hyps), 4), "cer": round(cer(refs, hyps), 4),
                        "wer_whisper_norm": round(whisper_wer(hyps, refs), 4), "rtf": round(rtf, 4),
                        "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:3]]}

@@ -285,7 +285,7 @@ def cmd_asr(args: argparse.Namespace) -> int:
 
     _check_audio_files(args.files)
     pipe = pipeline("asr", model=args.model or DEFAULT_ASR_MODEL, device=args.device, beam_size=args.beam,
-                    max_segment_seconds=args.segment_seconds, progress=len(args.files) > 8)
+                    decoder=args.decoder, max_segment_seconds=args.segment_seconds, progress=len(args.files) > 8)
     results = [pipe(f) for f in args.files]
     render = {"txt": lambda r: r["text"] + "\n", "json": lambda r: json.dumps(r, indent=2) + "\n",
               "srt": lambda r: to_srt(r["segments"]), "vtt": lambda r: to_vtt(r["segments"])}[args.format]
@@ -476,7 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "come from CTC forced alignment of the decoded text.")
     s.add_argument("files", nargs="+")
     s.add_argument("-m", "--model", default=None, help="asr model: weight set (NAME.TAG) or checkpoint folder")
-    s.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    s.add_argument("--beam", type=int, default=1, help="beam size of the attention decoder (1: greedy)")
+    s.add_argument("--decoder", choices=["auto", "attention", "ctc"], default="auto",
+                   help="the model's attention decoder, or the best path of its CTC head; auto: CTC when greedy "
+                        "and the model has a CTC head (the shipped small model's attention decoder still loops)")
     s.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     s.add_argument("-o", "--output", default=None, help="output file (one input) or folder")
     s.add_argument("--segment-seconds", type=float, default=20.0, help="longest segment decoded at once")

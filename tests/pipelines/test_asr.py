@@ -113,6 +113,7 @@ def test_cli_asr_and_align(tiny_dir, tmp_path, capsys):
     assert main(["asr", str(wav), "-m", str(tiny_dir), "--format", "json", "--beam", "2"]) == 0
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["duration_s"] == 2.0
+    assert main(["asr", str(wav), "-m", str(tiny_dir), "--decoder", "ctc"]) == 0
     (tmp_path / "t.txt").write_text("one two three\n")
     argv = ["align", str(wav), str(tmp_path / "t.txt"), "-m", str(tiny_dir), "-o", str(tmp_path / "x.TextGrid")]
     assert main(argv) == 0

@@ -5,7 +5,8 @@
 * **Long recordings** are cut into segments of at most ``max_segment_seconds`` at the quietest point (lowest
   100 ms energy) of each segment's last half, a simple energy VAD, so no word is cut at a window edge when
   there is a pause to cut at; each segment is decoded alone, so memory is bounded by one segment.
-* **Decoding**: the model's attention decoder, greedy (``beam_size=1``) or beam search.
+* **Decoding**: the model's attention decoder, greedy (``beam_size=1``) or beam search; or (``decoder="ctc"``,
+  and by default for greedy decoding of a model with a CTC head) the best path of its CTC head.
 * **Word timestamps**: the decoded text is force-aligned (:func:`audiozoo.nn.ctc.forced_align`, CTC Viterbi)
   to the model's CTC posteriors of the segment; each word gets the frames of its first to last character,
   times ``frame * frame_shift`` plus the segment's start. Models without a CTC head give text without times.
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 
 from ..errors import AudioError, ConfigError, DataError
 from ..eval.asr import normalize_text
-from ..nn.ctc import forced_align, min_ctc_frames, token_spans, word_spans
+from ..nn.ctc import ctc_greedy_decode, forced_align, min_ctc_frames, token_spans, word_spans
 from ..resolve import resolve_model
 from .base import AudioInput, Pipeline
 
@@ -160,12 +161,15 @@ class _ASRBase(Pipeline):
 
 
 class ASRPipeline(_ASRBase):
-    """Audio -> ``{"input", "model", "text", "segments": [{start, end, text}], "words": [{word, start, end,
-    score}], "duration_s"}``; ``words`` is empty for models without a CTC head.
+    """Audio -> ``{"input", "model", "decoder", "text", "segments": [{start, end, text}], "words": [{word, start,
+    end, score}], "duration_s"}``; ``words`` is empty for models without a CTC head.
 
     Args:
         model: an ``asr`` model spec (weight set, checkpoint folder...); default the shipped small model.
-        beam_size: 1 = greedy decoding, > 1 = beam search.
+        beam_size: 1 = greedy decoding, > 1 = beam search (attention decoder).
+        decoder: ``"attention"`` (the model's decoder), ``"ctc"`` (best path of the CTC head: no autoregressive
+            loop, so no runaway repetitions; the better one for weakly trained models such as the shipped small
+            model) or ``"auto"``: CTC for greedy decoding of a model with a CTC head, else attention.
         max_segment_seconds: longest segment decoded at once (long inputs are cut at pauses).
         max_tokens_per_second: cap on hypothesis length (tokens per second of audio; stops runaway decoding).
         silence_dbfs: segments whose peak is below this are skipped as silence.
@@ -173,12 +177,19 @@ class ASRPipeline(_ASRBase):
 
     task = "asr"
 
-    def __init__(self, model: Any = DEFAULT_ASR_MODEL, beam_size: int = 1, max_segment_seconds: float = 20.0,
-                 max_tokens_per_second: float = 30.0, silence_dbfs: float = -50.0, word_timestamps: bool = True,
-                 **kw: Any):
+    def __init__(self, model: Any = DEFAULT_ASR_MODEL, beam_size: int = 1, decoder: str = "auto",
+                 max_segment_seconds: float = 20.0, max_tokens_per_second: float = 30.0, silence_dbfs: float = -50.0,
+                 word_timestamps: bool = True, **kw: Any):
         super().__init__(model, **kw)
         if beam_size < 1:
             raise ConfigError(f"beam_size must be >= 1, got {beam_size}")
+        if decoder not in ("auto", "attention", "ctc"):
+            raise ConfigError(f"decoder must be 'auto', 'attention' or 'ctc', got {decoder!r}")
+        if decoder == "auto":
+            decoder = "ctc" if self.has_ctc and beam_size == 1 else "attention"
+        if decoder == "ctc" and not self.has_ctc:
+            raise ConfigError(f"{self.model_spec} has no CTC head; use decoder='attention'")
+        self.decoder = decoder
         self.beam_size, self.max_segment_seconds = int(beam_size), float(max_segment_seconds)
         self.max_tokens_per_second, self.silence_dbfs = float(max_tokens_per_second), float(silence_dbfs)
         self.word_timestamps = bool(word_timestamps)
@@ -189,10 +200,13 @@ class ASRPipeline(_ASRBase):
         if wav.shape[-1] < self.model.frontend.num_samples(8):  # shorter than the encoders' receptive field
             return {"text": "", "words": []}
         memory, mem_len = self._encode(wav)
-        max_len = max(4, int(self.max_tokens_per_second * wav.shape[-1] / self.sample_rate))
-        toks, lens = self.model.generate_from_memory(memory, mem_len, "beam" if self.beam_size > 1 else "greedy",
-                                                     beam_size=self.beam_size, max_len=max_len)
-        ids = toks[0, : int(lens[0])].tolist()
+        if self.decoder == "ctc":
+            ids = ctc_greedy_decode(self.model.ctc_log_probs(memory), mem_len.cpu(), blank=self.model.blank_id)[0]
+        else:
+            max_len = max(4, int(self.max_tokens_per_second * wav.shape[-1] / self.sample_rate))
+            toks, lens = self.model.generate_from_memory(memory, mem_len, "beam" if self.beam_size > 1 else "greedy",
+                                                         beam_size=self.beam_size, max_len=max_len)
+            ids = toks[0, : int(lens[0])].tolist()
         text = " ".join(self.tokenizer.decode(ids).split())
         words: list[dict[str, Any]] = []
         if self.word_timestamps and self.has_ctc and ids:
@@ -219,8 +233,8 @@ class ASRPipeline(_ASRBase):
             segments.append({"start": round(t0, 3), "end": round(t1, 3), "text": r["text"]})
             words += r["words"]
         text = " ".join(s["text"] for s in segments if s["text"])
-        return {"input": a.source, "model": self.model_spec, "text": text, "segments": segments, "words": words,
-                "duration_s": round(n / self.sample_rate, 3)}
+        return {"input": a.source, "model": self.model_spec, "decoder": self.decoder, "text": text,
+                "segments": segments, "words": words, "duration_s": round(n / self.sample_rate, 3)}
 
 
 class AlignPipeline(_ASRBase):

@@ -22,7 +22,6 @@ cut at clause marks, then at word boundaries, never truncated.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -117,6 +116,8 @@ class TTSPipeline(Pipeline):
     """
 
     task = "tts"
+    family = "tts"
+    call_options = {"forward": ("speed", "pitch_shift", "energy")}
 
     def __init__(self, model: Any = None, device: str | torch.device = "cpu", batch_size: int = 8,
                  sentence_silence: float = 0.0, progress: bool = False):
@@ -158,19 +159,23 @@ class TTSPipeline(Pipeline):
         """The phoneme string of every sentence of ``text`` (what ``--show-phonemes`` prints)."""
         return self.encoder.sentences(text)
 
+    def preprocess(self, x: Any, index: int = 0) -> dict[str, Any]:
+        """One text -> ``{"text", "ids" (per piece), "phonemes" (per piece)}``."""
+        if not isinstance(x, str) or not x.strip():
+            raise DataError(f"input #{index}: give a non-empty text to speak, got {type(x).__name__} {x!r:.40}")
+        ids, phon = self.encoder.encode(x)
+        return {"text": x, "ids": ids, "phonemes": phon, "t0": time.perf_counter()}
+
     @torch.no_grad()
-    def synthesize(self, text: str, speed: float = 1.0, pitch_shift: float = 0.0, energy: float = 1.0
-                   ) -> dict[str, Any]:
-        if not isinstance(text, str) or not text.strip():
-            raise DataError("give a non-empty text to speak")
+    def _forward(self, inputs: dict[str, Any], speed: float = 1.0, pitch_shift: float = 0.0,
+                 energy: float = 1.0) -> dict[str, Any]:
         if not 0.25 <= speed <= 4.0:
             raise ConfigError(f"speed must be in [0.25, 4], got {speed}")
         if not -24 <= pitch_shift <= 24:
             raise ConfigError(f"pitch_shift must be in [-24, 24] semitones, got {pitch_shift}")
         if not 0.1 <= energy <= 10:
             raise ConfigError(f"energy must be in [0.1, 10], got {energy}")
-        t0 = time.perf_counter()
-        ids, phon = self.encoder.encode(text)
+        ids, phon = inputs["ids"], inputs["phonemes"]
         pieces: list[torch.Tensor] = []
         gap = torch.zeros(int(round(self.sentence_silence * self.sample_rate)))
         for s in range(0, len(ids), self.batch_size):
@@ -189,13 +194,14 @@ class TTSPipeline(Pipeline):
                 pieces.append(wav[i, : int(wl[i])].float().cpu())
         audio = torch.cat(pieces)
         secs = audio.shape[-1] / self.sample_rate
-        el = time.perf_counter() - t0
-        return {"audio": audio, "sample_rate": self.sample_rate, "phonemes": phon, "sentences": len(phon),
-                "seconds": secs, "rtf": el / max(secs, 1e-9)}
+        el = time.perf_counter() - inputs.get("t0", time.perf_counter())
+        return {"input": inputs["text"], "audio": audio, "sample_rate": self.sample_rate, "phonemes": phon,
+                "sentences": len(phon), "seconds": secs, "rtf": el / max(secs, 1e-9)}
 
-    def __call__(self, inputs: str | Sequence[str], speed: float = 1.0, pitch_shift: float = 0.0,
-                 energy: float = 1.0) -> dict[str, Any] | list[dict[str, Any]]:
-        single = isinstance(inputs, str)
-        texts = [inputs] if single else list(inputs)
-        out = [{"input": t, **self.synthesize(t, speed, pitch_shift, energy)} for t in texts]
-        return out[0] if single else out
+    def synthesize(self, text: str, speed: float = 1.0, pitch_shift: float = 0.0, energy: float = 1.0
+                   ) -> dict[str, Any]:
+        """One text -> ``{"audio", "sample_rate", "phonemes", "sentences", "seconds", "rtf"}`` (``rtf``: the
+        wall-clock time of phonemisation + synthesis over the audio's duration)."""
+        out = self._forward(self.preprocess(text), speed=speed, pitch_shift=pitch_shift, energy=energy)
+        out.pop("input")
+        return out

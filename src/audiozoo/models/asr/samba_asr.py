@@ -236,6 +236,8 @@ class SambaASR(Seq2SeqModel):
         self.config = cfg
         self.tokenizer: Tokenizer = (Tokenizer.from_dict(cfg.tokenizer) if cfg.tokenizer is not None
                                      else asr_char_tokenizer())
+        if cfg.tokenizer is None:  # saved checkpoints carry their symbol table (config.json), not a default
+            cfg.tokenizer = self.tokenizer.to_dict()
         self.vocab_size = int(self.tokenizer.vocab_size)
         self.sample_rate = cfg.sample_rate
         self.frontend = VocoderMel(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
