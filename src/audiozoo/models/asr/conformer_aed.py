@@ -267,7 +267,7 @@ def conformer_aed_base(**overrides: Any) -> ConformerAED:
         "alignments are usable: word boundaries within 50 ms for 91 % of held-out Piper words",
         sha256="42ccddee37059e610fcdde0a944ccdf50ca5f7e856767d1af531230c17793433",
         recipe="recipes/asr/conformer_aed_small.yaml (trainer.max_steps=600)", license="CC0 (Piper joe) / WordNet",
-        commit="67b0a06 + the uncommitted H15 tree (the lead's commit adding these weights)",
+        commit="704286c",
         metrics={"held_out": "cache/asr test_synth (48 sentences) / test_real (6 CMU ARCTIC + 50 FSDD); Piper test "
                              "word boundaries (recipes/asr/eval_align.py)",
                  "ctc_cer_synth": 0.511, "ctc_wer_synth": 0.964, "ctc_cer_real": 0.754, "ctc_wer_real": 1.098,
