@@ -55,7 +55,8 @@ def load_fsdd(seconds: float, sr: int = 16000) -> tuple[torch.Tensor, torch.Tens
     return torch.stack(wavs), torch.tensor(lengths), torch.tensor(digits), speakers
 
 
-def build_encoder(name: str, overrides: dict, init: str | None) -> torch.nn.Module:
+def build_encoder(name: str, overrides: dict, init: str | None, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)  # the random initialisation is part of the comparison: make it reproducible
     model = audiozoo.create_model(name, **overrides)
     if init:
         from safetensors.torch import load_file

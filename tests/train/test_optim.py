@@ -62,3 +62,25 @@ def test_errors_name_the_problem():
         build_scheduler(opt, "poly")
     with pytest.raises(ConfigError, match="gamma"):
         build_scheduler(opt, "exponential")
+
+
+def test_resuming_keeps_the_configured_schedule_and_the_saved_step():
+    """A run resumed with a larger max_steps follows the new schedule from the saved step (the saved LR
+    factor settings of the old, shorter run must not come back: it would sit at its final LR)."""
+    from audiozoo.train.optim import build_scheduler, load_scheduler_state
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    old = build_scheduler(opt, "linear", warmup_steps=0, total_steps=10)["scheduler"]
+    for _ in range(10):
+        opt.step()
+        old.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
+    opt2 = torch.optim.SGD([p], lr=1.0)
+    new = build_scheduler(opt2, "linear", warmup_steps=0, total_steps=20)["scheduler"]
+    load_scheduler_state(new, old.state_dict())
+    assert new.last_epoch == 10
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.5)  # step 10 of 20, linear decay to 0
+    opt2.step()
+    new.step()
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.45)

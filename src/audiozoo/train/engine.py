@@ -47,6 +47,7 @@ from .checkpoint import clean_stale_tmp, read_checkpoint, resolve_checkpoint, wr
 from .ema import EMA
 from .loader import distribute_loader, set_loader_epoch, skip_first_batches
 from .logger import MetricsLogger
+from .optim import load_scheduler_state
 from .rng import get_rng_state, seed_everything, set_rng_state
 from .tasks.base import Task
 
@@ -593,7 +594,7 @@ class Trainer:
             opt.load_state_dict(sd)
         for sch, sd in zip(self.schedulers, state["schedulers"]):
             if sch is not None and sd is not None:
-                sch["scheduler"].load_state_dict(sd)
+                load_scheduler_state(sch["scheduler"], sd)  # the recipe's schedule, the checkpoint's step
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:

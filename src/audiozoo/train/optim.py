@@ -138,3 +138,23 @@ def build_scheduler(
                           "(or epochs with a sized loader)")
     fn = WarmupDecay(key, warmup_steps, total_steps, min_lr_ratio)
     return {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, fn), "interval": "step"}
+
+
+def load_scheduler_state(scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict) -> None:
+    """Restore a scheduler's step count from a checkpoint, keeping the schedule *configured now*.
+
+    ``LambdaLR.state_dict`` also saves the settings of callable LR factors (:class:`WarmupDecay`), so a plain
+    ``load_state_dict`` would bring back the old run's ``total_steps``: resuming with a larger
+    ``trainer.max_steps`` would then sit at the old schedule's final learning rate. The recipe's settings win;
+    the step count is the checkpoint's, and the learning rates are recomputed for it at once.
+    """
+    lambdas = getattr(scheduler, "lr_lambdas", None) or []
+    configured = [dict(vars(f)) if isinstance(f, WarmupDecay) else None for f in lambdas]
+    scheduler.load_state_dict(state)
+    for f, conf in zip(lambdas, configured):
+        if conf is not None:
+            f.__dict__.update(conf)
+    if lambdas:
+        for group, base, f in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, lambdas):
+            group["lr"] = base * f(scheduler.last_epoch)
+        scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
