@@ -3,32 +3,37 @@
 >>> from audiozoo.train import Trainer, ClassificationTask
 >>> Trainer(ClassificationTask(optim={"name": "adamw", "lr": 1e-3}), model, train_loader, valid_loader,
 ...         max_steps=1000, out_dir="runs/x").fit(resume=True)
+
+The names below are imported lazily (PEP 562): ``audiozoo.train.losses`` is a leaf of pure functions that SSL
+model files use for their contract's ``pretrain_loss``, and importing it must not pull in the engine, the
+tasks and the resolver.
 """
 
 from __future__ import annotations
 
-from .checkpoint import export_pretrained, read_checkpoint, write_checkpoint
-from .ema import EMA
-from .engine import Trainer, TrainState, run_validation
-from .logger import read_metrics
-from .optim import build_optimizer, build_scheduler
-from .recipe import add_cli, evaluate_from_recipe, load_recipe, train_from_recipe, validate_recipe
-from .rng import seed_everything
-from .tasks import (
-    TASKS,
-    AutoencoderTask,
-    ClassificationTask,
-    DistillationTask,
-    GANTask,
-    Task,
-    get_task_class,
-    register_task,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "EMA", "TASKS", "AutoencoderTask", "ClassificationTask", "DistillationTask", "GANTask", "Task", "TrainState",
-    "Trainer", "add_cli", "register_task",
-    "build_optimizer", "build_scheduler", "evaluate_from_recipe", "export_pretrained", "get_task_class", "load_recipe",
-    "read_checkpoint", "read_metrics", "run_validation", "seed_everything", "train_from_recipe",
-    "validate_recipe", "write_checkpoint",
-]
+_NAMES = {
+    "export_pretrained": "checkpoint", "read_checkpoint": "checkpoint", "write_checkpoint": "checkpoint",
+    "EMA": "ema", "Trainer": "engine", "TrainState": "engine", "run_validation": "engine",
+    "read_metrics": "logger", "build_optimizer": "optim", "build_scheduler": "optim",
+    "add_cli": "recipe", "evaluate_from_recipe": "recipe", "load_recipe": "recipe", "train_from_recipe": "recipe",
+    "validate_recipe": "recipe", "seed_everything": "rng",
+    "TASKS": "tasks", "AutoencoderTask": "tasks", "ClassificationTask": "tasks", "DistillationTask": "tasks",
+    "GANTask": "tasks", "Task": "tasks", "get_task_class": "tasks", "register_task": "tasks",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_NAMES])

@@ -43,6 +43,7 @@ from ...dsp.kaldi import kaldi_fbank
 from ...errors import AudioError, ConfigError
 from ...nn import PatchEmbed, TransformerEncoder, patch_mask_indices, resample_pos_embed
 from ...registry import register_model
+from ...train.losses.ssl import masked_patch_info_nce, masked_reconstruction_loss
 from ..contracts import SSLModel
 
 AUDIOSET_MEAN = -4.2677393  # AudioSet + LibriSpeech statistics of the official pretraining (README)
@@ -290,17 +291,10 @@ class SSAST(SSLModel):
         masked = torch.gather(tokens, 1, (idx + self.num_prefix_tokens)[..., None].expand(-1, -1, tokens.shape[-1]))
         target = torch.gather(targets, 1, idx[..., None].expand(-1, -1, targets.shape[-1])).float()
         out: dict[str, Tensor] = {}
-        if "nce" in heads:
-            pred = self.disc_head(masked).float()
-            # Official mpc: total = target @ pred^T per item; log-softmax over predictions, the diagonal is the
-            # positive (negatives: the item's other masked patches). The accuracy takes the argmax over targets.
-            logits = torch.einsum("bmp,bnp->bmn", target, pred)
-            b, m = idx.shape
-            ref = torch.arange(m, device=logits.device)
-            out["nce"] = F.cross_entropy(logits.reshape(b * m, m), ref.repeat(b))
-            out["acc"] = (logits.argmax(dim=1) == ref).float().mean().detach()
-        if "mse" in heads:
-            out["mse"] = F.mse_loss(self.gen_head(masked).float(), target)
+        if "nce" in heads:  # official mpc (train.losses.ssl)
+            out["nce"], out["acc"] = masked_patch_info_nce(self.disc_head(masked).float(), target)
+        if "mse" in heads:  # official mpg
+            out["mse"] = masked_reconstruction_loss(self.gen_head(masked), target, kind="mse")
         return out
 
     def forward(self, features: Tensor, lengths: Tensor | None = None, *, objective: str = "joint",

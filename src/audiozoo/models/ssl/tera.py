@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
@@ -38,6 +37,7 @@ from ...dsp.stft import Spectrogram, stft_lengths
 from ...errors import AudioError, ConfigError
 from ...nn import TransformerEncoder, band_mask, span_starts
 from ...registry import register_model
+from ...train.losses.ssl import masked_reconstruction_loss
 from ..contracts import SSLModel
 
 
@@ -255,12 +255,8 @@ class TERA(SSLModel):
         last = self._encode(spec, lens)[-1]
         pred = self.spec_head(last).float()
         target = features.transpose(1, 2).float()
-        if not bool(label.any()):  # nothing altered (very short inputs): a zero loss that keeps the graph
-            loss = pred.sum() * 0.0
-        elif self.config.loss == "l1":
-            loss = F.l1_loss(pred[label], target[label])
-        else:
-            loss = F.mse_loss(pred[label], target[label])
+        # over the altered positions; nothing altered (very short inputs): a zero loss that keeps the graph
+        loss = masked_reconstruction_loss(pred, target, label, kind=self.config.loss)
         return {"loss": loss, self.config.loss: loss.detach()}
 
     def pretrain_loss(self, batch: dict[str, Any], **alterations: Any) -> dict[str, Tensor]:

@@ -1,0 +1,50 @@
+"""Self-supervised pretext losses (SSAST, TERA).
+
+The SSL family contract puts ``pretrain_loss`` on the model (DESIGN.md), so SSL model files call these pure
+functions; ``train/losses`` imports only ``dsp``, ``nn``, ``eval`` and ``errors`` (enforced by
+``tests/test_import_rules.py``), so this keeps the layering.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ...errors import ConfigError
+
+__all__ = ["masked_patch_info_nce", "masked_reconstruction_loss"]
+
+
+def masked_patch_info_nce(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """SSAST's masked patch classification (official ``mpc``): InfoNCE over one item's masked patches.
+
+    Args:
+        pred: ``(B, M, P)`` predictions of the ``M`` masked patches; target: ``(B, M, P)`` their true patches.
+    Returns:
+        ``(loss, accuracy)``: for each masked patch, ``target @ pred^T`` scores every prediction of the same
+        item, log-softmax over predictions, the diagonal is the positive (negatives: the item's other masked
+        patches); accuracy is the share of targets whose argmax is their own prediction.
+    """
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ConfigError(f"masked_patch_info_nce needs pred and target of one shape (B, M, P), got "
+                          f"{tuple(pred.shape)} and {tuple(target.shape)}")
+    b, m, _ = pred.shape
+    logits = torch.einsum("bmp,bnp->bmn", target.float(), pred.float())
+    ref = torch.arange(m, device=logits.device)
+    loss = F.cross_entropy(logits.reshape(b * m, m), ref.repeat(b))
+    acc = (logits.argmax(dim=1) == ref).float().mean().detach()
+    return loss, acc
+
+
+def masked_reconstruction_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, kind: str = "l1") -> Tensor:
+    """L1 (TERA) or MSE (SSAST's ``mpg``) between ``pred`` and ``target`` over the positions in ``mask``
+    (boolean, broadcast to the leading dims; ``None``: everywhere). An empty mask gives a zero loss that keeps
+    the graph."""
+    if kind not in ("l1", "mse"):
+        raise ConfigError(f"reconstruction loss must be 'l1' or 'mse', got {kind!r}")
+    if mask is not None:
+        if not bool(mask.any()):
+            return pred.sum() * 0.0
+        pred, target = pred[mask], target[mask]
+    return F.l1_loss(pred.float(), target.float()) if kind == "l1" else F.mse_loss(pred.float(), target.float())
