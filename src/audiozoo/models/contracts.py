@@ -436,6 +436,75 @@ class Seq2SeqModel(AudioModel):
     def input_spec(self) -> dict[str, Any]:
         return {**super().input_spec(), "features": f"(B, {self.input_dim()}, L)", "vocab_size": int(self.vocab_size)}
 
+    # ---- the encoder-decoder machinery every such model shares. A model implements ``encode(features, lengths)
+    # -> (memory (B, L', D), lengths)``, ``decode(memory, memory_lengths, tokens) -> logits``,
+    # ``decoder_state(memory, memory_lengths)`` (its incremental-decoding state: a KV cache, Mamba states...),
+    # ``_step(tokens, state) -> (next-token logits (B, vocab), state)`` and ``_reorder(state, index)`` (beams);
+    # a CTC branch is an optional ``ctc_head``.
+    @property
+    def bos_id(self) -> int:
+        return int(self.tokenizer.bos_id)
+
+    @property
+    def eos_id(self) -> int:
+        return int(self.tokenizer.eos_id)
+
+    @property
+    def blank_id(self) -> int:
+        """The CTC blank: the tokenizer's ``<blank>`` if it has one, else ``<pad>`` (never a target)."""
+        table = getattr(self.tokenizer, "table", None)
+        blank = getattr(table, "blank_id", None) if table is not None else None
+        return int(blank if blank is not None else self.tokenizer.pad_id)
+
+    def ctc_log_probs(self, memory: Tensor) -> Tensor:
+        """CTC head: ``memory (B, L', dim) -> log-probabilities (B, L', vocab)`` (float32)."""
+        if getattr(self, "ctc_head", None) is None:
+            raise ConfigError(f"{type(self).__name__} was built without a CTC head (ctc=False)")
+        return self.ctc_head(memory).float().log_softmax(-1)
+
+    def forward(self, features: Tensor, lengths: Tensor | None = None, tokens: Tensor | None = None,
+                return_ctc: bool = False) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+        """Decoder logits ``(B, N, vocab)``; with ``return_ctc`` also the CTC log-probabilities ``(B, L', vocab)``
+        and their lengths ``(B,)`` (one call, so a DDP-wrapped model trains both heads)."""
+        if tokens is None:
+            raise ConfigError(f"{type(self).__name__}.forward needs the decoder input tokens (B, N); use "
+                              "generate() to decode")
+        memory, mem_len = self.encode(features, lengths)
+        logits = self.decode(memory, mem_len, tokens)
+        if return_ctc:
+            return logits, self.ctc_log_probs(memory), mem_len
+        return logits
+
+    @torch.no_grad()
+    def generate(self, features: Tensor, lengths: Tensor | None = None, method: str = "greedy", beam_size: int = 4,
+                 max_len: int | None = None, length_penalty: float = 1.0) -> tuple[Tensor, Tensor]:
+        """Decode ``features (B, F, L)`` -> ``(tokens (B, N), lengths (B,))`` (no ``bos``/``eos``; pad 0).
+        ``method``: ``"greedy"`` or ``"beam"`` (``beam_size``, ``length_penalty``); ``max_len`` defaults to
+        ``config.max_target_len``."""
+        memory, mem_len = self.encode(features, lengths)
+        return self.generate_from_memory(memory, mem_len, method, beam_size, max_len, length_penalty)
+
+    @torch.no_grad()
+    def generate_from_memory(self, memory: Tensor, memory_lengths: Tensor, method: str = "greedy",
+                             beam_size: int = 4, max_len: int | None = None, length_penalty: float = 1.0
+                             ) -> tuple[Tensor, Tensor]:
+        """:meth:`generate` from an encoder output ``(B, L', dim)`` (reuse one encoding for decoding and CTC)."""
+        from ..nn.beam_search import beam_search, greedy_search
+
+        state = self.decoder_state(memory, memory_lengths)
+        max_len = self.config.max_target_len if max_len is None else int(max_len)
+        b, pad_id = memory.shape[0], int(self.tokenizer.pad_id or 0)
+        if method == "greedy":
+            toks, lens, _ = greedy_search(self._step, state, b, self.bos_id, self.eos_id, max_len, pad_id=pad_id,
+                                          device=memory.device)
+        elif method == "beam":
+            toks, lens, _ = beam_search(self._step, state, self._reorder, b, self.bos_id, self.eos_id, max_len,
+                                        beam_size=beam_size, length_penalty=length_penalty, pad_id=pad_id,
+                                        device=memory.device)
+        else:
+            raise ConfigError(f"unknown decoding method {method!r}; expected 'greedy' or 'beam'")
+        return toks, lens
+
     def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
         """Features of ``length`` frames (the last items shorter) and ``max(2, length // 8)`` decoder tokens."""
         g = torch.Generator().manual_seed(seed)

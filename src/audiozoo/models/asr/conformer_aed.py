@@ -32,7 +32,6 @@ from ...config import build_config
 from ...dsp.mel import VocoderMel
 from ...errors import ConfigError
 from ...nn.autoregressive import KVCache
-from ...nn.beam_search import beam_search, greedy_search
 from ...nn.conformer import ConformerEncoder, Conv2dSubsampling, lengths_to_padding_mask
 from ...nn.embeddings import sinusoidal_positions
 from ...nn.transformer import TransformerDecoder
@@ -131,21 +130,6 @@ class ConformerAED(Seq2SeqModel):
         self.ctc_head = nn.Linear(cfg.dim, self.vocab_size) if cfg.ctc else None
 
     @property
-    def bos_id(self) -> int:
-        return int(self.tokenizer.bos_id)
-
-    @property
-    def eos_id(self) -> int:
-        return int(self.tokenizer.eos_id)
-
-    @property
-    def blank_id(self) -> int:
-        """The CTC blank: the tokenizer's ``<blank>`` if it has one, else ``<pad>``."""
-        table = getattr(self.tokenizer, "table", None)
-        blank = getattr(table, "blank_id", None) if table is not None else None
-        return int(blank if blank is not None else self.tokenizer.pad_id)
-
-    @property
     def frame_shift(self) -> float:
         """Seconds between encoder (CTC) frames: 4 hops."""
         return 4 * self.config.hop_length / self.config.sample_rate
@@ -165,12 +149,6 @@ class ConformerAED(Seq2SeqModel):
         out_len = out_len.clamp(min=1)
         return self.encoder(self.enc_drop(h), out_len)
 
-    def ctc_log_probs(self, memory: Tensor) -> Tensor:
-        """CTC head: ``memory (B, L', dim) -> log-probabilities (B, L', vocab)`` (float32)."""
-        if self.ctc_head is None:
-            raise ConfigError(f"{type(self).__name__} was built without a CTC head (ctc=False)")
-        return self.ctc_head(memory).float().log_softmax(-1)
-
     def _embed(self, tokens: Tensor, offset: int = 0) -> Tensor:
         pos = sinusoidal_positions(tokens.shape[1], self.config.dim, offset=offset, device=tokens.device)
         return self.dec_drop(self.embed(tokens) * math.sqrt(self.config.dim) + pos.to(self.embed.weight.dtype))
@@ -181,19 +159,10 @@ class ConformerAED(Seq2SeqModel):
         h = self.decoder(self._embed(tokens), memory, memory_padding_mask=mpad)
         return self.head(h)
 
-    def forward(self, features: Tensor, lengths: Tensor | None = None, tokens: Tensor | None = None,
-                return_ctc: bool = False) -> Tensor | tuple[Tensor, Tensor, Tensor]:
-        """Decoder logits ``(B, N, vocab)``; with ``return_ctc`` also the CTC log-probabilities ``(B, L', vocab)``
-        and their lengths ``(B,)`` (one call, so a DDP-wrapped model trains both heads)."""
-        if tokens is None:
-            raise ConfigError("ConformerAED.forward needs the decoder input tokens (B, N); use generate() to decode")
-        memory, mem_len = self.encode(features, lengths)
-        logits = self.decode(memory, mem_len, tokens)
-        if return_ctc:
-            return logits, self.ctc_log_probs(memory), mem_len
-        return logits
+    # ---- decoding (the loop is Seq2SeqModel.generate_from_memory) ------------------------------------
+    def decoder_state(self, memory: Tensor, memory_lengths: Tensor) -> tuple[KVCache, Tensor, Tensor]:
+        return KVCache(), memory, lengths_to_padding_mask(memory_lengths, memory.shape[1])
 
-    # ---- decoding ----------------------------------------------------------------------------------
     def _step(self, tokens: Tensor, state: tuple[KVCache, Tensor, Tensor]) -> tuple[Tensor, Any]:
         cache, memory, mpad = state
         h = self.decoder(self._embed(tokens, offset=len(cache)), memory, memory_padding_mask=mpad, cache=cache)
@@ -204,33 +173,6 @@ class ConformerAED(Seq2SeqModel):
         cache, memory, mpad = state
         cache.reorder(index)
         return cache, memory.index_select(0, index), mpad.index_select(0, index)
-
-    @torch.no_grad()
-    def generate(self, features: Tensor, lengths: Tensor | None = None, method: str = "greedy", beam_size: int = 4,
-                 max_len: int | None = None, length_penalty: float = 1.0) -> tuple[Tensor, Tensor]:
-        """Decode ``features (B, n_mels, L)`` -> ``(tokens (B, N), lengths (B,))`` (no ``bos``/``eos``; pad 0).
-        ``method``: ``"greedy"`` or ``"beam"``; incremental with a KV cache."""
-        memory, mem_len = self.encode(features, lengths)
-        return self.generate_from_memory(memory, mem_len, method, beam_size, max_len, length_penalty)
-
-    @torch.no_grad()
-    def generate_from_memory(self, memory: Tensor, memory_lengths: Tensor, method: str = "greedy",
-                             beam_size: int = 4, max_len: int | None = None, length_penalty: float = 1.0
-                             ) -> tuple[Tensor, Tensor]:
-        """:meth:`generate` from an encoder output ``(B, L', dim)`` (reuse one encoding for decoding and CTC)."""
-        state = (KVCache(), memory, lengths_to_padding_mask(memory_lengths, memory.shape[1]))
-        max_len = self.config.max_target_len if max_len is None else int(max_len)
-        b, pad_id = memory.shape[0], int(self.tokenizer.pad_id or 0)
-        if method == "greedy":
-            toks, lens, _ = greedy_search(self._step, state, b, self.bos_id, self.eos_id, max_len, pad_id=pad_id,
-                                          device=memory.device)
-        elif method == "beam":
-            toks, lens, _ = beam_search(self._step, state, self._reorder, b, self.bos_id, self.eos_id, max_len,
-                                        beam_size=beam_size, length_penalty=length_penalty, pad_id=pad_id,
-                                        device=memory.device)
-        else:
-            raise ConfigError(f"unknown decoding method {method!r}; expected 'greedy' or 'beam'")
-        return toks, lens
 
     def input_spec(self) -> dict[str, Any]:
         return {**super().input_spec(), "features": f"log-mel (B, {self.config.n_mels}, L >= 7)",

@@ -51,7 +51,6 @@ from torch import Tensor, nn
 from ...config import build_config
 from ...dsp.mel import VocoderMel
 from ...errors import ConfigError
-from ...nn.beam_search import beam_search, greedy_search
 from ...nn.conformer import lengths_to_padding_mask
 from ...nn.mamba import MambaBlock, MambaMixer, MambaState
 from ...registry import register_model
@@ -255,22 +254,6 @@ class SambaASR(Seq2SeqModel):
             self.head.weight = self.embed.weight
         self.ctc_head = nn.Linear(cfg.dim, self.vocab_size) if cfg.ctc else None
 
-    # ---- special ids -------------------------------------------------------------------------------
-    @property
-    def bos_id(self) -> int:
-        return int(self.tokenizer.bos_id)
-
-    @property
-    def eos_id(self) -> int:
-        return int(self.tokenizer.eos_id)
-
-    @property
-    def blank_id(self) -> int:
-        """The CTC blank: the tokenizer's ``<blank>`` if it has one, else ``<pad>`` (never a target)."""
-        table = getattr(self.tokenizer, "table", None)
-        blank = getattr(table, "blank_id", None) if table is not None else None
-        return int(blank if blank is not None else self.tokenizer.pad_id)
-
     @property
     def frame_shift(self) -> float:
         """Seconds between encoder frames (CTC frames)."""
@@ -286,12 +269,6 @@ class SambaASR(Seq2SeqModel):
                    else lengths.to(features.device).long())
         return self.encoder(utterance_cmvn(features, lengths), lengths)
 
-    def ctc_log_probs(self, memory: Tensor) -> Tensor:
-        """CTC head: ``memory (B, L', dim) -> log-probabilities (B, L', vocab)`` (float32)."""
-        if self.ctc_head is None:
-            raise ConfigError(f"{type(self).__name__} was built without a CTC head (ctc=False)")
-        return self.ctc_head(memory).float().log_softmax(-1)
-
     def decode(self, memory: Tensor, memory_lengths: Tensor, tokens: Tensor) -> Tensor:
         """Teacher-forced decoder: ``tokens (B, N)`` -> logits ``(B, N, vocab)``."""
         mem = right_align(memory, memory_lengths)
@@ -302,19 +279,11 @@ class SambaASR(Seq2SeqModel):
             h = layer(h, mem, pad)
         return self.head(self.norm(h))
 
-    def forward(self, features: Tensor, lengths: Tensor | None = None, tokens: Tensor | None = None,
-                return_ctc: bool = False) -> Tensor | tuple[Tensor, Tensor, Tensor]:
-        """Decoder logits ``(B, N, vocab)``; with ``return_ctc`` also the CTC log-probabilities ``(B, L', vocab)``
-        and their lengths ``(B,)`` (one call, so a DDP-wrapped model trains both heads)."""
-        if tokens is None:
-            raise ConfigError("SambaASR.forward needs the decoder input tokens (B, N); use generate() to decode")
-        memory, mem_len = self.encode(features, lengths)
-        logits = self.decode(memory, mem_len, tokens)
-        if return_ctc:
-            return logits, self.ctc_log_probs(memory), mem_len
-        return logits
+    # ---- decoding (the loop is Seq2SeqModel.generate_from_memory: the audio is read once per layer, then
+    # every token is one recurrent step) ---------------------------------------------------------------
+    def decoder_state(self, memory: Tensor, memory_lengths: Tensor) -> list[MambaState]:
+        return [layer.prefill(memory, memory_lengths) for layer in self.layers]
 
-    # ---- decoding ----------------------------------------------------------------------------------
     def _step(self, tokens: Tensor, state: list[MambaState]) -> tuple[Tensor, list[MambaState]]:
         h = self.embed(tokens[:, -1])
         new = []
@@ -326,37 +295,6 @@ class SambaASR(Seq2SeqModel):
     @staticmethod
     def _reorder(state: list[MambaState], index: Tensor) -> list[MambaState]:
         return [MambaState(s.conv.index_select(0, index), s.ssm.index_select(0, index)) for s in state]
-
-    @torch.no_grad()
-    def generate(self, features: Tensor, lengths: Tensor | None = None, method: str = "greedy", beam_size: int = 4,
-                 max_len: int | None = None, length_penalty: float = 1.0) -> tuple[Tensor, Tensor]:
-        """Decode ``features (B, n_mels, L)`` -> ``(tokens (B, N), lengths (B,))`` (no ``bos``/``eos``; pad 0).
-
-        ``method``: ``"greedy"`` or ``"beam"`` (``beam_size``, ``length_penalty``); ``max_len`` defaults to
-        ``config.max_target_len``. The audio is read once per layer, then every token is one recurrent step.
-        """
-        memory, mem_len = self.encode(features, lengths)
-        return self.generate_from_memory(memory, mem_len, method, beam_size, max_len, length_penalty)
-
-    @torch.no_grad()
-    def generate_from_memory(self, memory: Tensor, memory_lengths: Tensor, method: str = "greedy",
-                             beam_size: int = 4, max_len: int | None = None, length_penalty: float = 1.0
-                             ) -> tuple[Tensor, Tensor]:
-        """:meth:`generate` from an encoder output ``(B, L', dim)`` (reuse one encoding for decoding and CTC)."""
-        mem_len = memory_lengths
-        state = [layer.prefill(memory, mem_len) for layer in self.layers]
-        max_len = self.config.max_target_len if max_len is None else int(max_len)
-        b = memory.shape[0]
-        if method == "greedy":
-            toks, lens, _ = greedy_search(self._step, state, b, self.bos_id, self.eos_id, max_len,
-                                          pad_id=int(self.tokenizer.pad_id or 0), device=memory.device)
-        elif method == "beam":
-            toks, lens, _ = beam_search(self._step, state, self._reorder, b, self.bos_id, self.eos_id, max_len,
-                                        beam_size=beam_size, length_penalty=length_penalty,
-                                        pad_id=int(self.tokenizer.pad_id or 0), device=memory.device)
-        else:
-            raise ConfigError(f"unknown decoding method {method!r}; expected 'greedy' or 'beam'")
-        return toks, lens
 
     def input_spec(self) -> dict[str, Any]:
         return {**super().input_spec(), "features": f"log-mel (B, {self.config.n_mels}, L)",
