@@ -119,7 +119,7 @@ def test_mel_loss_falls_on_a_fixed_utterance() -> None:
         opt.step()
         first = float(out["mel_l1"]) if first is None else first
         last = float(out["mel_l1"])
-    # measured: mel L1 4.1 -> 0.55 (ln units) after 60 Adam steps; duration / pitch losses fall too
+    # measured: mel L1 5.30 -> 0.75 (ln units) after 60 Adam steps; duration 2.96 -> 0.14, pitch 2.03 -> 0.22
     assert last < 0.3 * first, (first, last)
     assert float(out["duration"]) < 0.5 and float(out["pitch"]) < 1.0
 
