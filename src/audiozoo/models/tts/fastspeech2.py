@@ -316,7 +316,7 @@ _SMALL_WEIGHTS = {
         "durations; 2,800 steps, ~1 h on 2 shared CPU cores); speaks through hifigan_v1.universal. 34 held-out "
         "sentences, Whisper tiny.en: WER 17.8 % (the Piper voice itself 8.0 %, espeak-ng 34.7 %); weights float16",
         sha256="ddda5ad2c680887bacc0c04c6bafd230c7f4b57dbef0a0df6d1a032e02e2aaf7",
-        recipe="recipes/tts/fastspeech2_small_piper.yaml", commit="",
+        recipe="recipes/tts/fastspeech2_small_piper.yaml", commit="6730286",
         license="weights: trained on Piper en_US-joe-medium output (voice MIT, joe data CC0; fine-tuned from "
                 "lessac, CSTR research licence, see docs/weights.md)",
         metrics={"held_out": "piper-speech test split, 34 sentences, 224 words", "wer": 0.178, "cer": 0.100,
