@@ -207,3 +207,24 @@ def test_stream_chunks_equals_whole_when_context_covers_the_receptive_field():
     assert not torch.allclose(short, whole, atol=1e-6)  # too little context: the seams differ
     spans = list(chunk_spans(10, 4, 1))
     assert spans == [(0, 4, 0, 5), (4, 8, 3, 9), (8, 10, 7, 10)]
+
+
+def test_griffin_lim_like_an_uncentred_hifigan_mel_is_aligned(speechlike):
+    """Griffin-Lim from jik876's uncentred mel (HiFi-GAN's front end) comes out L * hop long and aligned with the
+    signal: the hop/2 delay beats no delay on MR-STFT distance to the original."""
+    import torch.nn.functional as F
+
+    from audiozoo.eval.speech import multi_resolution_stft_distance
+
+    hg = audiozoo.create_model("hifigan_v1", **{**audiozoo.model_info("hifigan_v1").tiny, "sample_rate": 16000})
+    gl = GriffinLimVocoder.like(hg, n_iter=16)
+    assert not gl.center and gl.shift == hg.frontend.n_fft // 2 - (hg.frontend.n_fft - hg.hop_length) // 2
+    wav = torch.from_numpy(speechlike)
+    mel, frames = gl.frontend(wav[None])
+    out, n = gl(mel, frames)
+    assert out.shape[-1] == mel.shape[-1] * hg.hop_length == int(n[0])
+    m = min(out.shape[-1], wav.shape[-1])
+    aligned = multi_resolution_stft_distance(out[0, :m].double(), wav[:m].double())["total"]
+    early = F.pad(out[0, gl.shift:], (0, gl.shift))[:m]
+    unaligned = multi_resolution_stft_distance(early.double(), wav[:m].double())["total"]
+    assert aligned < unaligned
