@@ -9,7 +9,7 @@ from .cqt import CQT1992, CQT2010, cqt
 from .features import FeatureExtractor, feature_extractor_from_config, feature_extractors
 from .griffinlim import griffin_lim, mel_to_linear
 from .io import audio_info, load_audio, resample, save_audio
-from .kaldi import KaldiFbank, kaldi_fbank
+from .kaldi import KaldiFbank, NormalizedKaldiFbank, kaldi_fbank
 from .mel import (
     MFCC,
     DecibelMelFrontend,
@@ -63,6 +63,7 @@ __all__ = [
     "istft",
     "OverlapAddISTFT",
     "kaldi_fbank",
+    "NormalizedKaldiFbank",
     "load_audio",
     "log_mel",
     "mel_filterbank",

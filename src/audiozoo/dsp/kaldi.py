@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..errors import AudioError
+from .features import FeatureExtractor
 
 FLT_EPSILON = 1.1920928955078125e-07
 WINDOWS = ("povey", "hanning", "hamming", "rectangular", "blackman")
@@ -207,3 +208,43 @@ class KaldiFbank(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"sample_rate={self.sample_rate}, " + ", ".join(f"{k}={v}" for k, v in self.kwargs.items())
+
+
+class NormalizedKaldiFbank(FeatureExtractor):
+    """The AST / SSAST front end: waveform ``(B, T)`` -> normalised Kaldi fbank ``(B, n_mels, L)``, frame lengths.
+
+    Kaldi frames of 25 ms every 10 ms without edge padding (``snip_edges``: ``(T - 400) // 160 + 1`` frames at
+    16 kHz, so the shortest input is one 25 ms frame), computed in float64 (in float32 the log-energies of quiet
+    bins drift by ~1e-4 from the references: HF's numpy path, torchaudio in double; in float64 ~1e-7; Kaldi's
+    per-frame DC removal makes the official global mean subtraction a no-op). Frames past an item's length are
+    zeroed *before* normalisation ``(x - norm_mean) / (2 norm_std)``, as the official dataloaders pad, so
+    batched and one-by-one features agree. ``max_length``: pad/crop to that many frames (AST's official
+    behaviour); ``None``: the longest item's frame count.
+    """
+
+    def __init__(self, sample_rate: int = 16000, n_mels: int = 128, window_type: str = "hanning",
+                 norm_mean: float = -4.2677393, norm_std: float = 4.5689974, max_length: int | None = None):
+        super().__init__()
+        self.sample_rate, self.n_mels, self.n_features = int(sample_rate), int(n_mels), int(n_mels)
+        self.window_type, self.norm_mean, self.norm_std = window_type, float(norm_mean), float(norm_std)
+        self.max_length = None if max_length is None else int(max_length)
+        self.frame_length = int(sample_rate * 0.025)
+        self.frame_shift = self.hop_length = int(sample_rate * 0.010)
+        self.min_samples, self.min_samples_reason = self.frame_length, "one 25 ms Kaldi frame (frames are not padded)"
+
+    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
+        n = (n_samples - self.frame_length) // self.frame_shift + 1
+        return torch.clamp(n, min=0) if isinstance(n, Tensor) else max(n, 0)
+
+    def compute(self, wav: Tensor) -> Tensor:
+        return kaldi_fbank(wav.double(), self.sample_rate, num_mel_bins=self.n_mels, window_type=self.window_type)
+
+    def finish(self, feats: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
+        valid = torch.arange(feats.shape[-1], device=feats.device)[None, :] < frames[:, None]
+        feats = feats.masked_fill(~valid[:, None, :], 0.0)
+        if self.max_length is not None:
+            target = self.max_length
+            if feats.shape[-1] < target:
+                feats = torch.nn.functional.pad(feats, (0, target - feats.shape[-1]))
+            feats, frames = feats[..., :target], torch.clamp(frames, max=target)
+        return (feats - self.norm_mean) / (self.norm_std * 2), frames

@@ -28,8 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp.features import FeatureExtractor
-from ...dsp.kaldi import kaldi_fbank
+from ...dsp.kaldi import NormalizedKaldiFbank
 from ...errors import ConfigError
 from ...nn import PatchEmbed, TransformerEncoder, resample_pos_embed, vit_head
 from ...registry import WeightSet, register_model
@@ -67,49 +66,20 @@ class ASTConfig:
     pad_to_max_length: bool = True
 
 
-class ASTFrontend(FeatureExtractor):
-    """Waveform ``(B, T)`` at ``sample_rate`` -> normalised fbank ``(B, n_mels, L)`` and frame lengths.
-
-    Kaldi frames of 25 ms every 10 ms without edge padding (``snip_edges``): ``(T - 400) // 160 + 1`` frames
-    at 16 kHz, so the shortest input is one 25 ms frame. With ``pad_to_max_length`` (the official/HF
-    behaviour) ``L == max_length``; otherwise ``L`` is the longest item's frame count. Items shorter than the
-    batch are padded exactly as a lone item would be (zeros before normalisation), so batched and
-    one-by-one features agree.
-    """
+class ASTFrontend(NormalizedKaldiFbank):
+    """Waveform ``(B, T)`` at ``sample_rate`` -> normalised fbank ``(B, n_mels, L)`` and frame lengths
+    (:class:`audiozoo.dsp.NormalizedKaldiFbank`). With ``pad_to_max_length`` (the official/HF behaviour)
+    ``L == max_length``; otherwise ``L`` is the longest item's frame count."""
 
     config_class = ASTConfig
     config_fields = ("sample_rate", "n_mels", "max_length", "window_type", "norm_mean", "norm_std",
                      "pad_to_max_length")
 
     def __init__(self, config: ASTConfig):
-        super().__init__()
+        c = config
+        super().__init__(c.sample_rate, c.n_mels, c.window_type, c.norm_mean, c.norm_std,
+                         c.max_length if c.pad_to_max_length else None)
         self.config = config
-        self.sample_rate, self.n_features = config.sample_rate, config.n_mels
-        self.frame_length = int(config.sample_rate * 0.025)
-        self.frame_shift = self.hop_length = int(config.sample_rate * 0.010)
-        self.min_samples, self.min_samples_reason = self.frame_length, "one 25 ms Kaldi frame (frames are not padded)"
-
-    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
-        n = (n_samples - self.frame_length) // self.frame_shift + 1
-        return torch.clamp(n, min=0) if isinstance(n, Tensor) else max(n, 0)
-
-    def compute(self, wav: Tensor) -> Tensor:
-        c = self.config
-        # Kaldi DC removal is per frame, so the official code's global mean subtraction changes nothing.
-        # float64 inside the front-end: float32 log-energies of quiet bins drift by ~1e-4 from the
-        # reference (HF's numpy path / torchaudio in double); in float64 they agree to ~1e-7.
-        return kaldi_fbank(wav.double(), c.sample_rate, num_mel_bins=c.n_mels, window_type=c.window_type)
-
-    def finish(self, feats: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
-        c = self.config
-        valid = torch.arange(feats.shape[-1], device=feats.device)[None, :] < frames[:, None]
-        feats = feats.masked_fill(~valid[:, None, :], 0.0)
-        target = c.max_length if c.pad_to_max_length else int(frames.max())
-        if feats.shape[-1] < target:
-            feats = nn.functional.pad(feats, (0, target - feats.shape[-1]))
-        feats = feats[..., :target]
-        feats = (feats - c.norm_mean) / (c.norm_std * 2)
-        return feats, torch.clamp(frames, max=target)
 
 
 class AST(ClassifierModel):

@@ -38,8 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp.features import FeatureExtractor
-from ...dsp.kaldi import kaldi_fbank
+from ...dsp.kaldi import NormalizedKaldiFbank
 from ...errors import AudioError, ConfigError
 from ...nn import PatchEmbed, TransformerEncoder, patch_mask_indices, resample_pos_embed
 from ...registry import register_model
@@ -79,39 +78,18 @@ class SSASTConfig:
     norm_std: float = AUDIOSET_STD
 
 
-class SSASTFrontend(FeatureExtractor):
-    """Waveform ``(B, T)`` at 16 kHz -> normalised Kaldi fbank ``(B, n_mels, L)`` and frame lengths.
-
-    The official dataloader: ``torchaudio.compliance.kaldi.fbank`` (25 ms Hanning frames every 10 ms, no
-    edge padding, ``htk_compat``, no energy), zero padding, then ``(x - mean) / (2 std)``; ``L`` is the
-    longest item's frame count (the model takes any length), padded frames hold ``-mean / (2 std)``.
-    """
+class SSASTFrontend(NormalizedKaldiFbank):
+    """Waveform ``(B, T)`` at 16 kHz -> normalised Kaldi fbank ``(B, n_mels, L)`` and frame lengths, as the
+    official dataloader (:class:`audiozoo.dsp.NormalizedKaldiFbank`); ``L`` is the longest item's frame count
+    (the model takes any length), padded frames hold ``-mean / (2 std)``."""
 
     config_class = SSASTConfig
     config_fields = ("sample_rate", "n_mels", "window_type", "norm_mean", "norm_std")
 
     def __init__(self, config: SSASTConfig):
-        super().__init__()
+        c = config
+        super().__init__(c.sample_rate, c.n_mels, c.window_type, c.norm_mean, c.norm_std, None)
         self.config = config
-        self.sample_rate, self.n_features = config.sample_rate, config.n_mels
-        self.frame_length = int(config.sample_rate * 0.025)
-        self.frame_shift = self.hop_length = int(config.sample_rate * 0.010)
-        self.min_samples, self.min_samples_reason = self.frame_length, "one 25 ms Kaldi frame (frames are not padded)"
-
-    def num_frames(self, n_samples: int | Tensor) -> int | Tensor:
-        n = (n_samples - self.frame_length) // self.frame_shift + 1
-        return torch.clamp(n, min=0) if isinstance(n, Tensor) else max(n, 0)
-
-    def compute(self, wav: Tensor) -> Tensor:
-        c = self.config
-        # float64 inside: float32 log-energies of quiet bins drift by ~1e-4 from the float64 reference
-        return kaldi_fbank(wav.double(), c.sample_rate, num_mel_bins=c.n_mels, window_type=c.window_type)
-
-    def finish(self, feats: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
-        c = self.config
-        valid = torch.arange(feats.shape[-1], device=feats.device)[None, :] < frames[:, None]
-        feats = feats.masked_fill(~valid[:, None, :], 0.0)  # zero padding before normalisation (official)
-        return (feats - c.norm_mean) / (c.norm_std * 2), frames
 
 
 def adapt_pos_embed(grid_pos: Tensor, old: tuple[int, int], new: tuple[int, int]) -> Tensor:
