@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import audiozoo
+from audiozoo.dsp.features import utterance_cmvn
 from audiozoo.errors import ConfigError
-from audiozoo.models.asr.samba_asr import SambaASR, right_align, utterance_cmvn
+from audiozoo.models.asr.samba_asr import SambaASR, right_align
 
 TINY = dict(dim=32, enc_layers=2, dec_layers=2, d_state=4, expand=2, n_mels=16, conv_strides=(2, 2), ctc=True)
 

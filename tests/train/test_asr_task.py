@@ -13,7 +13,7 @@ import torch
 
 import audiozoo
 from audiozoo.errors import ConfigError, DataError
-from audiozoo.models.asr.samba_asr import asr_char_tokenizer
+from audiozoo.text import asr_char_tokenizer
 from audiozoo.train.losses.ctc import IGNORE_INDEX, ctc_loss, token_cross_entropy
 from audiozoo.train.tasks import get_task_class
 from audiozoo.train.tasks.asr import ASRTask, text_targets

@@ -246,3 +246,13 @@ def feature_extractor_from_config(config: Mapping[str, Any]) -> FeatureExtractor
         raise ConfigError(f"unknown feature extractor {config['type']!r}; known: {sorted(_EXTRACTORS)} (a "
                           "model's own extractor is known once its module is imported)")
     return cls.from_config(config)
+
+
+def utterance_cmvn(x: Tensor, lengths: Tensor) -> Tensor:
+    """Per-utterance, per-band mean and variance normalisation over the valid frames of ``x (B, F, L)``
+    (``lengths (B,)`` frames); padded frames become 0."""
+    valid = (torch.arange(x.shape[-1], device=x.device)[None] < lengths[:, None])[:, None].to(x.dtype)
+    n = valid.sum(-1, keepdim=True).clamp(min=1)
+    mean = (x * valid).sum(-1, keepdim=True) / n
+    var = ((x - mean).pow(2) * valid).sum(-1, keepdim=True) / n
+    return (x - mean) * torch.rsqrt(var + 1e-5) * valid

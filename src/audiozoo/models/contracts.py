@@ -436,6 +436,22 @@ class Seq2SeqModel(AudioModel):
     def input_spec(self) -> dict[str, Any]:
         return {**super().input_spec(), "features": f"(B, {self.input_dim()}, L)", "vocab_size": int(self.vocab_size)}
 
+    def _init_speech_io(self, cfg: Any, default_tokenizer: Any) -> None:
+        """The tokenizer (the config's saved symbol table, else ``default_tokenizer``, then recorded in the
+        config so a checkpoint carries it), ``vocab_size``, ``sample_rate`` and the centred natural-log mel
+        front end (``cfg.n_fft``, ``cfg.hop_length``, ``cfg.n_mels``, 0 Hz to Nyquist) of a speech model."""
+        from ..dsp.mel import VocoderMel
+        from ..text import Tokenizer
+
+        self.tokenizer = Tokenizer.from_dict(cfg.tokenizer) if cfg.tokenizer is not None else default_tokenizer
+        if cfg.tokenizer is None:  # saved checkpoints carry their symbol table (config.json), not a default
+            cfg.tokenizer = self.tokenizer.to_dict()
+        self.vocab_size = int(self.tokenizer.vocab_size)
+        self.sample_rate = cfg.sample_rate
+        self.frontend = VocoderMel(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                                   win_length=cfg.n_fft, n_mels=cfg.n_mels, f_min=0.0, f_max=cfg.sample_rate / 2,
+                                   center=True, log="ln")
+
     # ---- the encoder-decoder machinery every such model shares. A model implements ``encode(features, lengths)
     # -> (memory (B, L', D), lengths)``, ``decode(memory, memory_lengths, tokens) -> logits``,
     # ``decoder_state(memory, memory_lengths)`` (its incremental-decoding state: a KV cache, Mamba states...),

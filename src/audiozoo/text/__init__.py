@@ -31,12 +31,13 @@ from .symbols import (
     phoneme_languages,
     phoneme_symbols,
 )
-from .tokenizers import BPETokenizer, CharTokenizer, SentencePieceTokenizer, Tokenizer, pad_ids
+from .tokenizers import BPETokenizer, CharTokenizer, SentencePieceTokenizer, Tokenizer, asr_char_tokenizer, pad_ids
 
 __all__ = [
     "BLANK", "BOS", "EOS", "PAD", "PUNCTUATION", "SPECIALS", "STRESS", "UNK", "WORD_SEP",
     "BPETokenizer", "CharTokenizer", "EspeakPhonemizer", "SentencePieceTokenizer", "SymbolTable", "TextFrontend",
-    "TextFrontendConfig", "Tokenizer", "character_symbols", "clean_text", "espeak_available", "normalize",
+    "TextFrontendConfig", "Tokenizer", "asr_char_tokenizer", "character_symbols", "clean_text", "espeak_available",
+    "normalize",
     "normalize_english", "pad_ids", "phoneme_languages", "phoneme_symbols", "phonemize",
 ]
 

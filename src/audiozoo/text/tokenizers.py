@@ -295,3 +295,10 @@ class SentencePieceTokenizer(Tokenizer):
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(f"invalid SentencePiece document: {e}") from e
         return cls(proto)
+
+
+def asr_char_tokenizer() -> CharTokenizer:
+    """Lower-case English characters for ASR: ``<pad> <unk> <bos> <eos> <blank>``, space, apostrophe, ``a-z``
+    (33 ids; text is normalised to these before training, as :func:`audiozoo.eval.asr.normalize_text`)."""
+    symbols = ["<pad>", "<unk>", "<bos>", "<eos>", "<blank>", " ", "'", *"abcdefghijklmnopqrstuvwxyz"]
+    return CharTokenizer(SymbolTable(symbols, on_unknown="unk"), lowercase=True)

@@ -29,34 +29,19 @@ import torch
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp.mel import VocoderMel
+from ...dsp.features import utterance_cmvn
 from ...errors import ConfigError
 from ...nn.autoregressive import KVCache
 from ...nn.conformer import ConformerEncoder, Conv2dSubsampling, lengths_to_padding_mask
 from ...nn.embeddings import sinusoidal_positions
 from ...nn.transformer import TransformerDecoder
 from ...registry import WeightSet, register_model
-from ...text import CharTokenizer, SymbolTable, Tokenizer
+from ...text import asr_char_tokenizer
 from ..contracts import Seq2SeqModel
 
 __all__ = ["ConformerAED", "ConformerAEDConfig", "conformer_aed_base", "conformer_aed_small"]
 
 _PAPER = "Gulati et al., Conformer: Convolution-augmented Transformer for Speech Recognition, Interspeech 2020"
-
-
-def _char_tokenizer() -> CharTokenizer:
-    # the same 33 symbols as samba_asr's asr_char_tokenizer (model files never import each other)
-    symbols = ["<pad>", "<unk>", "<bos>", "<eos>", "<blank>", " ", "'", *"abcdefghijklmnopqrstuvwxyz"]
-    return CharTokenizer(SymbolTable(symbols, on_unknown="unk"), lowercase=True)
-
-
-def _utterance_cmvn(x: Tensor, lengths: Tensor) -> Tensor:
-    # per-utterance, per-band mean/variance normalisation over valid frames (as samba_asr.utterance_cmvn)
-    valid = (torch.arange(x.shape[-1], device=x.device)[None] < lengths[:, None])[:, None].to(x.dtype)
-    n = valid.sum(-1, keepdim=True).clamp(min=1)
-    mean = (x * valid).sum(-1, keepdim=True) / n
-    var = ((x - mean).pow(2) * valid).sum(-1, keepdim=True) / n
-    return (x - mean) * torch.rsqrt(var + 1e-5) * valid
 
 
 @dataclass
@@ -105,15 +90,7 @@ class ConformerAED(Seq2SeqModel):
     def __init__(self, cfg: ConformerAEDConfig):
         super().__init__()
         self.config = cfg
-        self.tokenizer: Tokenizer = (Tokenizer.from_dict(cfg.tokenizer) if cfg.tokenizer is not None
-                                     else _char_tokenizer())
-        if cfg.tokenizer is None:  # saved checkpoints carry their symbol table (config.json), not a default
-            cfg.tokenizer = self.tokenizer.to_dict()
-        self.vocab_size = int(self.tokenizer.vocab_size)
-        self.sample_rate = cfg.sample_rate
-        self.frontend = VocoderMel(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-                                   win_length=cfg.n_fft, n_mels=cfg.n_mels, f_min=0.0, f_max=cfg.sample_rate / 2,
-                                   center=True, log="ln")
+        self._init_speech_io(cfg, asr_char_tokenizer())
         self.subsample = Conv2dSubsampling(cfg.n_mels, cfg.dim)
         self.enc_drop = nn.Dropout(cfg.dropout)
         self.encoder = ConformerEncoder(cfg.dim, cfg.enc_layers, cfg.heads, drop_path=cfg.drop_path,
@@ -144,7 +121,7 @@ class ConformerAED(Seq2SeqModel):
             raise ConfigError(f"{type(self).__name__} needs at least 7 frames (70 ms), got {n}")
         lengths = (torch.full((b,), n, dtype=torch.long, device=features.device) if lengths is None
                    else lengths.to(features.device).long())
-        x = _utterance_cmvn(features, lengths).transpose(1, 2)
+        x = utterance_cmvn(features, lengths).transpose(1, 2)
         h, out_len = self.subsample(x, lengths)
         out_len = out_len.clamp(min=1)
         return self.encoder(self.enc_drop(h), out_len)

@@ -49,25 +49,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp.mel import VocoderMel
+from ...dsp.features import utterance_cmvn
 from ...errors import ConfigError
 from ...nn.conformer import lengths_to_padding_mask
 from ...nn.mamba import MambaBlock, MambaMixer, MambaState
 from ...registry import register_model
-from ...text import CharTokenizer, SymbolTable, Tokenizer
+from ...text import asr_char_tokenizer
 from ..contracts import Seq2SeqModel
 
-__all__ = ["SambaASR", "SambaASRConfig", "asr_char_tokenizer", "samba_asr_base", "samba_asr_small"]
+__all__ = ["SambaASR", "SambaASRConfig", "samba_asr_base", "samba_asr_small"]
 
 _PAPER = ("Shakhadri, Kruthika & Angadi, Samba-ASR: State-Of-The-Art Speech Recognition Leveraging Structured "
           "State-Space Models, 2025")
-
-
-def asr_char_tokenizer() -> CharTokenizer:
-    """Lower-case English characters for ASR: ``<pad> <unk> <bos> <eos> <blank>``, space, apostrophe, ``a-z``
-    (33 ids; the text is normalised to these before training, as :func:`audiozoo.eval.asr.normalize_text`)."""
-    symbols = ["<pad>", "<unk>", "<bos>", "<eos>", "<blank>", " ", "'", *"abcdefghijklmnopqrstuvwxyz"]
-    return CharTokenizer(SymbolTable(symbols, on_unknown="unk"), lowercase=True)
 
 
 @dataclass
@@ -107,16 +100,6 @@ class SambaASRConfig:
             raise ConfigError(f"conv_strides must be two strides >= 1, got {self.conv_strides}")
         if not 0 <= self.dropout < 1 or not 0 <= self.drop_path < 1:
             raise ConfigError(f"dropout and drop_path must be in [0, 1), got {self.dropout}, {self.drop_path}")
-
-
-def utterance_cmvn(x: Tensor, lengths: Tensor) -> Tensor:
-    """Per-utterance, per-band mean and variance normalisation over the valid frames of ``x (B, F, L)``;
-    padded frames become 0."""
-    valid = (torch.arange(x.shape[-1], device=x.device)[None] < lengths[:, None])[:, None].to(x.dtype)
-    n = valid.sum(-1, keepdim=True).clamp(min=1)
-    mean = (x * valid).sum(-1, keepdim=True) / n
-    var = ((x - mean).pow(2) * valid).sum(-1, keepdim=True) / n
-    return (x - mean) * torch.rsqrt(var + 1e-5) * valid
 
 
 def right_align(x: Tensor, lengths: Tensor) -> Tensor:
@@ -233,15 +216,7 @@ class SambaASR(Seq2SeqModel):
     def __init__(self, cfg: SambaASRConfig):
         super().__init__()
         self.config = cfg
-        self.tokenizer: Tokenizer = (Tokenizer.from_dict(cfg.tokenizer) if cfg.tokenizer is not None
-                                     else asr_char_tokenizer())
-        if cfg.tokenizer is None:  # saved checkpoints carry their symbol table (config.json), not a default
-            cfg.tokenizer = self.tokenizer.to_dict()
-        self.vocab_size = int(self.tokenizer.vocab_size)
-        self.sample_rate = cfg.sample_rate
-        self.frontend = VocoderMel(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-                                   win_length=cfg.n_fft, n_mels=cfg.n_mels, f_min=0.0, f_max=cfg.sample_rate / 2,
-                                   center=True, log="ln")
+        self._init_speech_io(cfg, asr_char_tokenizer())
         self.encoder = SambaEncoder(cfg)
         self.embed = nn.Embedding(self.vocab_size, cfg.dim)
         nn.init.normal_(self.embed.weight, std=cfg.dim ** -0.5)
