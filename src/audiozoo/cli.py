@@ -235,6 +235,24 @@ def cmd_codec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_checked, export_spec
+    from .resolve import resolve_model
+
+    model = resolve_model(args.model).eval()
+    family = getattr(model, "family", None)
+    parts = [args.part] if args.part else (["encode", "decode"] if family == "codec" else [None])
+    out = Path(args.output)
+    for part in parts:
+        spec = export_spec(model, length=args.length, **({"on": part} if part else {}))
+        path = out if len(parts) == 1 else out.with_name(f"{out.stem}.{part}{out.suffix or '.onnx'}")
+        err = export_checked(model, path, spec, atol=args.atol)
+        axes = ", ".join(f"{k}: {'/'.join(v.values())}" for k, v in spec.dynamic_axes.items())
+        print(f"{args.model} [{spec.method}] -> {path}  inputs {spec.input_names} outputs {spec.output_names}; "
+              f"dynamic {axes or 'none'}; ONNX Runtime vs PyTorch max abs diff {err:.3g}")
+    return 0
+
+
 def _tts_texts(text: str) -> list[str]:
     """``TEXT`` itself, or the non-empty lines of a text file of that name (one sentence per line)."""
     p = Path(text)
@@ -468,6 +486,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="code in chunks of this length (default: only inputs over 30 s, in 10 s chunks)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_codec)
+
+    s = sub.add_parser("export", help="ONNX export of a model (codecs: encoder and decoder) checked against PyTorch",
+                       description="Export MODEL (name, name.tag or checkpoint folder) with the tracing exporter and "
+                                   "check ONNX Runtime against PyTorch on the example (needs the 'export' extra).")
+    s.add_argument("model", metavar="MODEL")
+    s.add_argument("-o", "--output", required=True, help="ONNX file (codecs without --part: OUT.encode.onnx and "
+                                                         "OUT.decode.onnx)")
+    s.add_argument("--part", default=None, help="what to export: features|audio (classifiers, vocoders, "
+                                                "separators), encode|decode (codecs); default: the model's own")
+    s.add_argument("--length", type=int, default=None, help="example length (frames; samples for separators)")
+    s.add_argument("--atol", type=float, default=1e-4, help="largest allowed ONNX Runtime vs PyTorch difference")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("asr", help="speech recognition -> text with word timestamps (txt, json, srt, vtt)",
                        description="Transcribe speech with an asr model (default: the shipped small English model, "

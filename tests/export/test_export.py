@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audiozoo import create_model, model_info
+from audiozoo import create_model, list_models, model_info
 from audiozoo.errors import ConfigError
-from audiozoo.export import ExportError, check_onnx, export_onnx, export_program, export_spec
+from audiozoo.export import ExportError, check_onnx, export_checked, export_onnx, export_program, export_spec
 
 # float32 graphs run op by op in ONNX Runtime vs PyTorch: measured max abs errors 3e-8..4.5e-8 (AST),
 # 1e-8 (CNN14), 1e-10 (MobileNetV1), 9e-8 (Basic Pitch features), 3e-7 (Basic Pitch with its CQT on
@@ -94,3 +94,45 @@ def test_export_spec_rejects_bad_requests():
         export_spec(_tiny("panns_cnn14"), on="audio")
     with pytest.raises(ConfigError, match="no export spec"):
         export_spec(torch.nn.Linear(2, 2))
+
+
+# --------------------------------------------------------------------------- waveform families
+def _waveform_exports() -> list[tuple[str, str]]:
+    ons = {"codec": ("encode", "decode"), "vocoder": ("features",), "separate": ("audio",)}
+    return [(n, on) for n in list_models() for on in ons.get(model_info(n).family, ())]
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("name,on", _waveform_exports())
+def test_onnx_waveform_families(name, on, tmp_path):
+    """Codec encode/decode, vocoders and separators: ONNX Runtime = PyTorch on another batch and length
+    (codes exactly equal); Demucs holds a fixed length, PeriodWave refuses with the reason."""
+    pytest.importorskip("onnxruntime")
+    model = _tiny(name)
+    if name.startswith("periodwave"):
+        with pytest.raises(ConfigError, match="Generator"):
+            export_spec(model, on=on)
+        return
+    fixed = name.startswith("demucs")
+    spec = export_spec(model, on=on, length=4096 if fixed else None)
+    other = export_spec(model, batch=3, on=on, length=4096 if fixed else (6000 if on == "audio" else 24))
+    err = export_checked(model, tmp_path / "m.onnx", spec, check_inputs=other.example_inputs)
+    assert err <= ATOL
+    if on == "encode" and model.codebook_size:
+        assert err == 0.0  # integer codes: identical
+
+
+def test_export_spec_rejects_unknown_parts():
+    with pytest.raises(ConfigError, match="encode"):
+        export_spec(_tiny("encodec_24khz"), on="features")
+    with pytest.raises(ConfigError, match="basic-pitch"):
+        export_spec(_tiny("basic_pitch_nmp"), on="encode")
+
+
+def test_cli_export_checks_parity(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from audiozoo.cli import main
+
+    assert main(["export", "hifigan_v3", "-o", str(tmp_path / "v.onnx"), "--length", "8"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "v.onnx").is_file() and "max abs diff" in out and "mel: batch/frames" in out

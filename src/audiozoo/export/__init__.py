@@ -3,11 +3,14 @@
 from .onnx import (
     ExportError,
     ExportSpec,
+    MethodModule,
     check_onnx,
+    export_checked,
     export_onnx,
     export_program,
     export_spec,
     run_onnx,
 )
 
-__all__ = ["ExportError", "ExportSpec", "check_onnx", "export_onnx", "export_program", "export_spec", "run_onnx"]
+__all__ = ["ExportError", "ExportSpec", "MethodModule", "check_onnx", "export_checked", "export_onnx", "export_program",
+           "export_spec", "run_onnx"]

@@ -188,6 +188,16 @@ class VocoderModel(AudioModel):
         g = torch.Generator().manual_seed(seed)
         return (torch.randn(batch, self.n_mels, length, generator=g),), {"lengths": _lengths(length, batch)}
 
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "features") -> dict[str, Any]:
+        """``mel (B, n_mels, L) -> (wav (B, T), wav_lengths (B,))`` with dynamic batch and frames (the mel
+        front end is a separate module, as for classifiers)."""
+        if on != "features":
+            raise ConfigError(f"{type(self).__name__} exports on a mel; its front-end is a separate module")
+        mel = torch.randn(batch, self.n_mels, int(length or 32))
+        return {"example_inputs": (mel,), "input_names": ["mel"], "output_names": ["wav", "wav_lengths"],
+                "dynamic_axes": {"mel": {0: "batch", 2: "frames"}, "wav": {0: "batch", 1: "samples"},
+                                 "wav_lengths": {0: "batch"}}}
+
     def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
         mel, lengths = args[0], kwargs.get("lengths")
         _expect(isinstance(out, tuple) and len(out) >= 2, self, "must return (wav, wav_lengths)")
@@ -297,6 +307,27 @@ class CodecModel(AudioModel):
         g = torch.Generator().manual_seed(seed)
         return (0.1 * torch.randn(batch, length * self.hop_length, generator=g),), {}
 
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "encode") -> dict[str, Any]:
+        """The two halves a codec language model needs, exported separately: ``on="encode"``:
+        ``wav (B, T) -> codes (B, Q, L)``; ``on="decode"``: ``codes (B, Q, L) -> wav (B, T)``; ``length`` is
+        in frames. Batch and time are dynamic; ``Q`` is the full set of codebooks. An exported encoder takes
+        ``T`` a multiple of ``hop_length`` (pad on the right, as ``pad_to_hop``): strided convolutions' end
+        padding is computed in Python and traced for such lengths."""
+        frames = int(length or 16)
+        if on == "encode":
+            wav = 0.1 * torch.randn(batch, frames * int(self.hop_length))
+            return {"example_inputs": (wav,), "input_names": ["wav"], "output_names": ["codes"],
+                    "dynamic_axes": {"wav": {0: "batch", 1: "samples"}, "codes": {0: "batch", 2: "frames"}},
+                    "method": "encode"}
+        if on == "decode":
+            # real codes (or continuous latents) of a noise input: the right Q / latent size for every codec
+            with torch.no_grad():
+                codes = self.encode(0.1 * torch.randn(batch, frames * int(self.hop_length)))
+            return {"example_inputs": (codes,), "input_names": ["codes"], "output_names": ["wav"],
+                    "dynamic_axes": {"codes": {0: "batch", 2: "frames"}, "wav": {0: "batch", 1: "samples"}},
+                    "method": "decode"}
+        raise ConfigError(f"a codec exports on='encode' or on='decode', got {on!r}")
+
     def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
         wav = args[0]
         b, t = wav.shape
@@ -395,6 +426,14 @@ class SeparatorModel(AudioModel):
     def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
         g = torch.Generator().manual_seed(seed)
         return (0.1 * torch.randn(batch, self.audio_channels, length * 64, generator=g),), {}
+
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "audio") -> dict[str, Any]:
+        """``mixture (B, C, T) -> sources (B, S, C, T)``, dynamic batch and samples; ``length`` in samples."""
+        if on != "audio":
+            raise ConfigError(f"{type(self).__name__} exports on audio, got on={on!r}")
+        mix = 0.1 * torch.randn(batch, int(self.audio_channels), int(length or 4096))
+        return {"example_inputs": (mix,), "input_names": ["mixture"], "output_names": ["sources"],
+                "dynamic_axes": {"mixture": {0: "batch", 2: "samples"}, "sources": {0: "batch", 3: "samples"}}}
 
     def check_outputs(self, args: tuple, kwargs: dict, out: Any) -> None:
         b, c, t = args[0].shape

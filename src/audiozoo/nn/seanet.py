@@ -56,9 +56,13 @@ def extra_padding_for_conv1d(length: int, kernel: int, stride: int, padding_tota
     """Samples to add on the right so that the last window of a strided conv is full (EnCodec's
     ``get_extra_padding_for_conv1d``): the output then has ``ceil((T + padding_total - kernel) / stride) + 1``
     frames and a transposed conv can rebuild every input sample."""
-    n_frames = (length - kernel + padding_total) / stride + 1
-    ideal = (math.ceil(n_frames) - 1) * stride + (kernel - padding_total)
-    return ideal - length
+    # = (ceil(n_frames) - 1) * stride + kernel - padding_total - length with n_frames = (length - kernel +
+    # padding_total) / stride + 1, in integers. A stride-1 conv's last window is always full: 0 without looking
+    # at the length, so a traced (ONNX) graph keeps its time axis dynamic; a strided conv's padding is frozen
+    # at the traced length's value, right for every length that is a multiple of the hop, as the example is.
+    if stride == 1:
+        return 0
+    return int((-(length - kernel + padding_total)) % stride)
 
 
 def pad1d(x: Tensor, left: int, right: int, mode: str = "constant") -> Tensor:
@@ -70,10 +74,10 @@ def pad1d(x: Tensor, left: int, right: int, mode: str = "constant") -> Tensor:
         return F.pad(x, (left, right), mode=mode)
     length = x.shape[-1]
     extra = max(left, right) - length + 1 if length <= max(left, right) else 0
-    if extra:
-        x = F.pad(x, (0, extra))
-    y = F.pad(x, (left, right), mode="reflect")
-    return y[..., : y.shape[-1] - extra]
+    if not extra:  # no slice: a traced ``y.shape[-1]`` would freeze the time axis in an exported graph
+        return F.pad(x, (left, right), mode="reflect")
+    y = F.pad(F.pad(x, (0, extra)), (left, right), mode="reflect")
+    return y[..., :-extra]
 
 
 class _NormConv(nn.Module):

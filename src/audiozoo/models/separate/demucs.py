@@ -233,6 +233,14 @@ class Demucs(SeparatorModel):
             n = (n - 1) * cfg.stride + cfg.kernel_size
         return int(math.ceil(n / 2)) if cfg.resample else int(n)
 
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "audio") -> dict[str, Any]:
+        """As the separator contract, but with a **fixed** number of samples: :meth:`valid_length` pads in
+        Python, so a traced graph holds one length. Export the segment length you will run (the official
+        ``apply_model`` also separates fixed-length segments; ``audiozoo separate`` streams such windows)."""
+        sig = super().export_signature(batch=batch, length=length, on=on)
+        sig["dynamic_axes"] = {"mixture": {0: "batch"}, "sources": {0: "batch"}}
+        return sig
+
     def forward(self, mixture: Tensor) -> Tensor:
         if mixture.ndim != 3 or mixture.shape[1] != self.audio_channels:
             raise AudioError(f"Demucs expects a mixture (B, {self.audio_channels}, T), got {tuple(mixture.shape)}")

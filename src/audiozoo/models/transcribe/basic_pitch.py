@@ -229,6 +229,8 @@ class BasicPitch(TranscriberModel):
     def export_signature(self, batch: int = 2, length: int | None = None, on: str = "features") -> dict:
         """Export on audio ``(B, T)`` or on front-end features ``(B, H, L, F)``; time is fixed in ONNX (the
         Keras "same" padding is traced for one length), batch is dynamic."""
+        if on not in ("features", "audio"):
+            raise ConfigError(f"basic-pitch exports on='features' or on='audio', got {on!r}")
         outs = ["onset", "contour", "note"]
         axes: dict[str, dict[int, str]] = {o: {0: "batch"} for o in outs}
         if on == "audio":

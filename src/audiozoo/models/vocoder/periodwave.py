@@ -434,6 +434,11 @@ class PeriodWave(VocoderModel):
         self.estimator = PeriodAwareEstimator(c)
         self.last_nfe = 0  # estimator evaluations of the last sample() call
 
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "features") -> dict[str, Any]:
+        raise ConfigError("PeriodWave does not export to ONNX: its ODE sampler draws the prior noise from a seeded "
+                          "torch.Generator, which the tracing exporter cannot record (export the estimator "
+                          "`model.estimator` with explicit inputs instead)")
+
     # ---- conditioning ---------------------------------------------------------------------------
     def frame_std(self, mel: Tensor) -> Tensor:
         """Prior std per frame ``(B, L)``: normalised energy ``sqrt(sum_mel exp(mel))``, clamped at ``std_min``."""
