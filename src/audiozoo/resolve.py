@@ -77,12 +77,26 @@ def _ensure_builtins() -> None:
     # text-to-speech: acoustic model + vocoder (models/tts/system.py); Griffin-Lim inverts the acoustic model's mel
     register_composer("tts", "vocoder", lambda first, second, _: _tts_system(first, second))
     register_composer("tts", "griffinlim", lambda first, _, arg: _tts_system(first, _griffinlim_for(first, arg)))
+    # mel codec + vocoder (models/codec/system.py): the codec's decoded mel is the vocoder's input (SpecVQGAN + MelGAN)
+    register_composer("codec", "vocoder", lambda first, second, _: _mel_codec_system(first, second))
+    register_composer("codec", "griffinlim", lambda first, _, arg: _mel_codec_system(first, None, arg))
 
 
 def _tts_system(acoustic: nn.Module, vocoder: nn.Module) -> nn.Module:
     from .models.tts.system import TTSSystem
 
     return TTSSystem(acoustic, vocoder)
+
+
+def _mel_codec_system(codec: nn.Module, vocoder: nn.Module | None, gl_arg: str | None = None) -> nn.Module:
+    """``codec+vocoder``, or ``codec+griffinlim[:N]`` (``vocoder=None``: Griffin-Lim over the codec's own mel)."""
+    from .models.codec.system import MelCodecSystem
+    from .nn.griffinlim import GriffinLimVocoder
+
+    MelCodecSystem.check_codec(codec)
+    if vocoder is None:
+        vocoder = GriffinLimVocoder.like(codec, n_iter=_griffinlim_iters(gl_arg))
+    return MelCodecSystem(codec, vocoder)
 
 
 def _griffinlim_for(acoustic: nn.Module, arg: str | None) -> nn.Module:

@@ -44,7 +44,7 @@ def _loop_scan(u, delta, A, B, C, D, z, delta_bias, h0=None):
 
 
 @pytest.mark.parametrize("layout", ["shared", "selective", "grouped"])
-@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+@pytest.mark.parametrize("mode", ["fused", "sequential", "parallel"])
 def test_selective_scan_matches_loop(layout, mode):
     g = torch.Generator().manual_seed(0)
     bsz, dim, length, n = 2, 4, 9, 3
@@ -62,8 +62,9 @@ def test_selective_scan_matches_loop(layout, mode):
 
 
 @pytest.mark.parity
+@pytest.mark.parametrize("mode", ["fused", "sequential"])
 @pytest.mark.parametrize("masked", [False, True])
-def test_mixer_matches_transformers_mamba_mixer(masked):
+def test_mixer_matches_transformers_mamba_mixer(masked, mode):
     hf = pytest.importorskip("transformers.models.mamba.modeling_mamba")
     from transformers import MambaConfig
 
@@ -72,7 +73,7 @@ def test_mixer_matches_transformers_mamba_mixer(masked):
     cfg = MambaConfig(hidden_size=dim, state_size=n, conv_kernel=k, expand=2, time_step_rank=3,
                       num_hidden_layers=1, use_conv_bias=True, use_bias=False, use_mambapy=False)
     ref = hf.MambaBlock(cfg, layer_idx=0).eval()
-    ours = MambaBlock(dim, d_state=n, d_conv=k, dt_rank=3, eps=cfg.layer_norm_epsilon).eval()
+    ours = MambaBlock(dim, d_state=n, d_conv=k, dt_rank=3, eps=cfg.layer_norm_epsilon, scan_mode=mode).eval()
     with torch.no_grad():  # random A_log/D/norm so no parameter keeps its structured init
         for p in ours.parameters():
             p.normal_(0, 0.3)
@@ -92,7 +93,7 @@ def test_mixer_matches_transformers_mamba_mixer(masked):
     assert (y_mix - y_mix_ref).abs().max() <= 1e-5
 
 
-@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+@pytest.mark.parametrize("mode", ["fused", "sequential", "parallel"])
 def test_streaming_chunks_and_steps_equal_full_forward(mode):
     torch.manual_seed(1)
     mixer = MambaMixer(8, d_state=4, d_conv=3, scan_mode=mode).eval()
@@ -109,6 +110,46 @@ def test_streaming_chunks_and_steps_equal_full_forward(mode):
             steps.append(y_t)
         assert torch.allclose(torch.stack(steps, 1), full, atol=1e-5)
         assert torch.allclose(state.ssm, st.ssm, atol=1e-5) and torch.allclose(state.conv, st.conv)
+
+
+def _scan_case(layout, length, scale, seed=0):
+    """Random scan inputs (all requiring grad); ``scale`` multiplies ``A`` (large |delta A|: decays near 0)."""
+    g = torch.Generator().manual_seed(seed)
+    bsz, dim, n = 2, 6, 4
+    u, delta, z = (torch.randn(bsz, dim, length, generator=g) for _ in range(3))
+    A = -torch.rand(dim, n, generator=g) * scale
+    shape = {"shared": (dim, n), "selective": (bsz, n, length), "grouped": (bsz, 2, n, length)}[layout]
+    B, C = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    D, bias = torch.randn(dim, generator=g), torch.randn(dim, generator=g) + 1.0
+    h0 = torch.randn(bsz, dim, n, generator=g)
+    return [t.requires_grad_() for t in (u, delta, A, B, C, D, z, bias, h0)]
+
+
+@pytest.mark.parametrize("layout", ["shared", "selective", "grouped"])
+@pytest.mark.parametrize(("length", "scale"), [(300, 3.0), (300, 200.0), (5, 1.0), (1, 1.0)])
+def test_fused_scan_equals_sequential_with_gradients(layout, length, scale):
+    """The fused mode's outputs, last state and every input gradient equal the autograd loop's (1e-5 relative);
+    scale 200 drives ``delta * A`` to about -600 (exp underflows to 0: no overflow, no NaN)."""
+    ins = _scan_case(layout, length, scale)
+    results = {}
+    for mode in ("sequential", "fused"):
+        y, last = selective_scan(*ins[:8], delta_softplus=True, return_last_state=True, initial_state=ins[8],
+                                 mode=mode)
+        g = torch.Generator().manual_seed(1)
+        loss = (y * torch.randn(y.shape, generator=g)).sum() + (last * torch.randn(last.shape, generator=g)).sum()
+        results[mode] = [y, last, *torch.autograd.grad(loss, ins)]
+    for name, a, b in zip(["y", "last", "u", "delta", "A", "B", "C", "D", "z", "bias", "h0"], results["fused"],
+                          results["sequential"]):
+        assert torch.isfinite(a).all(), name
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max().clamp_min(1e-6), name
+
+
+def test_fused_scan_refuses_a_second_backward():
+    ins = _scan_case("selective", 4, 1.0)
+    y = selective_scan(*ins[:8], delta_softplus=True, mode="fused")
+    y.sum().backward(retain_graph=True)
+    with pytest.raises(ConfigError, match="one backward"):
+        y.sum().backward()
 
 
 def test_bidirectional_padding_does_not_leak_and_gradients_flow():

@@ -29,6 +29,7 @@ from .mel import (
     power_to_db,
 )
 from .pitch import energy, f0_world, f0_yin, frame_rms, interpolate_unvoiced
+from .specvqgan import SpecVQGANMel, specvqgan_mel_stats
 from .stft import InverseSpectrogram, OverlapAddISTFT, Spectrogram, get_window, istft, pad_window, stft, stft_lengths
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
     "LogMelSpectrogram",
     "MelSpectrogram",
     "SpecAugment",
+    "SpecVQGANMel",
+    "specvqgan_mel_stats",
     "Spectrogram",
     "VocoderMel",
     "add_noise_snr",

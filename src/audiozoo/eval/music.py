@@ -1,4 +1,5 @@
-"""Music-transcription metrics: note-level P/R/F1 (mir_eval.transcription) and frame-level P/R/F1.
+"""Music-transcription metrics: note-level P/R/F1 (mir_eval.transcription), frame-level P/R/F1 and melody
+(predominant-f0) accuracies (mir_eval.melody).
 
 Note metrics follow the MIREX note-tracking task as implemented by ``mir_eval.transcription`` and
 reported by Onsets and Frames (Hawthorne et al., 2018) and its successors: an estimated note matches a
@@ -14,7 +15,7 @@ from audiozoo.errors import ConfigError, DataError, require
 
 from ._common import ArrayLike, same_shape, to_numpy
 
-__all__ = ["midi_to_hz", "note_metrics", "frame_metrics"]
+__all__ = ["midi_to_hz", "note_metrics", "frame_metrics", "melody_metrics"]
 
 
 def midi_to_hz(pitch: ArrayLike) -> np.ndarray:
@@ -124,3 +125,28 @@ def frame_metrics(est_roll: ArrayLike, ref_roll: ArrayLike, *, threshold: float 
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     accuracy = tp / (tp + fp + fn) if tp + fp + fn > 0 else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy}
+
+
+def melody_metrics(ref_times: ArrayLike, ref_f0: ArrayLike, est_times: ArrayLike, est_f0: ArrayLike,
+                   *, cent_tolerance: float = 50.0) -> dict[str, float]:
+    """Melody (predominant f0) scores of ``mir_eval.melody`` (MIREX audio melody extraction).
+
+    Both contours are resampled by mir_eval to a 10 ms grid; a frame with f0 ``<= 0`` is unvoiced.
+    Returns ``voicing_recall``, ``voicing_false_alarm``, ``raw_pitch_accuracy`` (voiced reference frames whose
+    estimate is within ``cent_tolerance`` cents, whatever the estimated voicing), ``raw_chroma_accuracy`` (the
+    same modulo octaves) and ``overall_accuracy`` (all frames: voicing right and, where voiced, pitch right).
+    """
+    melody = require("mir_eval.melody", "melody extraction metrics", extra="metrics")
+    rt, rf = to_numpy(ref_times, "ref_times").reshape(-1), to_numpy(ref_f0, "ref_f0").reshape(-1)
+    et, ef = to_numpy(est_times, "est_times").reshape(-1), to_numpy(est_f0, "est_f0").reshape(-1)
+    for t, f, name in ((rt, rf, "ref"), (et, ef, "est")):
+        if t.shape != f.shape or t.size == 0:
+            raise DataError(f"melody_metrics: {name} times {t.shape} and f0 {f.shape} must be equal, non-empty")
+        if np.any(np.diff(t) <= 0):
+            raise DataError(f"melody_metrics: {name} times must increase")
+    scores = melody.evaluate(rt.astype(np.float64), rf.astype(np.float64), et.astype(np.float64),
+                             ef.astype(np.float64), cent_tolerance=cent_tolerance)
+    keys = {"Voicing Recall": "voicing_recall", "Voicing False Alarm": "voicing_false_alarm",
+            "Raw Pitch Accuracy": "raw_pitch_accuracy", "Raw Chroma Accuracy": "raw_chroma_accuracy",
+            "Overall Accuracy": "overall_accuracy"}
+    return {v: float(scores[k]) for k, v in keys.items()}

@@ -91,6 +91,29 @@ def _as_tuple(example_inputs: Any) -> tuple[Tensor, ...]:
 
 
 # --------------------------------------------------------------------------- ONNX
+def _rms_norm_symbolic(g: Any, x: Any, normalized_shape: Any, weight: Any, eps: Any) -> Any:
+    """``aten::rms_norm`` (``nn.RMSNorm``: Mamba blocks) for the tracing exporter, which has no rule for it
+    below opset 23: ``x / sqrt(mean(x^2 over the normalised dims) + eps) * weight``."""
+    from torch.onnx import symbolic_helper as sh
+
+    axes = list(range(-len(sh._get_const(normalized_shape, "is", "normalized_shape")), 0))
+    eps_value = torch.finfo(torch.float32).eps if sh._is_none(eps) else sh._get_const(eps, "f", "eps")
+    square = g.op("Mul", x, x)
+    if g.opset >= 18:  # ReduceMean takes its axes as an input from opset 18 on
+        mean = g.op("ReduceMean", square, g.op("Constant", value_t=torch.tensor(axes, dtype=torch.long)),
+                    keepdims_i=1)
+    else:
+        mean = g.op("ReduceMean", square, axes_i=axes, keepdims_i=1)
+    rms = g.op("Sqrt", g.op("Add", mean, g.op("Constant", value_t=torch.tensor(eps_value, dtype=torch.float32))))
+    out = g.op("Div", x, rms)
+    return out if sh._is_none(weight) else g.op("Mul", out, weight)
+
+
+def _register_symbolics(opset: int) -> None:
+    if opset < 23:  # opset 23 has RMSNormalization and the exporter's own rule
+        torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, opset)
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
@@ -128,6 +151,7 @@ def export_onnx(
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         # shape-inference and LSTM batch notes of the exporter: the ONNX Runtime check below is the real test
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
+        _register_symbolics(opset)
         torch.onnx.export(
             _bound(model, method), example_inputs, str(path), input_names=list(input_names),
             output_names=list(output_names),

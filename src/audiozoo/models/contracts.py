@@ -475,6 +475,21 @@ class Seq2SeqModel(AudioModel):
     def input_spec(self) -> dict[str, Any]:
         return {**super().input_spec(), "features": f"(B, {self.input_dim()}, L)", "vocab_size": int(self.vocab_size)}
 
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "encode") -> dict[str, Any]:
+        """The speech encoder, ``encode``: ``features (B, F, L), lengths (B,) -> (memory (B, L', D),
+        memory_lengths (B,))`` with dynamic batch and frames (front end and decoding loop stay outside). The
+        example's last item is shorter than the others, so the padding path is the one traced."""
+        if on not in ("encode", "features"):
+            raise ConfigError(f"{type(self).__name__} exports its encoder (on='encode'), got {on!r}")
+        n = int(length or 160)
+        lengths = torch.full((batch,), n, dtype=torch.long)
+        lengths[-1] = max(1, (3 * n) // 4)
+        return {"example_inputs": (torch.randn(batch, self.input_dim(), n), lengths),
+                "input_names": ["features", "lengths"], "output_names": ["memory", "memory_lengths"],
+                "dynamic_axes": {"features": {0: "batch", 2: "frames"}, "lengths": {0: "batch"},
+                                 "memory": {0: "batch", 1: "enc_frames"}, "memory_lengths": {0: "batch"}},
+                "method": "encode"}
+
     def _init_speech_io(self, cfg: Any, default_tokenizer: Any) -> None:
         """The tokenizer (the config's saved symbol table, else ``default_tokenizer``, then recorded in the
         config so a checkpoint carries it), ``vocab_size``, ``sample_rate`` and the centred natural-log mel

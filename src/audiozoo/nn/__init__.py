@@ -16,6 +16,17 @@ from .adapters import (
 from .alignment import LengthRegulator, durations_from_alignment, length_regulate, monotonic_alignment_search
 from .attention import CrossAttention, MultiHeadAttention
 from .autoregressive import KVCache, cfg_logits, generate, sample_tokens, top_k_filter, top_p_filter
+from .bandsplit import (
+    BandMaskEstimator,
+    BandSplit,
+    ConvISTFT,
+    ConvSTFT,
+    OverlapAverage,
+    RMSNorm,
+    average_overlapping,
+    band_indices,
+    mel_band_assignment,
+)
 from .beam_search import beam_search, greedy_search
 from .conformer import (
     ConformerAttention,
@@ -49,7 +60,7 @@ from .maskgit import mask_schedule, maskgit_decode
 from .masking import band_mask, patch_mask_indices, span_mask, span_starts
 from .mossformer import MossFormer2Encoder
 from .patch import PatchEmbed, resample_pos_embed
-from .quantize import FSQ, ResidualVQ, VectorQuantizer, VQOutput
+from .quantize import FSQ, MaskedChannelRVQ, ResidualVQ, VectorQuantizer, VQOutput
 from .resblocks import MRF, ResBlock1, ResBlock2
 from .rope import RotaryEmbedding, apply_rotary, rope_cos_sin, rope_inv_freq, rotate_half, rotate_interleaved
 from .samplers import FlowMatchingBatch, ode_solve, time_grid
@@ -66,6 +77,14 @@ from .transformer import (
     fuse_for_inference,
     vit_head,
 )
+from .transformer_tts import (
+    ConvPrenet,
+    DecoderPrenet,
+    ScaledPositionalEncoding,
+    cross_attention_probs,
+    durations_from_attention,
+    focus_rate,
+)
 from .vocoder import HiFiGANTrunk
 from .vocos import AdaLayerNorm, AttnBlock1d, ISTFTHead, ResnetBlock1d, SameISTFT, VocosBackbone
 from .weight_norm import apply_spectral_norm, apply_weight_norm, convert_legacy_weight_norm_keys, remove_weight_norm
@@ -73,7 +92,8 @@ from .weight_norm import apply_spectral_norm, apply_weight_norm, convert_legacy_
 __all__ = [
     # generative core (issue #11): samplers, embeddings, diffusion, MaskGIT, autoregressive decoding, quantisers
     "FSQ", "GRN", "ConvNeXtV2Block", "CrossAttention", "FlowMatchingBatch", "KVCache", "NoiseSchedule",
-    "ResidualVQ", "TransformerDecoder", "TransformerDecoderBlock", "VQOutput", "VectorQuantizer", "beta_schedule",
+    "MaskedChannelRVQ", "ResidualVQ", "TransformerDecoder", "TransformerDecoderBlock", "VQOutput",
+    "VectorQuantizer", "beta_schedule",
     "cfg_logits", "generate", "mask_schedule", "maskgit_decode", "ode_solve", "sample_tokens",
     "sinusoidal_positions", "time_grid", "timestep_embedding", "top_k_filter", "top_p_filter",
     "BottleneckAdapter", "CausalConv1d", "ChannelLayerNorm", "ConvBlock2d", "ConvNormAct", "DropPath",
@@ -107,3 +127,9 @@ __all__ += ["TokenSpan", "beam_search", "ctc_collapse", "ctc_greedy_decode", "ct
             "greedy_search", "min_ctc_frames", "token_spans", "word_spans"]
 # FastSpeech family (issue #16): FFT blocks, variance predictor, Tacotron 2 post-net, bucketed embeddings
 __all__ += ["FFTBlock", "FFTStack", "PostNet", "VariancePredictor", "bucketize_embed"]
+# Transformer TTS (issue #16): Tacotron 2 pre-nets, scaled positions, attention weights, FastSpeech's durations
+__all__ += ["ConvPrenet", "DecoderPrenet", "ScaledPositionalEncoding", "cross_attention_probs",
+            "durations_from_attention", "focus_rate"]
+# band-split front end / mask estimation of spectrogram separators (issue #15: Mel-RoFormer)
+__all__ += ["BandMaskEstimator", "BandSplit", "ConvISTFT", "ConvSTFT", "OverlapAverage", "RMSNorm",
+            "average_overlapping", "band_indices", "mel_band_assignment"]

@@ -49,8 +49,13 @@ class ConvFeedForward(nn.Module):
         self.w_2 = nn.Conv1d(hidden, dim, k2, padding=k2 // 2)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.w_2(F.relu(self.w_1(x.transpose(1, 2)))).transpose(1, 2))
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``x (B, N, D)``; ``mask (B, N)`` (True at padding) zeroes the hidden layer's padded positions, which a
+        second convolution wider than 1 would otherwise read into the last valid ones."""
+        h = F.relu(self.w_1(x.transpose(1, 2)))
+        if mask is not None and self.w_2.kernel_size[0] > 1:
+            h = h.masked_fill(mask[:, None], 0.0)
+        return self.dropout(self.w_2(h).transpose(1, 2))
 
 
 class FFTBlock(nn.Module):
@@ -80,7 +85,7 @@ class FFTBlock(nn.Module):
         x = self._norm(self.norm1, x + self.attn(x, mask), cond)
         if mask is not None:
             x = x.masked_fill(mask[..., None], 0.0)
-        x = self._norm(self.norm2, x + self.ffn(x), cond)
+        x = self._norm(self.norm2, x + self.ffn(x, mask), cond)
         if mask is not None:
             x = x.masked_fill(mask[..., None], 0.0)
         return x
@@ -111,10 +116,17 @@ class FFTStack(nn.Module):
 
 
 class VariancePredictor(nn.Module):
-    """FastSpeech 2's variance predictor ``(B, N, D) -> (B, N)``; zero at padded positions."""
+    """FastSpeech 2's variance predictor ``(B, N, D) -> (B, N)``; zero at padded positions.
 
-    def __init__(self, dim: int, filter_size: int = 256, kernel_size: int = 3, dropout: float = 0.5):
+    ``mask_hidden=True`` also zeroes the padded positions of the first layer's output, which the second
+    convolution would otherwise read into the last valid ones (FastSpeech uses it; FastSpeech 2 keeps the
+    reference behaviour, that of ming024 and transformers, which its shipped weights were trained with).
+    """
+
+    def __init__(self, dim: int, filter_size: int = 256, kernel_size: int = 3, dropout: float = 0.5,
+                 mask_hidden: bool = False):
         super().__init__()
+        self.mask_hidden = mask_hidden
         if kernel_size % 2 == 0:
             raise ConfigError(f"variance predictor kernel size must be odd, got {kernel_size}")
         self.conv1 = nn.Conv1d(dim, filter_size, kernel_size, padding=kernel_size // 2)
@@ -126,6 +138,8 @@ class VariancePredictor(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         x = self.dropout(self.norm1(F.relu(self.conv1(x.transpose(1, 2))).transpose(1, 2)))
+        if self.mask_hidden and mask is not None:
+            x = x.masked_fill(mask[..., None], 0.0)
         x = self.dropout(self.norm2(F.relu(self.conv2(x.transpose(1, 2))).transpose(1, 2)))
         out = self.linear(x).squeeze(-1)
         return out if mask is None else out.masked_fill(mask, 0.0)
@@ -157,22 +171,27 @@ class PostNet(nn.Module):
 
     ``layers`` conv1d of ``channels`` (first from ``n_mels``, last back to ``n_mels``), each followed by
     BatchNorm; tanh after all but the last; dropout 0.5 after every layer (Tacotron 2 / ming024).
+    ``bias=False``: convolutions without bias (espnet's Tacotron 2 / Transformer TTS post-net; BatchNorm follows).
+    ``forward(mel, mask)``: with ``mask (B, L)`` (True at padded frames) padded frames are zeroed before every
+    convolution, so an item's output does not depend on the padding of its batch.
     """
 
     def __init__(self, n_mels: int = 80, channels: int = 512, kernel_size: int = 5, layers: int = 5,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, bias: bool = True):
         super().__init__()
         if layers < 2:
             raise ConfigError(f"a post-net needs at least 2 layers, got {layers}")
         dims = [n_mels] + [channels] * (layers - 1) + [n_mels]
         self.convs = nn.ModuleList(
-            nn.Sequential(nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2), nn.BatchNorm1d(b))
+            nn.Sequential(nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2, bias=bias), nn.BatchNorm1d(b))
             for a, b in zip(dims[:-1], dims[1:]))
         self.dropout = dropout
 
-    def forward(self, mel: Tensor) -> Tensor:
+    def forward(self, mel: Tensor, mask: Tensor | None = None) -> Tensor:
         x = mel
         for i, conv in enumerate(self.convs):
+            if mask is not None:
+                x = x.masked_fill(mask[:, None], 0.0)
             x = conv(x)
             if i < len(self.convs) - 1:
                 x = torch.tanh(x)

@@ -11,6 +11,8 @@
 * :class:`ResidualVQ` — residual vector quantisation (SoundStream Algorithm 1) with quantizer dropout
   (SoundStream Section 3.3: per example ``n_q ~ U{1..N_q}`` in training; DAC applies it to a fraction of
   the batch).
+* :class:`MaskedChannelRVQ` — Language-Codec's masked channel RVQ (Ji et al. 2024, arXiv:2402.12208, Section 3):
+  the first three quantizers each code one third of the channels, in parallel; the rest are RVQ on the residual.
 * :class:`FSQ` — finite scalar quantisation (Mentzer et al. 2023, arXiv:2309.15505, Section 3 and App. A.1):
   each channel is bounded and rounded to one of ``L_i`` levels; the implicit codebook has ``prod L_i`` codes.
 
@@ -34,7 +36,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 
-__all__ = ["FSQ", "ResidualVQ", "VQOutput", "VectorQuantizer", "kmeans"]
+__all__ = ["FSQ", "MaskedChannelRVQ", "ResidualVQ", "VQOutput", "VectorQuantizer", "kmeans"]
 
 
 class VQOutput(NamedTuple):
@@ -115,11 +117,26 @@ class VectorQuantizer(nn.Module):
         dead_code_threshold: in training (EMA), codes whose EMA cluster size is below it are replaced by
             random vectors of the batch (0 disables).
         l2_normalize: nearest code by cosine similarity (vectors and codes L2-normalised for the search only).
+        replace_interp: where a dead code restarts: ``e(x) + replace_interp (x - e(x))`` for a random batch
+            vector ``x`` and its current code ``e(x)``. 1.0 (default, EnCodec): ``x`` itself. Smaller values split
+            the busy code's cell near its centre (codebook splitting, Linde, Buzo & Gray 1980): on a structureless
+            latent cloud a restarted *sample* is further from the other vectors than the EMA code at the cloud's
+            mean and never wins, while a split code takes about half of its parent's vectors.
+        count_decay: decay of the EMA usage counts that decide which codes are dead (default: ``decay``). A
+            faster one (e.g. 0.8) finds dead codes within a few steps instead of ~1 / (1 - decay).
+        standardize: look codes up for the standardised vectors ``(z - mean) / std`` (per code-space channel; the
+            batch's statistics in training, running ones (momentum 0.1, saved as buffers ``z_mean`` / ``z_var``)
+            in eval / ``encode`` / ``decode``); code vectors map back as ``mean + std e``. Why: a freshly
+            initialised encoder emits a cloud whose common offset is ~100x its spread and moves by more than its
+            spread at every optimiser step, so any codebook placed on one batch is left behind and the one code
+            nearest the new offset takes every frame (codebook collapse, measured in docs/models/encodec.md);
+            standardised, the cloud stays where the codes are.
     """
 
     def __init__(self, dim: int, codebook_size: int, codebook_dim: int | None = None, *, ema: bool = True,
                  decay: float = 0.99, eps: float = 1e-5, kmeans_init: bool = True, kmeans_iters: int = 10,
-                 dead_code_threshold: float = 2.0, l2_normalize: bool = False):
+                 dead_code_threshold: float = 2.0, l2_normalize: bool = False, replace_interp: float = 1.0,
+                 count_decay: float | None = None, standardize: bool = False):
         super().__init__()
         if dim < 1 or codebook_size < 1:
             raise ConfigError(f"VectorQuantizer needs dim >= 1 and codebook_size >= 1, got {dim}, {codebook_size}")
@@ -129,6 +146,15 @@ class VectorQuantizer(nn.Module):
         self.dim, self.codebook_size, self.codebook_dim = dim, codebook_size, cd
         self.ema, self.decay, self.eps = ema, decay, eps
         self.kmeans_iters, self.dead_code_threshold, self.l2_normalize = kmeans_iters, dead_code_threshold, l2_normalize
+        if not 0.0 < replace_interp <= 1.0:
+            raise ConfigError(f"VectorQuantizer replace_interp must be in (0, 1], got {replace_interp}")
+        if count_decay is not None and not 0.0 <= count_decay < 1.0:
+            raise ConfigError(f"VectorQuantizer count_decay must be in [0, 1), got {count_decay}")
+        self.replace_interp, self.count_decay = float(replace_interp), count_decay
+        self.standardize = bool(standardize)
+        if self.standardize:
+            self.register_buffer("z_mean", torch.zeros(cd))
+            self.register_buffer("z_var", torch.ones(cd))
         self.project_in = nn.Conv1d(dim, cd, 1) if cd != dim else nn.Identity()
         self.project_out = nn.Conv1d(cd, dim, 1) if cd != dim else nn.Identity()
         self.register_buffer("initted", torch.tensor([0.0 if kmeans_init else 1.0]))
@@ -139,6 +165,8 @@ class VectorQuantizer(nn.Module):
         else:
             self.embed = nn.Parameter(torch.empty(codebook_size, cd).uniform_(-1 / codebook_size, 1 / codebook_size))
         self.register_buffer("cluster_size", torch.zeros(codebook_size))
+        if count_decay is not None:  # training-only usage counts (not saved: checkpoints keep EnCodec's layout)
+            self.register_buffer("usage", torch.zeros(codebook_size), persistent=False)
 
     @property
     def bits(self) -> float:
@@ -159,18 +187,33 @@ class VectorQuantizer(nn.Module):
         if x.ndim != 3 or x.shape[1] != self.dim:
             raise ConfigError(f"{type(self).__name__} expects (B, {self.dim}, T), got {tuple(x.shape)}")
 
+    _STD_EPS = 1e-10  # variance floor of ``standardize`` (fresh encoders' latents vary by ~1e-3)
+    _STD_MOMENTUM = 0.1
+
+    def _running_stats(self) -> tuple[Tensor, Tensor]:
+        return self.z_mean, (self.z_var + self._STD_EPS).sqrt()
+
     def encode(self, x: Tensor) -> Tensor:
         """``(B, D, T)`` -> codes ``(B, T)`` int64."""
         self._check(x)
         z = self.project_in(x)
         b, d, t = z.shape
-        return self._nearest(z.transpose(1, 2).reshape(-1, d)).view(b, t)
+        flat = z.transpose(1, 2).reshape(-1, d)
+        if self.standardize:
+            mean, std = self._running_stats()
+            flat = (flat - mean) / std
+        return self._nearest(flat).view(b, t)
 
-    def codewords(self, codes: Tensor) -> Tensor:
-        """Code vectors ``(B, d, T)`` of ``codes (B, T)`` (in the code space, before ``project_out``)."""
+    def codewords(self, codes: Tensor, stats: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """Code vectors ``(B, d, T)`` of ``codes (B, T)`` (in the code space, before ``project_out``; with
+        ``standardize`` mapped back by ``stats`` = (mean, std), default the running ones)."""
         if codes.min() < 0 or codes.max() >= self.codebook_size:
             raise ConfigError(f"codes must be in [0, {self.codebook_size - 1}]")
-        return F.embedding(codes, self.embed).transpose(1, 2)
+        e = F.embedding(codes, self.embed)
+        if self.standardize:
+            mean, std = stats if stats is not None else self._running_stats()
+            e = e * std + mean
+        return e.transpose(1, 2)
 
     def decode(self, codes: Tensor) -> Tensor:
         """Codes ``(B, T)`` -> ``(B, D, T)``."""
@@ -186,6 +229,8 @@ class VectorQuantizer(nn.Module):
             # the means instead, which shrinks the codes for the first ~1 / (1 - decay) steps
             self.embed_avg.data.copy_(means * counts[:, None])
         self.cluster_size.data.copy_(counts)
+        if self.count_decay is not None:
+            self.usage.data.copy_(counts)
         self.initted.data.fill_(1.0)
 
     @torch.no_grad()
@@ -198,13 +243,21 @@ class VectorQuantizer(nn.Module):
             # Laplace smoothing (van den Oord et al. App. A.1) so that unused codes do not divide by zero
             smoothed = (self.cluster_size + self.eps) / (n + self.codebook_size * self.eps) * n
             self.embed.data.copy_(self.embed_avg / smoothed[:, None])
+        usage = self.cluster_size
+        if self.count_decay is not None:
+            usage = self.usage
+            usage.data.mul_(self.count_decay).add_(onehot.sum(0), alpha=1 - self.count_decay)
         if self.dead_code_threshold > 0:
-            dead = self.cluster_size < self.dead_code_threshold
+            dead = usage < self.dead_code_threshold
             if bool(dead.any()):
                 fresh = _sample_rows(flat, int(dead.sum()))
+                if self.replace_interp < 1.0:
+                    near = self.embed[self._nearest(fresh)].to(fresh.dtype)
+                    fresh = near + self.replace_interp * (fresh - near)
                 self.embed.data[dead] = fresh.to(self.embed.dtype)
                 # a replaced code starts at the threshold, its EMA sum consistent with it
                 self.cluster_size.data[dead] = self.dead_code_threshold
+                usage.data[dead] = self.dead_code_threshold
                 if self.ema:
                     self.embed_avg.data[dead] = fresh * self.dead_code_threshold
 
@@ -216,11 +269,23 @@ class VectorQuantizer(nn.Module):
         b, d, t = z.shape
         flat = z.transpose(1, 2).reshape(-1, d)
         sel = flat if mask is None else flat[mask.reshape(-1).to(flat.device)]
+        stats = None
+        if self.standardize:
+            stats = self._running_stats()
+            if self.training and sel.shape[0] > 1:
+                with torch.no_grad():
+                    bm, bv = sel.detach().float().mean(0), sel.detach().float().var(0, unbiased=False)
+                    first = self.initted.item() == 0
+                    self.z_mean.data.copy_(bm if first else torch.lerp(self.z_mean, bm, self._STD_MOMENTUM))
+                    self.z_var.data.copy_(bv if first else torch.lerp(self.z_var, bv, self._STD_MOMENTUM))
+                stats = (bm.to(flat.dtype), (bv + self._STD_EPS).sqrt().to(flat.dtype))
+            flat = (flat - stats[0]) / stats[1]
+            sel = flat if mask is None else flat[mask.reshape(-1).to(flat.device)]
         if self.training:
             if self.initted.item() == 0 and sel.shape[0] > 0:
                 self._init_codebook(sel.detach())
         codes = self._nearest(flat.detach()).view(b, t)
-        zq = self.codewords(codes)  # looked up before the update, as EnCodec
+        zq = self.codewords(codes, stats)  # looked up before the update, as EnCodec
         if self.training and sel.shape[0] > 0:
             sel_codes = codes.reshape(-1) if mask is None else codes.reshape(-1)[mask.reshape(-1).to(flat.device)]
             self._ema_update(sel.detach().float(), sel_codes)
@@ -234,11 +299,18 @@ class ResidualVQ(nn.Module):
     Args:
         quantizer_dropout: in training, the fraction of batch items that use only the first
             ``n_q ~ U{1..N_q}`` codebooks (1.0: SoundStream, every item; DAC: 0.5); 0 disables.
+        standardize_input: quantise ``u = (x - mean) / std`` per channel (the batch's statistics in training,
+            running ones -- momentum 0.1, buffers ``in_mean`` / ``in_var`` -- in eval, ``encode``) and return /
+            decode in that standardised space, as a BatchNorm without affine before the codebooks. A fresh
+            encoder's latents are a common offset ~100x larger than their variation, moving at every step: the
+            codes collapse onto the offset and the decoder sees the variation only as a 1 % ripple on it. Here the
+            offset never reaches codes or decoder (Huh et al. 2023, arXiv:2305.08842, on the codebook's
+            covariate shift). The gradient reaching ``x`` is scaled by ``1 / std`` (statistics not differentiated).
         **vq_kwargs: passed to every :class:`VectorQuantizer`.
     """
 
     def __init__(self, dim: int, num_quantizers: int, codebook_size: int, codebook_dim: int | None = None, *,
-                 quantizer_dropout: float = 0.0, **vq_kwargs):
+                 quantizer_dropout: float = 0.0, standardize_input: bool = False, **vq_kwargs):
         super().__init__()
         if num_quantizers < 1:
             raise ConfigError(f"ResidualVQ needs num_quantizers >= 1, got {num_quantizers}")
@@ -248,6 +320,31 @@ class ResidualVQ(nn.Module):
         self.quantizer_dropout = quantizer_dropout
         self.layers = nn.ModuleList(VectorQuantizer(dim, codebook_size, codebook_dim, **vq_kwargs)
                                     for _ in range(num_quantizers))
+        self.standardize_input = bool(standardize_input)
+        if self.standardize_input:
+            self.register_buffer("in_mean", torch.zeros(dim))
+            self.register_buffer("in_var", torch.ones(dim))
+            self.register_buffer("in_initted", torch.tensor([0.0]))
+
+    def _standardized(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``x (B, D, T)`` -> ``(x - mean) / std`` (see ``standardize_input``); identity when it is off."""
+        if not self.standardize_input:
+            return x
+        if self.training:
+            with torch.no_grad():
+                flat = x.detach().transpose(1, 2).reshape(-1, x.shape[1]).float()
+                if mask is not None:
+                    flat = flat[mask.reshape(-1).to(flat.device).bool()]
+                if flat.shape[0] > 1:
+                    mean, var = flat.mean(0), flat.var(0, unbiased=False)
+                    first = self.in_initted.item() == 0
+                    self.in_mean.data.copy_(mean if first else torch.lerp(self.in_mean, mean, 0.1))
+                    self.in_var.data.copy_(var if first else torch.lerp(self.in_var, var, 0.1))
+                    self.in_initted.data.fill_(1.0)
+                else:
+                    mean, var = self.in_mean, self.in_var
+            return (x - mean[:, None].to(x.dtype)) / (var[:, None] + 1e-10).sqrt().to(x.dtype)
+        return (x - self.in_mean[:, None].to(x.dtype)) / (self.in_var[:, None] + 1e-10).sqrt().to(x.dtype)
 
     def bitrate(self, frame_rate: float, n_q: int | None = None) -> float:
         """Bits per second at ``frame_rate`` frames/s with ``n_q`` codebooks: ``n_q log2(K) frame_rate``."""
@@ -261,12 +358,34 @@ class ResidualVQ(nn.Module):
 
     def encode(self, x: Tensor, n_q: int | None = None) -> Tensor:
         """``(B, D, T)`` -> codes ``(B, Q, T)`` with the first ``n_q`` codebooks (default all)."""
-        residual, codes = x, []
+        residual, codes = self._standardized(x) if self.standardize_input else x, []
         for layer in self.layers[: self._n_q(n_q)]:
             c = layer.encode(residual)
             residual = residual - layer.decode(c)
             codes.append(c)
         return torch.stack(codes, 1)
+
+    @torch.no_grad()
+    def calibrate_standardization(self, x: Tensor) -> None:
+        """Set the running statistics of every ``standardize`` layer to the exact ones of latents ``x (B, D, T)``,
+        layer by layer (a later layer sees the residual the earlier ones leave in eval mode). Training looks codes
+        up with each batch's statistics and keeps only a lagging running average for eval, as BatchNorm does;
+        recalibrating on training latents after training (as for BatchNorm) removes that lag. With
+        ``standardize_input`` the input statistics are set first, from ``x``."""
+        if self.standardize_input:
+            flat = x.transpose(1, 2).reshape(-1, x.shape[1]).float()
+            self.in_mean.data.copy_(flat.mean(0))
+            self.in_var.data.copy_(flat.var(0, unbiased=False))
+            self.in_initted.data.fill_(1.0)
+            x = self._standardized(x)
+        residual = x
+        for layer in self.layers:
+            if layer.standardize:
+                z = layer.project_in(residual)
+                flat = z.transpose(1, 2).reshape(-1, z.shape[1]).float()
+                layer.z_mean.data.copy_(flat.mean(0))
+                layer.z_var.data.copy_(flat.var(0, unbiased=False))
+            residual = residual - layer.decode(layer.encode(residual))
 
     def decode(self, codes: Tensor) -> Tensor:
         """Codes ``(B, Q', T)``, ``Q' <= num_quantizers`` -> the sum of the first ``Q'`` layers' vectors."""
@@ -292,6 +411,7 @@ class ResidualVQ(nn.Module):
             drop = torch.rand(b) < self.quantizer_dropout
             n_item = torch.where(drop, torch.randint(1, n + 1, (b,)), n_item).to(x.device)
             active = torch.arange(n, device=x.device)[None] < n_item[:, None]  # (B, Q)
+        x = self._standardized(x, mask)
         residual, quantized = x, torch.zeros_like(x)
         codes, inputs, words = [], [], []
         for i, layer in enumerate(self.layers[:n]):
@@ -307,6 +427,156 @@ class ResidualVQ(nn.Module):
             inputs += out.inputs
             words += out.codewords
         return VQOutput(quantized, torch.stack(codes, 1), inputs, words, active)
+
+
+class MaskedChannelRVQ(nn.Module):
+    """Masked channel residual VQ (MCRVQ) of Language-Codec (Ji et al., arXiv:2402.12208, Section 3), as the
+    official code implements it (``languagecodec_encoder/quantization/core_vq.py``, ``LanguageVectorQuantization``).
+
+    With ``G = num_masked`` (3): quantizer ``k < G`` sees only the channel group ``[bounds[k], bounds[k+1])``
+    (``bounds[k] = k * D // G``: 42 / 43 / 43 channels of EnCodec's 128), the other channels zeroed; the ``G``
+    outputs are summed **in parallel** (each quantises the raw latent, not a residual). Quantizers ``>= G`` are
+    ordinary residual VQ on ``x - sg(q_1 + ... + q_G)``. With ``n_q < G`` only the first ``n_q`` groups are
+    coded and the other channels decode to zero.
+
+    Where the code departs from the paper's text, and how this class follows the code:
+
+    * The paper calls the scheme *residual* VQ whose first quantizers are restricted by a mask to "a specified
+      space" (the authors' words in the repository's issue 8; the paper's Section 3 was not readable offline);
+      the code's first three quantizers are parallel (none sees a residual) and their groups are the uneven
+      thirds ``D // 3`` and ``2D // 3``. The paper's headline model has 4 codebooks; the released checkpoint
+      (``languagecodec_paper_8nq``) has 8 and is trained with ``n_q`` drawn from {3..8} per step (whole batch;
+      ``train_n_q`` here); its ``infer`` always uses 8.
+    * The official codebooks are full width (``D``) and see zero-padded inputs. K-means, EMA updates and dead-code
+      replacement only ever average or copy masked vectors, so their entries outside the group stay exactly zero:
+      here the first ``G`` codebooks hold only their group's channels (``codebook_width(k)``), which is the same
+      nearest-code search and makes the masking structural (the converter slices the official codebooks and
+      refuses any with non-zero entries outside the group).
+    * The official ``encode`` forgets the mask and runs plain RVQ; with codebooks that are zero outside their groups
+      it gives the same codes as its masked ``forward`` (the nearest code of a group ignores the other channels),
+      so :meth:`encode` here applies the mask explicitly and equals ``forward``'s codes.
+    * The official bitrate formula uses ``log2(2048)`` bits for its 1024-entry codebooks (6.6 "kbps" -> 8
+      quantizers); the true rate is ``n_q * 10 * 75 = 6`` kbit/s (:meth:`bitrate`).
+    * Gradients: as the official code (EnCodec's RVQ, facebookresearch/encodec issue 25), each residual stage's
+      input is ``x - sg(...)``, so the straight-through gradient reaches ``x`` once through the masked sum and once
+      per residual stage (``max(n_q - G, 0) + 1`` times the upstream gradient). :class:`ResidualVQ` instead passes
+      it once.
+    * Losses: ``inputs`` / ``codewords`` of the masked stages are zero-padded to ``D`` channels, so
+      :func:`audiozoo.train.losses.quantize.commitment_loss` equals the official penalty (the mean over codebooks
+      of an MSE over all ``D`` channels).
+
+    Args:
+        dim: latent channels ``D``; num_quantizers: ``N_q`` (>= 1); codebook_size: ``K``.
+        num_masked: ``G``, the parallel masked quantizers (official: 3); ``D >= G``.
+        train_n_q: in training, with ``n_q`` not given, the number of quantizers is drawn from these for the whole
+            batch each call (official: ``(3, 4, 5, 6, 7, 8)``); None: all.
+        **vq_kwargs: passed to every :class:`VectorQuantizer` (decay, kmeans_init, kmeans_iters, dead_code_threshold,
+            l2_normalize, ...). ``codebook_dim`` (not in the official model) gives every quantizer DAC-style
+            projections from its group (or the whole latent) to ``codebook_dim``; the loss terms are then those
+            ``(B, codebook_dim, T)`` code-space vectors, not zero-padded.
+    """
+
+    def __init__(self, dim: int, num_quantizers: int, codebook_size: int, *, num_masked: int = 3,
+                 train_n_q: Sequence[int] | None = None, **vq_kwargs):
+        super().__init__()
+        if num_quantizers < 1 or num_masked < 1 or dim < num_masked:
+            raise ConfigError(f"MaskedChannelRVQ needs num_quantizers >= 1, num_masked >= 1 and dim >= num_masked, got "
+                              f"{num_quantizers}, {num_masked}, {dim}")
+        choices = tuple(int(n) for n in train_n_q) if train_n_q else None
+        if choices and not all(1 <= n <= num_quantizers for n in choices):
+            raise ConfigError(f"train_n_q must lie in [1, {num_quantizers}], got {list(choices)}")
+        self.dim, self.num_quantizers, self.codebook_size = dim, num_quantizers, codebook_size
+        self.num_masked, self.train_n_q = num_masked, choices
+        self._pad_terms = vq_kwargs.get("codebook_dim") is None  # loss terms in the latent space (not projected)
+        # official split: residual[:, :D//3], [D//3 : 2D//3], [2D//3:] (core_vq.py shape1, shape2)
+        self.bounds = [k * dim // num_masked for k in range(num_masked + 1)]
+        self.layers = nn.ModuleList(
+            VectorQuantizer(self.codebook_width(i), codebook_size, **vq_kwargs) for i in range(num_quantizers))
+
+    def codebook_width(self, k: int) -> int:
+        """Channels of quantizer ``k``'s codebook: its group's width for ``k < num_masked``, else ``dim``."""
+        return self.bounds[k + 1] - self.bounds[k] if k < self.num_masked else self.dim
+
+    def group(self, k: int) -> tuple[int, int]:
+        """Channel range ``[lo, hi)`` quantizer ``k`` sees (the whole latent for the residual stages)."""
+        return (self.bounds[k], self.bounds[k + 1]) if k < self.num_masked else (0, self.dim)
+
+    def bitrate(self, frame_rate: float, n_q: int | None = None) -> float:
+        """Bits per second at ``frame_rate`` frames/s with ``n_q`` codebooks: ``n_q log2(K) frame_rate``."""
+        return (n_q or self.num_quantizers) * math.log2(self.codebook_size) * frame_rate
+
+    def _n_q(self, n_q: int | None) -> int:
+        n = self.num_quantizers if n_q is None else int(n_q)
+        if not 1 <= n <= self.num_quantizers:
+            raise ConfigError(f"n_q must be in [1, {self.num_quantizers}], got {n_q}")
+        return n
+
+    def _check(self, x: Tensor) -> None:
+        if x.ndim != 3 or x.shape[1] != self.dim:
+            raise ConfigError(f"MaskedChannelRVQ expects (B, {self.dim}, T), got {tuple(x.shape)}")
+
+    def _place(self, k: int, v: Tensor) -> Tensor:
+        """Quantizer ``k``'s ``(B, width, T)`` output -> ``(B, D, T)``, zero outside its group."""
+        lo, hi = self.group(k)
+        return v if (lo, hi) == (0, self.dim) else F.pad(v, (0, 0, lo, self.dim - hi))
+
+    def encode(self, x: Tensor, n_q: int | None = None) -> Tensor:
+        """``(B, D, T)`` -> codes ``(B, n_q, T)`` (default all ``N_q``); equal to :meth:`forward`'s codes."""
+        self._check(x)
+        n, g = self._n_q(n_q), self.num_masked
+        codes, masked = [], torch.zeros_like(x)
+        for k in range(min(n, g)):
+            lo, hi = self.group(k)
+            c = self.layers[k].encode(x[:, lo:hi])
+            masked = masked + self._place(k, self.layers[k].decode(c))
+            codes.append(c)
+        residual = x - masked
+        for k in range(g, n):
+            c = self.layers[k].encode(residual)
+            residual = residual - self.layers[k].decode(c)
+            codes.append(c)
+        return torch.stack(codes, 1)
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes ``(B, Q', T)``, ``1 <= Q' <= N_q`` -> the sum of the first ``Q'`` quantizers' vectors ``(B, D, T)``."""
+        if codes.ndim != 3 or not 1 <= codes.shape[1] <= self.num_quantizers:
+            raise ConfigError(f"MaskedChannelRVQ.decode expects codes (B, Q <= {self.num_quantizers}, T), got "
+                              f"{tuple(codes.shape)}")
+        out = self._place(0, self.layers[0].decode(codes[:, 0]))
+        for k in range(1, codes.shape[1]):
+            out = out + self._place(k, self.layers[k].decode(codes[:, k]))
+        return out
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, n_q: int | None = None) -> VQOutput:
+        """Quantise ``x (B, D, T)`` with ``n_q`` codebooks (default: all, or one of ``train_n_q`` in training).
+
+        ``mask (B, T)``: valid frames (codebook statistics only). Returns ``quantized (B, D, T)`` (straight-through),
+        codes ``(B, n_q, T)`` and per codebook the zero-padded ``(B, D, T)`` inputs and code vectors.
+        """
+        self._check(x)
+        if n_q is None and self.training and self.train_n_q:
+            n_q = self.train_n_q[int(torch.randint(len(self.train_n_q), ()).item())]
+        n, g = self._n_q(n_q), self.num_masked
+        quantized, masked_sum = torch.zeros_like(x), torch.zeros_like(x)
+        codes, inputs, words = [], [], []
+        for k in range(min(n, g)):  # parallel masked stages: each sees only its channel group of the raw latent
+            lo, hi = self.group(k)
+            out = self.layers[k](x[:, lo:hi], mask)
+            q = self._place(k, out.quantized)
+            quantized, masked_sum = quantized + q, masked_sum + q.detach()
+            codes.append(out.codes)
+            pad = self._place if self._pad_terms else (lambda _, v: v)
+            inputs.append(pad(k, out.inputs[0]))
+            words.append(pad(k, out.codewords[0]))
+        residual = x - masked_sum
+        for k in range(g, n):  # ordinary RVQ on x - sg(q_1 + ... + q_G)
+            out = self.layers[k](residual, mask)
+            quantized = quantized + out.quantized
+            residual = residual - out.quantized.detach()
+            codes.append(out.codes)
+            inputs += out.inputs
+            words += out.codewords
+        return VQOutput(quantized, torch.stack(codes, 1), inputs, words)
 
 
 class FSQ(nn.Module):

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from ..dsp.io import save_audio
 from ..errors import AudioError, CheckpointError, ConfigError
-from ..resolve import resolve_model
+from ..resolve import resolve_model, split_spec
 from .base import AudioInput, Pipeline
 from .streaming import StreamingMixin
 
@@ -241,7 +241,8 @@ class CodecPipeline(StreamingMixin, Pipeline):
         spec = model if model is not None else meta.get("model")
         if spec is None:
             raise AudioError(f"{path} records no model; pass one")
-        if model is None and os.path.isabs(str(spec)) and not Path(spec).exists():
+        # a composite spec ("folder+vocoder") records each part; a recorded folder must still exist
+        if model is None and any(os.path.isabs(p) and not Path(p).exists() for p in split_spec(str(spec))):
             raise CheckpointError(f"{path} was encoded by {spec}, which no longer exists; pass the model (-m)")
         pipe = cls(spec, **kwargs)
         wav = pipe.decode_codes_file(path)

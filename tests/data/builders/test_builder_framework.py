@@ -15,7 +15,7 @@ from audiozoo.errors import ConfigError, DataError, MissingDependencyError
 
 def test_registry():
     assert set(BUILDERS) == {"fsdd", "yesno", "speech-synth", "music-render", "mixtures", "sonic-pi",
-                             "piper-speech"}
+                             "piper-speech", "asr-pseudo"}
     for name, b in BUILDERS.items():
         assert b.name == name and b.description and b.license
     with pytest.raises(ConfigError, match="unknown corpus builder"):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
+from .asr_pseudo import AsrPseudoBuilder
 from .base import Builder, Context, Option, Task, shared_data_root
 from .fsdd import FSDDBuilder
 from .mixtures import MixturesBuilder
@@ -30,7 +31,7 @@ BUILDERS: dict[str, Builder] = {
     b.name: b
     for b in (
         FSDDBuilder(), YesNoBuilder(), SpeechSynthBuilder(), MusicRenderBuilder(), MixturesBuilder(),
-        SonicPiBuilder(), PiperSpeechBuilder(),
+        SonicPiBuilder(), PiperSpeechBuilder(), AsrPseudoBuilder(),
     )
 }
 

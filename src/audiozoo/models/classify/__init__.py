@@ -3,10 +3,12 @@
 from . import (  # noqa: F401
     ast,
     convnext,
+    melception,
     panns,
     passt,
     spectttra,
     stats_embed,
     tiny_transformer,
+    vggishish,
     wav2small,
 )

@@ -1,3 +1,3 @@
 """Neural audio codecs and autoencoders (family ``codec``): waveform -> codes / latents -> waveform."""
 
-from . import encodec, rave, wavtokenizer  # noqa: F401
+from . import encodec, language_codec, rave, specvqgan, wavtokenizer  # noqa: F401

@@ -66,6 +66,15 @@ class EnCodecConfig:
     decay: float = 0.99
     kmeans_iters: int = 50
     dead_code_threshold: float = 2.0
+    # DAC-style factorised codes (Kumar et al. 2023, Section 3.2): lookup in a `codebook_dim`-d projection, cosine
+    # nearest code with `l2_normalize`; `quantizer_dropout`: fraction of items trained with the first n_q ~ U{1..N}
+    codebook_dim: int | None = None
+    l2_normalize: bool = False
+    quantizer_dropout: float = 0.0
+    replace_interp: float = 1.0  # dead codes restart at e(x) + r (x - e(x)) (r < 1: split busy codes; nn.quantize)
+    count_decay: float | None = None  # decay of the usage counts that find dead codes (None: `decay`)
+    standardize: bool = False  # look codes up for standardised latents (nn.quantize.VectorQuantizer; fixes collapse)
+    standardize_input: bool = False  # quantise and decode standardised latents (nn.quantize.ResidualVQ)
 
 
 class EnCodecOutput(NamedTuple):
@@ -94,7 +103,11 @@ class EnCodec(CodecModel):
         self.encoder = SEANetEncoder(**kw)
         self.quantizer = ResidualVQ(c.dimension, c.num_quantizers, c.codebook_size, decay=c.decay,
                                     kmeans_init=True, kmeans_iters=c.kmeans_iters,
-                                    dead_code_threshold=c.dead_code_threshold)
+                                    dead_code_threshold=c.dead_code_threshold,
+                                    codebook_dim=c.codebook_dim, l2_normalize=c.l2_normalize,
+                                    quantizer_dropout=c.quantizer_dropout, replace_interp=c.replace_interp,
+                                    count_decay=c.count_decay, standardize=c.standardize,
+                                    standardize_input=c.standardize_input)
         self.decoder = SEANetDecoder(**kw)
         self.sample_rate = c.sample_rate
         self.hop_length = int(math.prod(c.ratios))

@@ -68,6 +68,15 @@ class WavTokenizerConfig:
     kmeans_iters: int = 200
     decay: float = 0.99
     dead_code_threshold: float = 2.0
+    # DAC-style factorised codes (Kumar et al. 2023, Section 3.2): lookup in a `codebook_dim`-d projection, cosine
+    # nearest code with `l2_normalize`; `quantizer_dropout`: fraction of items trained with the first n_q ~ U{1..N}
+    codebook_dim: int | None = None
+    l2_normalize: bool = False
+    quantizer_dropout: float = 0.0
+    replace_interp: float = 1.0  # dead codes restart at e(x) + r (x - e(x)) (r < 1: split busy codes; nn.quantize)
+    count_decay: float | None = None  # decay of the usage counts that find dead codes (None: `decay`)
+    standardize: bool = False  # look codes up for standardised latents (nn.quantize.VectorQuantizer; fixes collapse)
+    standardize_input: bool = False  # quantise and decode standardised latents (nn.quantize.ResidualVQ)
     backbone_dim: int = 768
     intermediate_dim: int = 2304
     num_layers: int = 12
@@ -103,7 +112,11 @@ class WavTokenizer(CodecModel):
         self.encoder = SEANetEncoder(channels=1, dimension=c.dimension, n_filters=c.n_filters, ratios=c.ratios,
                                      norm="weight_norm", causal=False, pad_mode="reflect", lstm=c.lstm)
         self.quantizer = ResidualVQ(c.dimension, c.num_quantizers, c.codebook_size, decay=c.decay, kmeans_init=True,
-                                    kmeans_iters=c.kmeans_iters, dead_code_threshold=c.dead_code_threshold)
+                                    kmeans_iters=c.kmeans_iters, dead_code_threshold=c.dead_code_threshold,
+                                    codebook_dim=c.codebook_dim, l2_normalize=c.l2_normalize,
+                                    quantizer_dropout=c.quantizer_dropout, replace_interp=c.replace_interp,
+                                    count_decay=c.count_decay, standardize=c.standardize,
+                                    standardize_input=c.standardize_input)
         self.backbone = VocosBackbone(c.dimension, c.backbone_dim, c.intermediate_dim, c.num_layers,
                                       adanorm_num_embeddings=c.adanorm_num_embeddings, pos_net=c.pos_net,
                                       pos_net_dropout=c.pos_net_dropout, pos_net_groups=c.pos_net_groups)
@@ -225,3 +238,23 @@ def wavtokenizer_frame75(**overrides) -> WavTokenizer:
 def wavtokenizer_frame40(**overrides) -> WavTokenizer:
     """WavTokenizer, 40 tokens/s (hop 600, n_fft 2400), one 4096-entry codebook: 480 bit/s at 24 kHz."""
     return WavTokenizer(build_config(WavTokenizerConfig, {"ratios": (6, 5, 5, 4)}, **overrides))
+
+
+# A small 16 kHz speech codec in WavTokenizer's layout, trained here (recipes/codec/wavtokenizer_small_speech.yaml,
+# docs/models/wavtokenizer.md): 8 residual codebooks of 256 codes at 50 frames/s = 3.2 kbit/s (n_q codebooks:
+# n_q x 400 bit/s, quantizer dropout), factorised standardised codes (nn.quantize), no attention block, no AdaLN.
+_SMALL16K = dict(sample_rate=16000, ratios=(8, 5, 4, 2), dimension=128, n_filters=16, lstm=1, codebook_size=256,
+                 num_quantizers=8, kmeans_iters=20, decay=0.95, dead_code_threshold=0.5, codebook_dim=8,
+                 l2_normalize=True, quantizer_dropout=0.5, standardize_input=True, replace_interp=0.2, count_decay=0.8,
+                 backbone_dim=256, intermediate_dim=768, num_layers=6, adanorm_num_embeddings=None, pos_net=False)
+
+
+@register_model(params=4_408_130, params_source="audiozoo's own small configuration (no official counterpart): "
+                "encoder 1,448,192 + quantiser projections 17,472 + backbone 2,612,992 + head 329,474, weight-norm g "
+                "and v counted; measured here", verified="A",
+                tiny=dict(_TINY, num_quantizers=2, codebook_dim=4, l2_normalize=True, standardize_input=True,
+                          replace_interp=0.2, count_decay=0.8, adanorm_num_embeddings=None, pos_net=False),
+                **_PAPER)
+def wavtokenizer_small16k(**overrides) -> WavTokenizer:
+    """Small 16 kHz speech codec (WavTokenizer layout): 8 x 256 codes at 50 frames/s, 0.4-3.2 kbit/s."""
+    return WavTokenizer(build_config(WavTokenizerConfig, _SMALL16K, **overrides))

@@ -14,6 +14,7 @@ from .adversarial import ADVERSARIAL, discriminator_loss, feature_matching_loss,
 from .bce import weighted_bce
 from .ctc import ctc_loss, joint_ctc_attention_loss, token_cross_entropy
 from .kl import gaussian_kl, rave_kl, soft_label_kl
+from .lpaps import LPAPS
 from .mel import DAC_MEL_BINS, DAC_MEL_WINDOWS, mel_l1, multi_scale_mel_loss
 from .regression import autoencoder_reconstruction_loss, ccc_loss, masked_mse
 from .separation import SEPARATION_LOSSES, neg_sd_sdr, neg_si_sdr, neg_snr, pit, separation_loss
@@ -38,3 +39,4 @@ __all__ = [
 __all__ += ["SEPARATION_LOSSES", "neg_sd_sdr", "neg_si_sdr", "neg_snr", "pit", "separation_loss"]  # issue #15
 __all__ += ["ctc_loss", "joint_ctc_attention_loss", "token_cross_entropy"]  # issue #17 (ASR)
 __all__ += ["duration_loss", "masked_mel_loss", "masked_value_loss"]  # issue #16 (FastSpeech 2)
+__all__ += ["LPAPS"]  # issue #14 (SpecVQGAN's spectrogram perceptual loss)

@@ -16,6 +16,7 @@ from . import (  # noqa: F401
     flow_vocoder,
     gan,
     rave,
+    specvqgan,
     superres,
     transcribe,
     tts,
@@ -31,6 +32,7 @@ from .flow_vocoder import FlowVocoderTask
 from .gan import GANTask
 from .rave import RAVETask
 from .separation import SeparationTask
+from .specvqgan import SpecVQGANTask
 from .ssl import SSLTask
 from .superres import SuperResTask
 from .transcribe import TranscriptionTask
@@ -42,3 +44,4 @@ __all__ = ["TASKS", "AutoencoderTask", "ClassificationTask", "CodecTask", "Disti
            "VocoderTask", "batch_size", "get_task_class", "register_task", "unwrap"]
 __all__ += ["ASRTask"]  # issue #17
 __all__ += ["SSLTask"]  # issue #13: self-supervised masked prediction
+__all__ += ["SpecVQGANTask"]  # issue #14: spectrogram VQGAN codebook

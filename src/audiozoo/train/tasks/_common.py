@@ -6,6 +6,7 @@
 - :func:`crop_to_hop`, :func:`random_gain`, :func:`check_gain_db`: waveform crops of generator tasks;
 - :func:`single_labels`, :func:`label_metrics`: class-index targets, accuracy and macro F1;
 - :func:`trim_to_longest`: drop all-padding frames of a batch.
+- :func:`code_histogram`, :func:`codebook_perplexity`: codebook usage of codec tasks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .base import unwrap
 
 __all__ = ["check_gain_db", "crop_to_hop", "feature_lengths", "label_metrics", "model_inputs", "random_gain",
            "single_labels", "takes_lengths", "trim_to_longest"]
+__all__ += ["code_histogram", "codebook_perplexity"]  # codec and specvqgan tasks
 
 
 # ---- front-end inputs ------------------------------------------------------------------------------
@@ -145,3 +147,22 @@ def label_metrics(scores: Tensor, labels: Tensor) -> dict[str, float]:
     """``{"accuracy", "macro_f1"}`` of single-label scores ``(N, C)`` against class indices ``(N,)``."""
     pred = scores.argmax(-1)
     return {"accuracy": float((pred == labels).double().mean()), "macro_f1": macro_f1(pred, labels)}
+
+
+# ---- codebook usage (codec tasks) ------------------------------------------------------------------
+def code_histogram(codes: Tensor, codebook_size: int) -> Tensor:
+    """Counts ``(Q, K)`` of each code per codebook in ``codes (B, Q, L)``."""
+    if codes.ndim != 3:
+        raise ConfigError(f"codes must be (B, Q, L), got {tuple(codes.shape)}")
+    q = codes.shape[1]
+    flat = codes.transpose(0, 1).reshape(q, -1).long()
+    return torch.zeros(q, codebook_size, device=codes.device).scatter_add_(1, flat, torch.ones_like(flat,
+                                                                                                     dtype=torch.float))
+
+
+def codebook_perplexity(counts: Tensor) -> tuple[Tensor, Tensor]:
+    """``(perplexity, usage)`` averaged over codebooks from counts ``(Q, K)``: ``exp(-sum p log p)`` (K when every
+    code is equally used, 1 when one code takes all) and the fraction of codes used."""
+    p = counts / counts.sum(-1, keepdim=True).clamp(min=1)
+    entropy = -(p * torch.log(p.clamp(min=1e-12))).sum(-1)
+    return entropy.exp().mean(), (counts > 0).float().mean()

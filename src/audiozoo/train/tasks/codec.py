@@ -41,30 +41,13 @@ from ...errors import ConfigError
 from ..losses.mel import mel_l1
 from ..losses.quantize import commitment_loss
 from ..losses.stft import PWG_RESOLUTIONS, check_resolutions, multi_resolution_stft_loss
+from ._common import code_histogram, codebook_perplexity
 from ._gan import WaveformGANTask
 from .base import batch_size, register_task
 
 __all__ = ["CodecTask", "code_histogram", "codebook_perplexity"]
 
 LOSSES = ("mel", "mrstft", "l1")
-
-
-def code_histogram(codes: Tensor, codebook_size: int) -> Tensor:
-    """Counts ``(Q, K)`` of each code per codebook in ``codes (B, Q, L)``."""
-    if codes.ndim != 3:
-        raise ConfigError(f"codes must be (B, Q, L), got {tuple(codes.shape)}")
-    q = codes.shape[1]
-    flat = codes.transpose(0, 1).reshape(q, -1).long()
-    return torch.zeros(q, codebook_size, device=codes.device).scatter_add_(1, flat, torch.ones_like(flat,
-                                                                                                     dtype=torch.float))
-
-
-def codebook_perplexity(counts: Tensor) -> tuple[Tensor, Tensor]:
-    """``(perplexity, usage)`` averaged over codebooks from counts ``(Q, K)``: ``exp(-sum p log p)`` (K when every
-    code is equally used, 1 when one code takes all) and the fraction of codes used."""
-    p = counts / counts.sum(-1, keepdim=True).clamp(min=1)
-    entropy = -(p * torch.log(p.clamp(min=1e-12))).sum(-1)
-    return entropy.exp().mean(), (counts > 0).float().mean()
 
 
 @register_task("codec")

@@ -20,6 +20,16 @@ frames (ming024's ``phoneme_level``).
 Loss (:mod:`audiozoo.train.losses.tts`): ``lambda_mel * (mel + post-net mel) + lambda_duration * duration +
 lambda_pitch * pitch + lambda_energy * energy``, ming024's sum with unit weights by default. Validation reports
 the same terms under teacher forcing; ``mel_l1`` (post-net output, L1 in ln units) is the monitored value.
+
+Duration-only models (a ``duration_predictor`` and no ``pitch_stats``: FastSpeech) train on the mel and the
+manifest's durations (the Transformer TTS teacher's, for the paper's recipe): ``lambda_mel * (mel + post-net mel)
++ lambda_duration * duration``.
+
+Autoregressive models (``model.autoregressive``, Transformer TTS) need no durations, pitch or energy: the target
+is the mel alone (``L = sum(durations)`` frames when the manifest has durations, else ``T // hop``), the model
+runs teacher-forced, and the loss is ``lambda_mel * (mel + post-net mel) + lambda_stop * stop-token BCE
+(stop_pos_weight on the last frame) + lambda_guided_attn * guided attention`` (on the first
+``guided_attn_heads`` heads of the last ``guided_attn_layers`` decoder layers, as espnet; 0 = off).
 """
 
 from __future__ import annotations
@@ -34,7 +44,14 @@ from torch import Tensor, nn
 from ...dsp.pitch import energy as frame_energy
 from ...dsp.pitch import f0_world, f0_yin, interpolate_unvoiced
 from ...errors import ConfigError, DataError
-from ..losses.tts import duration_loss, masked_mel_loss, masked_value_loss, sequence_mask
+from ..losses.tts import (
+    duration_loss,
+    guided_attention_loss,
+    masked_mel_loss,
+    masked_value_loss,
+    sequence_mask,
+    stop_token_loss,
+)
 from .base import Task, register_task, unwrap
 
 __all__ = ["TTSTask", "pad_lists", "token_average"]
@@ -68,7 +85,8 @@ def token_average(values: Tensor, durations: Tensor) -> Tensor:
 
 @register_task("tts")
 class TTSTask(Task):
-    """Train a non-autoregressive acoustic model on (token ids, durations, audio) batches.
+    """Train an acoustic model on (token ids, durations, audio) batches: FastSpeech-style (non-autoregressive)
+    or autoregressive (Transformer TTS; see the module docstring).
 
     Args:
         mel_loss: ``"l1"`` (ming024) or ``"mse"``.
@@ -79,6 +97,9 @@ class TTSTask(Task):
         cache: keep each item's targets in memory (keyed by ``audio_filepath``).
         max_frames_mismatch: tolerated difference between ``sum(durations)`` and the audio's frames (the
             target mel is cropped / padded with silence to ``sum(durations)``).
+        lambda_stop, stop_pos_weight: stop-token BCE weight and its positive-frame weight (autoregressive).
+        lambda_guided_attn, guided_attn_sigma, guided_attn_layers, guided_attn_heads: guided attention loss
+            (autoregressive; 0 = off).
         optim, schedule: as :class:`~audiozoo.train.tasks.base.Task`.
 
     Model key: the first model of the recipe (``model: {name: fastspeech2_small}``).
@@ -91,6 +112,8 @@ class TTSTask(Task):
                  lambda_pitch: float = 1.0, lambda_energy: float = 1.0, pitch_method: str = "dio",
                  f0_min: float = 65.0, f0_max: float = 600.0, token_key: str = "phoneme_ids",
                  duration_key: str = "durations", cache: bool = True, max_frames_mismatch: int = 1,
+                 lambda_stop: float = 1.0, stop_pos_weight: float = 5.0, lambda_guided_attn: float = 0.0,
+                 guided_attn_sigma: float = 0.4, guided_attn_layers: int = 2, guided_attn_heads: int = 2,
                  optim: Mapping[str, Any] | None = None, schedule: Mapping[str, Any] | None = None) -> None:
         super().__init__(optim=optim, schedule=schedule)
         if mel_loss not in ("l1", "mse"):
@@ -100,7 +123,7 @@ class TTSTask(Task):
         if not 0 < f0_min < f0_max:
             raise ConfigError(f"need 0 < f0_min < f0_max, got {f0_min}, {f0_max}")
         weights = dict(lambda_mel=lambda_mel, lambda_duration=lambda_duration, lambda_pitch=lambda_pitch,
-                       lambda_energy=lambda_energy)
+                       lambda_energy=lambda_energy, lambda_stop=lambda_stop, lambda_guided_attn=lambda_guided_attn)
         bad = {k: v for k, v in weights.items() if v < 0}
         if bad:
             raise ConfigError(f"loss weights must be >= 0, got {bad}")
@@ -111,16 +134,29 @@ class TTSTask(Task):
         self.token_key, self.duration_key = token_key, duration_key
         self.use_cache = bool(cache)
         self.max_frames_mismatch = int(max_frames_mismatch)
+        if stop_pos_weight <= 0 or guided_attn_sigma <= 0 or guided_attn_layers < 1 or guided_attn_heads < 1:
+            raise ConfigError("need stop_pos_weight > 0, guided_attn_sigma > 0, guided_attn_layers/heads >= 1")
+        self.lambda_stop, self.stop_pos_weight = float(lambda_stop), float(stop_pos_weight)
+        self.lambda_guided_attn, self.guided_attn_sigma = float(lambda_guided_attn), float(guided_attn_sigma)
+        self.guided_attn_layers, self.guided_attn_heads = int(guided_attn_layers), int(guided_attn_heads)
         self._cache: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
         self._mel: nn.Module | None = None
 
     # ---- targets ----------------------------------------------------------------------------------------
     def _acoustic(self) -> nn.Module:
         m = unwrap(self.model)
-        if not hasattr(m, "mel_extractor") or not hasattr(m, "pitch_stats"):
+        kinds = ("pitch_stats", "autoregressive", "duration_predictor")
+        if not hasattr(m, "mel_extractor") or not any(getattr(m, k, None) is not None for k in kinds):
             raise ConfigError(f"the tts task trains FastSpeech-style acoustic models (mel_extractor(), pitch_stats "
-                              f"and energy_stats buffers); got {type(m).__name__}")
+                              f"and energy_stats buffers), duration-only or autoregressive ones; got "
+                              f"{type(m).__name__}")
         return m
+
+    def _autoregressive(self) -> bool:
+        return bool(getattr(self._acoustic(), "autoregressive", False))
+
+    def _duration_only(self) -> bool:
+        return not self._autoregressive() and not hasattr(self._acoustic(), "pitch_stats")
 
     def _mel_fn(self) -> nn.Module:
         if self._mel is None:
@@ -196,6 +232,8 @@ class TTSTask(Task):
         return stats
 
     def on_fit_start(self) -> None:
+        if self._autoregressive() or self._duration_only():
+            return  # no pitch / energy targets
         m = self._acoustic()
         if float(m.pitch_stats[1]) > 0 and float(m.energy_stats[1]) > 0:
             return  # resumed, or a pre-trained model: keep its statistics
@@ -207,8 +245,58 @@ class TTSTask(Task):
         self.fit_statistics(ds)
 
     # ---- steps ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def mel_target(self, key: str | None, wav: Tensor, num_frames: int) -> Tensor:
+        """The target log-mel ``(n_mels, num_frames)`` of one waveform ``(T,)`` alone (autoregressive models: no
+        pitch / energy), cropped / padded with silence to ``num_frames``; cached as :meth:`item_targets`."""
+        ck = None if key is None else f"mel:{key}"
+        if ck is not None and self.use_cache and ck in self._cache and self._cache[ck][0].shape[-1] == num_frames:
+            return self._cache[ck][0]
+        hop = int(self._acoustic().hop_length)
+        wav = wav.detach().float().cpu().reshape(-1)
+        if abs(wav.shape[-1] // hop - num_frames) > self.max_frames_mismatch:
+            raise DataError(f"durations add up to {num_frames} frames but the audio has {wav.shape[-1] // hop} frames "
+                            f"of {hop} samples; the durations do not belong to this audio")
+        need = num_frames * hop
+        wav = wav[:need] if wav.shape[-1] >= need else torch.nn.functional.pad(wav, (0, need - wav.shape[-1]))
+        mel = self._mel_fn()(wav[None])[0][0][:, :num_frames]
+        if ck is not None and self.use_cache:
+            self._cache[ck] = (mel, torch.empty(0), torch.empty(0))
+        return mel
+
+    def _prepare_mel_only(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        m = self._acoustic()
+        for k in (self.token_key, "audio") + ((self.duration_key,) if self._duration_only() else ()):
+            if k not in batch:
+                raise DataError(f"the tts task needs {k!r} in each batch; got keys {sorted(batch)}")
+        dev, hop = self.device, int(m.hop_length)
+        tokens, lengths = pad_lists(batch[self.token_key], device=dev)
+        audio, alen = batch["audio"], batch.get("lengths")
+        n_samples = [int(alen[i]) if alen is not None else audio.shape[-1] for i in range(len(tokens))]
+        if batch.get(self.duration_key) is not None:
+            frames = [int(sum(d)) for d in batch[self.duration_key]]
+        else:
+            frames = [n // hop for n in n_samples]
+        if min(frames) < 1:
+            raise DataError(f"an utterance is shorter than one frame of {hop} samples")
+        keys = batch.get("audio_filepath") or [None] * len(tokens)
+        mels = torch.full((len(tokens), int(m.n_mels), max(frames)), math.log(1e-5))
+        with torch.autocast(audio.device.type, enabled=False):
+            for i in range(len(tokens)):
+                mels[i, :, :frames[i]] = self.mel_target(keys[i], audio[i, ..., :n_samples[i]], frames[i])
+        out = {"tokens": tokens, "lengths": lengths, "mel": mels.to(dev),
+               "mel_lengths": torch.tensor(frames, dtype=torch.long, device=dev)}
+        if batch.get(self.duration_key) is not None:
+            out["durations"], d_len = pad_lists(batch[self.duration_key], device=dev)
+            if not torch.equal(lengths, d_len):
+                raise DataError(f"{self.token_key} and {self.duration_key} lengths differ: {lengths.tolist()} vs "
+                                f"{d_len.tolist()}")
+        return out
+
     def prepare_batch(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """Padded model inputs and targets of a collated batch (see the module docstring)."""
+        if self._autoregressive() or self._duration_only():
+            return self._prepare_mel_only(batch)
         m = self._acoustic()
         for k in (self.token_key, self.duration_key, "audio"):
             if k not in batch:
@@ -249,6 +337,13 @@ class TTSTask(Task):
 
     def shared_forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         t = self.prepare_batch(batch)
+        if self._autoregressive():
+            out = self.model(t["tokens"], t["lengths"], mel=t["mel"], mel_lengths=t["mel_lengths"],
+                             return_attention=self.lambda_guided_attn > 0)
+            return {**t, "out": out}
+        if self._duration_only():
+            out = self.model(t["tokens"], t["lengths"], durations=t["durations"], max_frames=t["mel"].shape[-1])
+            return {**t, "out": out}
         out = self.model(t["tokens"], t["lengths"], durations=t["durations"], pitch=t["pitch"], energy=t["energy"],
                          max_frames=t["mel"].shape[-1])
         return {**t, "out": out}
@@ -256,6 +351,10 @@ class TTSTask(Task):
     def training_step(self, batch: dict[str, Any], optimizer_idx: int = 0) -> dict[str, Tensor]:
         out, m = batch["out"], self._acoustic()
         mel_len, tok_len = batch["mel_lengths"], batch["lengths"]
+        if self._autoregressive():
+            return self._autoregressive_step(batch)
+        if self._duration_only():
+            return self._duration_step(batch)
         terms = {"mel_before": masked_mel_loss(out.mel_before, batch["mel"], mel_len, self.mel_loss)}
         if m.config.postnet:
             terms["mel_postnet"] = masked_mel_loss(out.mel, batch["mel"], mel_len, self.mel_loss)
@@ -267,6 +366,37 @@ class TTSTask(Task):
         loss = (self.lambda_mel * sum(v for k, v in terms.items() if k.startswith("mel_"))
                 + self.lambda_duration * terms["duration"] + self.lambda_pitch * terms["pitch"]
                 + self.lambda_energy * terms["energy"])
+        with torch.no_grad():
+            mel_l1 = masked_mel_loss(out.mel.detach(), batch["mel"], mel_len, "l1")
+        return {"loss": loss, "mel_l1": mel_l1, **{k: v.detach() for k, v in terms.items()}}
+
+    def _autoregressive_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        out, mel_len, tok_len = batch["out"], batch["mel_lengths"], batch["lengths"]
+        terms = {"mel_before": masked_mel_loss(out.mel_before, batch["mel"], mel_len, self.mel_loss)}
+        if getattr(self._acoustic(), "postnet", None) is not None:
+            terms["mel_postnet"] = masked_mel_loss(out.mel, batch["mel"], mel_len, self.mel_loss)
+        loss = self.lambda_mel * sum(terms.values())
+        if self.lambda_stop > 0 and torch.isfinite(out.stop_logits).all():
+            terms["stop"] = stop_token_loss(out.stop_logits, mel_len, self.stop_pos_weight)
+            loss = loss + self.lambda_stop * terms["stop"]
+        if self.lambda_guided_attn > 0:
+            if out.attention is None:
+                raise ConfigError("guided attention needs the model's attention (forward(..., return_attention=True))")
+            attn = out.attention[:, -self.guided_attn_layers:, : self.guided_attn_heads]
+            terms["guided_attn"] = guided_attention_loss(attn, tok_len, mel_len, self.guided_attn_sigma)
+            loss = loss + self.lambda_guided_attn * terms["guided_attn"]
+        with torch.no_grad():
+            mel_l1 = masked_mel_loss(out.mel.detach(), batch["mel"], mel_len, "l1")
+        return {"loss": loss, "mel_l1": mel_l1, **{k: v.detach() for k, v in terms.items()}}
+
+    def _duration_step(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        out, mel_len, tok_len = batch["out"], batch["mel_lengths"], batch["lengths"]
+        terms = {"mel_before": masked_mel_loss(out.mel_before, batch["mel"], mel_len, self.mel_loss)}
+        if getattr(self._acoustic(), "postnet", None) is not None:
+            terms["mel_postnet"] = masked_mel_loss(out.mel, batch["mel"], mel_len, self.mel_loss)
+        terms["duration"] = duration_loss(out.log_durations, batch["durations"], tok_len)
+        loss = self.lambda_mel * (terms["mel_before"] + terms.get("mel_postnet", 0.0)) \
+            + self.lambda_duration * terms["duration"]
         with torch.no_grad():
             mel_l1 = masked_mel_loss(out.mel.detach(), batch["mel"], mel_len, "l1")
         return {"loss": loss, "mel_l1": mel_l1, **{k: v.detach() for k, v in terms.items()}}
