@@ -39,7 +39,7 @@ __all__ = ["DEFAULT_ASR_MODEL", "ASRPipeline", "AlignPipeline", "energy_segments
            "to_textgrid", "to_vtt"]
 
 #: the shipped small checkpoint (a CPU-trained Conformer CTC/attention model; see docs/models/conformer_aed.md)
-DEFAULT_ASR_MODEL = "conformer_aed_small.synth_en"
+DEFAULT_ASR_MODEL = "conformer_aed_small.pseudo_en"
 
 
 def energy_segments(wav: torch.Tensor, sample_rate: int, max_seconds: float, smooth_seconds: float = 0.1
