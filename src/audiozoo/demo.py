@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 TABLE_COLUMNS = ("pipeline", "model", "input", "output", "metric", "baseline")
 # longest cell per column on the console (summary.json keeps every cell whole)
@@ -225,6 +227,105 @@ def _demo_vocode(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any
                   "original " + ", ".join(f"{k} {v:.3f}" for k, v in dists.items()))
 
 
+#: the shipped speech codec the demo round-trips (a mel codebook decoded by the real HiFi-GAN weights)
+DEMO_CODEC = "specvqgan_speech.speech_mix+hifigan_v1.universal"
+#: CMU ARCTIC prompts of the clips the demo may pick (the corpus' published text)
+ARCTIC_TEXT = {
+    "cmu_arctic_us_aew_a0001": "Author of the danger trail, Philip Steels, etc.",
+    "cmu_arctic_us_aew_a0002": "Not at this particular case, Tom, apologized Whittemore.",
+    "cmu_arctic_us_aew_a0003": "For the twentieth time that evening the two men shook hands.",
+    "cmu_arctic_us_axb_a0004": "Lord, but I'm glad to see you again, Phil.",
+    "cmu_arctic_us_axb_a0005": "Will we ever forget it.",
+    "cmu_arctic_us_axb_a0006": "God bless 'em, I hope I'll go on seeing them forever.",
+}
+
+
+def _demo_codec(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any], report: list[str],
+                notes: list[str]) -> None:
+    """Round-trip one real recording through the shipped speech codec and through Codec2 3200 (when the Debian
+    ``codec2`` tools are installed), both scored against the recording (PESQ narrow-band, STOI, aligned)."""
+    from .dsp.io import load_audio, save_audio
+    from .eval import codecs
+    from .eval.speech import pesq, stoi
+    from .pipelines.codec import CodecPipeline
+
+    speech = [i for i in inputs if "cmu_arctic" in i["path"]]
+    if not speech:
+        add_row(summary, "codec", "-", "-", "skipped (no real speech recording: ../shared/data absent)")
+        return
+    src = speech[0]["path"]
+    ref, sr = load_audio(src, mono=True)
+    ref = ref.double()
+    rows: dict[str, dict[str, float]] = {}
+    path = None
+    try:
+        pipe = CodecPipeline(DEMO_CODEC)
+        res = pipe(src)
+        wav, _ = load_audio_like(pipe.decode(res["codes"]), pipe.sample_rate, sr)
+        est, _ = codecs.align_to_reference(wav.numpy(), ref.numpy(), max_lag=int(0.1 * sr))
+        out.mkdir(parents=True, exist_ok=True)
+        path = save_audio(out / (Path(src).stem + ".codec.wav"), torch.from_numpy(est).clamp(-1, 1), sr)
+        rows[DEMO_CODEC] = {"bitrate": float(res["bitrate"]), **_codec_scores(est, ref.numpy(), sr, pesq, stoi)}
+    except Exception as e:  # the demo reports what failed and goes on
+        notes.append(f"codec {DEMO_CODEC}: {e}")
+    if codecs.codec2_available():
+        try:
+            rt = codecs.codec2_roundtrip(ref.numpy(), sr, "3200")
+            rows["codec2 3200"] = {"bitrate": rt.bitrate, **_codec_scores(rt.audio, ref.numpy(), sr, pesq, stoi)}
+        except Exception as e:
+            notes.append(f"codec2: {e}")
+    else:
+        notes.append("codec2 is not installed (Debian package codec2): no Codec2 baseline in the demo")
+    summary["pipelines"]["codec"] = {"input": src, "output": str(path) if path else None, "scores": rows}
+    if not rows:
+        add_row(summary, "codec", DEMO_CODEC, Path(src).name, "failed (see notes)")
+        return
+    fmt = {k: f"{v['bitrate']:.0f} bit/s PESQ-NB {v['pesq_nb']:.2f} STOI {v['stoi']:.3f}" for k, v in rows.items()}
+    main = DEMO_CODEC if DEMO_CODEC in rows else next(iter(rows))
+    add_row(summary, "codec", main.split("+")[0], Path(src).name, str(path) if path else "-", fmt[main],
+            "; ".join(f"{k} {v}" for k, v in fmt.items() if k != main) or "no Codec2 baseline")
+    report.append(f"codec {Path(src).name}: " + "; ".join(f"{k}: {v}" for k, v in fmt.items()))
+
+
+def load_audio_like(wav: torch.Tensor, from_rate: int, to_rate: int) -> tuple[torch.Tensor, int]:
+    """A decoded ``(1, T)`` / ``(T,)`` waveform as float64 ``(T,)`` at ``to_rate``."""
+    from .dsp.io import resample
+
+    wav = wav.reshape(-1).double()
+    return (resample(wav, from_rate, to_rate) if from_rate != to_rate else wav), to_rate
+
+
+def _codec_scores(est: Any, ref: Any, sr: int, pesq: Any, stoi: Any) -> dict[str, float]:
+    n = min(len(est), len(ref))
+    return {"pesq_nb": float(pesq(est[:n], ref[:n], sr, mode="nb")), "stoi": float(stoi(est[:n], ref[:n], sr))}
+
+
+def _demo_asr(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any], report: list[str],
+              notes: list[str]) -> None:
+    """Transcribe the real CMU ARCTIC recording with the default (shipped) ASR model; WER against its prompt."""
+    from .eval.asr import cer, wer
+    from .pipelines import pipeline
+    from .pipelines.asr import DEFAULT_ASR_MODEL
+
+    speech = [i for i in inputs if Path(i["path"]).stem in ARCTIC_TEXT]
+    if not speech:
+        add_row(summary, "asr", DEFAULT_ASR_MODEL, "-", "skipped (no CMU ARCTIC recording: ../shared/data absent)")
+        return
+    src = speech[0]["path"]
+    try:
+        res = pipeline("asr")(src)
+        res = res[0] if isinstance(res, list) else res
+        text, ref = res["text"], ARCTIC_TEXT[Path(src).stem]
+    except Exception as e:
+        add_row(summary, "asr", DEFAULT_ASR_MODEL, Path(src).name, f"failed ({e})")
+        return
+    w, c = float(wer(ref, text)), float(cer(ref, text))
+    summary["pipelines"]["asr"] = {"input": src, "text": text, "reference": ref, "wer": w, "cer": c}
+    add_row(summary, "asr", DEFAULT_ASR_MODEL, Path(src).name, f'"{text}"', f"WER {w:.2f} CER {c:.2f}",
+            f'reference "{ref}"')
+    report.append(f"asr {Path(src).name}: {text!r} (WER {w:.2f} against {ref!r})")
+
+
 def _demo_upsample(inputs: list[dict[str, Any]], out: Path, summary: dict[str, Any], report: list[str],
                    notes: list[str]) -> None:
     """Super-resolve one real 16 kHz utterance from an 8 kHz copy: the shipped HiFi-SR checkpoint vs sinc
@@ -361,6 +462,8 @@ def run_demo(out: Path, quick: bool = False) -> dict[str, Any]:
         summary["pipelines"]["transcription"] = res
     _demo_vocode(inputs, out / "vocode", summary, report, notes)
     _demo_upsample(inputs, out / "upsample", summary, report, notes)
+    _demo_codec(inputs, out / "codec", summary, report, notes)
+    _demo_asr(inputs, out / "asr", summary, report, notes)
     summary["report"] = report + [f"note: {n}" for n in notes]
     summary["seconds"] = round(time.time() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
