@@ -308,7 +308,7 @@ def samba_asr_base(**overrides: Any) -> SambaASR:
         "against 1.16 / 2.06) but not on real-speech CTC CER (0.773 against 0.754)",
         sha256="bd3da2a04c68e79c5545adfb0f6441c8449625b6c9ea7fa6310c6c3eed11dbeb",
         recipe="recipes/asr/samba_asr_small.yaml (trainer.max_steps=600)", license="CC0 (Piper joe) / WordNet",
-        commit="8a55b27",  # + the fused scan of the commit that ships these weights (trained before it landed)
+        commit="b27c79b",  # the commit that ships these weights (and the fused scan they were trained with)
         metrics={"held_out": "cache/asr test_synth (48 sentences) / test_real (6 CMU ARCTIC + 50 FSDD); Piper test "
                              "word boundaries (recipes/asr/eval_align.py)",
                  "ctc_cer_synth": 0.433, "ctc_wer_synth": 0.909, "ctc_cer_real": 0.773, "ctc_wer_real": 1.078,

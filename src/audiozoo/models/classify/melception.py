@@ -388,7 +388,7 @@ def melception(**overrides) -> Melception:
                         "instrument samples, noise, tones): the default classifier of audiozoo.eval.generation's "
                         "FID/MKL, NOT comparable to VGGSound-Melception scores; 81.0 % on 274 held-out clips",
                         sha256="e07f144d6d9a31a90cab0fd42cb4fbee810a7b8f5428e88c29e56ff865faa35e",
-                        recipe="recipes/classify/melception_small.yaml", commit="8a55b27",
+                        recipe="recipes/classify/melception_small.yaml", commit="b27c79b",
                         license="CC-BY-SA-4.0 (FSDD in the training data; the rest CC0, generated or CC-BY-4.0)",
                         metrics={"held_out": "274 test clips, 8 classes", "accuracy": 0.810, "macro_f1": 0.715,
                                  "majority_accuracy": 0.146, "logreg_mean_std_logmel_accuracy": 0.803})},

@@ -213,7 +213,7 @@ def vggishish(**overrides) -> VGGishish:
                         "8 coarse classes of project data (as melception_small.project8): the trained feature "
                         "network for LPAPS (feature_maps); 74.8 % on 274 held-out clips",
                         sha256="827cb34675eb988f69b85acd3c689d27edd31d68a7a22570d5faa7a66671d35b",
-                        recipe="recipes/classify/vggishish_small.yaml", commit="8a55b27",
+                        recipe="recipes/classify/vggishish_small.yaml", commit="b27c79b",
                         license="CC-BY-SA-4.0 (FSDD in the training data; the rest CC0, generated or CC-BY-4.0)",
                         metrics={"held_out": "274 test clips, 8 classes", "accuracy": 0.748, "macro_f1": 0.655,
                                  "majority_accuracy": 0.146, "logreg_mean_std_logmel_accuracy": 0.803})},
