@@ -55,12 +55,19 @@ from .discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from .embeddings import sinusoidal_positions, timestep_embedding
 from .fastspeech import FFTBlock, FFTStack, PostNet, VariancePredictor, bucketize_embed
 from .gla import GatedLinearAttention, gla_chunk, gla_recurrent
-from .mamba import BiMambaMixer, MambaBlock, MambaMixer, MambaState, reverse_padded, selective_scan
+from .mamba import BiMambaMixer, MambaAddNormBlock, MambaBlock, MambaMixer, MambaState, reverse_padded, selective_scan
 from .maskgit import mask_schedule, maskgit_decode
 from .masking import band_mask, patch_mask_indices, span_mask, span_starts
 from .mossformer import MossFormer2Encoder
 from .patch import PatchEmbed, resample_pos_embed
 from .quantize import FSQ, MaskedChannelRVQ, ResidualVQ, VectorQuantizer, VQOutput
+from .relpos import (
+    ConvPositionalEmbedding,
+    GatedRelPosAttention,
+    RelativePositionBias,
+    RelPosTransformerLayer,
+    relative_position_bucket,
+)
 from .resblocks import MRF, ResBlock1, ResBlock2
 from .rope import RotaryEmbedding, apply_rotary, rope_cos_sin, rope_inv_freq, rotate_half, rotate_interleaved
 from .samplers import FlowMatchingBatch, ode_solve, time_grid
@@ -108,6 +115,7 @@ __all__ = [
 __all__ += [
     "BiMambaMixer", "ConformerAttention", "ConformerBlock", "ConformerConvModule", "ConformerEncoder",
     "ConformerFeedForward", "Conv2dSubsampling", "GatedLinearAttention", "LengthRegulator", "MambaBlock",
+    "MambaAddNormBlock",
     "MambaMixer", "MambaState", "RotaryEmbedding", "apply_rotary", "durations_from_alignment", "gla_chunk",
     "gla_recurrent", "length_regulate", "lengths_to_padding_mask", "monotonic_alignment_search",
     "relative_positional_encoding", "reverse_padded", "rope_cos_sin", "rope_inv_freq", "rotate_half",
@@ -133,3 +141,6 @@ __all__ += ["ConvPrenet", "DecoderPrenet", "ScaledPositionalEncoding", "cross_at
 # band-split front end / mask estimation of spectrogram separators (issue #15: Mel-RoFormer)
 __all__ += ["BandMaskEstimator", "BandSplit", "ConvISTFT", "ConvSTFT", "OverlapAverage", "RMSNorm",
             "average_overlapping", "band_indices", "mel_band_assignment"]
+# WavLM / BEATs blocks (issue #13): gated relative position bias attention, conv positions, deep-norm layer
+__all__ += ["ConvPositionalEmbedding", "GatedRelPosAttention", "RelPosTransformerLayer", "RelativePositionBias",
+            "relative_position_bucket"]

@@ -14,6 +14,8 @@
   direction (``*_b`` names as in the Vim code), outputs averaged. Padding is reversed *within* each sequence's
   length, so padded frames never reach valid ones in either direction.
 - :class:`MambaBlock` — pre-norm residual block ``x + mixer(RMSNorm(x))`` (transformers' ``MambaBlock``).
+- :class:`MambaAddNormBlock` — the same block in ``mamba_ssm``/Vim's Add -> Norm -> Mixer form, hidden and
+  residual kept apart (Vim's and SSAMBA's paired bidirectional layers).
 """
 
 from __future__ import annotations
@@ -449,3 +451,29 @@ class MambaBlock(nn.Module):
 
     def forward(self, x: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         return x + self.drop_path(self.mixer(self.norm(x), padding_mask))
+
+
+class MambaAddNormBlock(nn.Module):
+    """``mamba_ssm``'s / Vision Mamba's ``Block`` (Add -> Norm -> Mixer), carrying the residual stream apart.
+
+    ``forward(hidden, residual) -> (mixer(norm(r)), r)`` with ``r = residual + DropPath(hidden)`` (``r = hidden``
+    for the first block), all ``(B, L, dim)``; the stream after the last block is ``r + hidden``. The same function
+    as :class:`MambaBlock` chained, but the two halves stay separate, which Vim's and SSAMBA's paired
+    (``if_bidirectional``) layers need. Keys ``mixer.*`` / ``norm.*`` as the Vim code; ``norm="layer"`` (SSAMBA's
+    ``rms_norm=False``) or ``"rms"``; other keyword arguments go to :class:`BiMambaMixer` / :class:`MambaMixer`.
+    """
+
+    def __init__(self, dim: int, bidirectional: bool = True, norm: str = "layer", eps: float = 1e-5,
+                 drop_path: float = 0.0, **mixer_kwargs):
+        super().__init__()
+        if norm not in ("layer", "rms"):
+            raise ConfigError(f"norm must be 'layer' or 'rms', got {norm!r}")
+        self.mixer = (BiMambaMixer if bidirectional else MambaMixer)(dim, **mixer_kwargs)
+        self.norm = nn.LayerNorm(dim, eps=eps) if norm == "layer" else nn.RMSNorm(dim, eps=eps)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, hidden: Tensor, residual: Tensor | None = None,
+                padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``hidden, residual (B, L, dim)``; ``padding_mask (B, L)`` True at (right-)padded frames."""
+        residual = hidden if residual is None else residual + self.drop_path(hidden)
+        return self.mixer(self.norm(residual), padding_mask), residual
