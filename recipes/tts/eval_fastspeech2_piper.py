@@ -122,9 +122,11 @@ def main() -> int:
     esp = [espeak(t) for t in texts]
     # diagnostic: the same model given Piper's own durations, pitch and energy (teacher forcing), so the table
     # separates the decoder's mel quality from the variance predictors'
-    forced = teacher_forced(tts.system, items, piper)
+    label = "fastspeech2" if hasattr(tts.system.acoustic, "pitch_stats") else str(args.model)
     systems = {"piper (en_US-joe-medium)": piper, "piper -> hifigan (copy-synthesis)": copy,
-               "fastspeech2 + hifigan": fs2, "fastspeech2 teacher-forced + hifigan": forced, "espeak-ng": esp}
+               f"{label} + hifigan": fs2, "espeak-ng": esp}
+    if label == "fastspeech2":  # pitch/energy teacher forcing exists for FastSpeech 2 only
+        systems[f"{label} teacher-forced + hifigan"] = teacher_forced(tts.system, items, piper)
     if args.save_wavs:
         from audiozoo.dsp.io import save_audio
 
