@@ -355,16 +355,17 @@ def specvqgan_vas(**overrides) -> SpecVQGAN:
 
 _SPEECH_WEIGHTS = {
     "speech_mix": WeightSet(
-        "Speech codec trained here: 2,200 steps (~30 min, one shared CPU thread; L1 + codebook loss, no GAN/LPAPS) on "
+        "Speech codec trained here: 4,000 steps (~45 min on shared CPU threads; L1 + codebook loss, no GAN/LPAPS) on "
         "cache/codec_speech (real SiSec 2011 speech of 8 speakers + espeak-ng/flite/Piper speech). Decode with "
         "+hifigan_v1.universal. Held-out real speech (6 CMU ARCTIC + 3 LibriSpeech, never trained on) at 2153 bit/s: "
-        "PESQ-NB 1.64, STOI 0.812, Whisper WER 24.1 % (recording 7.4 %); Codec2 2400: 2.42 / 0.858 / 13.0 % - it "
+        "PESQ-NB 1.68, STOI 0.828, Whisper WER 22.2 % (recording 7.4 %); Codec2 2400: 2.42 / 0.858 / 13.0 % - it "
         "does NOT reach Codec2 yet (docs/models/codec_baselines.md)",
-        sha256="7e0c5d76185cdadcd95781fb752df5a89426708f793901f160275281f918d76a",
-        recipe="recipes/codec/specvqgan_speech.yaml (trainer.max_steps=2200 task.disc_start=100000)", commit="b27c79b",
+        sha256="92ec4938974042cf31170c433046dcd1c2e4a7e701991a89cbe46dc4d17f5b10",
+        recipe="recipes/codec/specvqgan_speech.yaml (trainer.max_steps=2200, then resumed to 4000; "
+               "task.disc_start=100000)", commit="b27c79b",
         license="weights: trained on SiSec 2011 speech (research use, ../shared/data/README) + project-made speech",
         metrics={"held_out": "6 CMU ARCTIC + 3 LibriSpeech clips, 64.8 s (recipes/codec/eval_codecs.py)",
-                 "bitrate": 2153, "pesq_nb": 1.64, "pesq_wb": 1.16, "stoi": 0.812, "dnsmos_ovrl": 2.62, "wer": 0.241,
+                 "bitrate": 2153, "pesq_nb": 1.68, "pesq_wb": 1.20, "stoi": 0.828, "dnsmos_ovrl": 2.73, "wer": 0.222,
                  "codec2_2400_pesq_nb": 2.42, "codec2_2400_stoi": 0.858, "codec2_2400_wer": 0.130}),
 }
 
