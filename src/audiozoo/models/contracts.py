@@ -365,6 +365,18 @@ class SSLModel(AudioModel):
     required_attributes = ("config", "num_layers", "embed_dim", "frontend")
     required_methods = ("forward", "extract_features", "pretrain_loss", "output_lengths")
 
+    def pretrain_loss(self, batch: dict[str, Any], **masking: Any) -> dict[str, Tensor]:
+        """The pretext loss of a batch ``{"features": (B, F, L)}`` (+ ``"feature_lengths"``) or ``{"audio": (B, T)}``
+        (+ ``"lengths"``, through ``frontend``); ``masking`` goes to ``forward`` (the model's masking / alteration
+        options)."""
+        lengths = batch.get("lengths")
+        if "features" in batch:
+            feats = batch["features"]
+            lengths = batch.get("feature_lengths", lengths)
+        else:
+            feats, lengths = self.frontend(batch["audio"], lengths)
+        return self(feats, lengths, **masking)
+
     def input_dim(self) -> int:
         """``F`` of the features ``forward`` takes (``feature_dim`` if the model sets it, else ``config.n_mels``)."""
         return int(getattr(self, "feature_dim", None) or self.config.n_mels)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -304,20 +303,12 @@ class BEATs(SSLModel):
         acc = (logits.argmax(-1) == target).float().mean().detach()
         return {"loss": loss, "acc": acc}
 
-    def pretrain_loss(self, batch: dict[str, Any], **masking: Any) -> dict[str, Tensor]:
-        """The pretext loss of a batch ``{"features": (B, n_mels, L)}`` or ``{"audio": (B, T)}`` (+ ``"lengths"``)."""
-        lengths = batch.get("lengths")
-        if "features" in batch:
-            feats = batch["features"]
-            lengths = batch.get("feature_lengths", lengths)
-        else:
-            feats, lengths = self.frontend(batch["audio"], lengths)
-        return self(feats, lengths, **masking)
 
 
 # --------------------------------------------------------------------------- checkpoint converter
 def checkpoint_filter_fn(state: dict[str, Tensor], model: BEATs) -> dict[str, Tensor]:
-    """Official BEATs checkpoint (``torch.load(path)["model"]``, or the whole dict with ``"model"``/``"cfg"``;
+    """Official BEATs checkpoint state (the ``"model"`` entry of the released file, or the whole dict with
+    ``"model"``/``"cfg"``; read it with ``torch.load(path, weights_only=True)`` or from a safetensors conversion;
     the same layout as espnet's ``BeatsEncoder`` and speechbrain's ``BEATs``) -> audiozoo keys.
 
     ``encoder.layers.{i}.*`` -> ``layers.{i}.*``; ``encoder.pos_conv.0.weight_g/_v/bias`` -> ``pos_conv.*``; the

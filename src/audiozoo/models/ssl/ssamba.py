@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -333,15 +332,6 @@ class SSAMBA(SSLModel):
             out["loss"] = out["nce"] + c.mse_weight * out["mse"]
         return {"loss": out.pop("loss"), **out}
 
-    def pretrain_loss(self, batch: dict[str, Any], **masking: Any) -> dict[str, Tensor]:
-        """The pretext loss of a batch ``{"features": (B, n_mels, L)}`` or ``{"audio": (B, T)}`` (+ ``"lengths"``)."""
-        lengths = batch.get("lengths")
-        if "features" in batch:
-            feats = batch["features"]
-            lengths = batch.get("feature_lengths", lengths)
-        else:
-            feats, lengths = self.frontend(batch["audio"], lengths)
-        return self(feats, lengths, **masking)
 
 
 # --------------------------------------------------------------------------- checkpoint converter

@@ -259,15 +259,6 @@ class TERA(SSLModel):
         loss = masked_reconstruction_loss(pred, target, label, kind=self.config.loss)
         return {"loss": loss, self.config.loss: loss.detach()}
 
-    def pretrain_loss(self, batch: dict[str, Any], **alterations: Any) -> dict[str, Tensor]:
-        """The pretext loss of a batch ``{"features": (B, n_mels, L)}`` or ``{"audio": (B, T)}`` (+ ``"lengths"``)."""
-        lengths = batch.get("lengths")
-        if "features" in batch:
-            feats = batch["features"]
-            lengths = batch.get("feature_lengths", lengths)
-        else:
-            feats, lengths = self.frontend(batch["audio"], lengths)
-        return self(feats, lengths, **alterations)
 
 
 # --------------------------------------------------------------------------- checkpoint converter
