@@ -19,7 +19,7 @@ Families: classify, ssl, vocoder, codec, tts, separate, enhance, generate, capti
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -278,6 +278,17 @@ class TranscriberModel(AudioModel):
 
 
 # --------------------------------------------------------------------------------------------- codec
+class CodecOutput(NamedTuple):
+    """What a trainable waveform codec's ``forward(wav)`` returns: ``audio (B, T)`` the reconstruction (trimmed
+    to the input), ``codes (B, Q, L)``, ``vq`` the quantiser's :class:`audiozoo.nn.VQOutput` (inputs / codewords for
+    the commitment loss), ``latents (B, D, L)`` the encoder output."""
+
+    audio: Tensor
+    codes: Tensor
+    vq: Any
+    latents: Tensor
+
+
 class CodecModel(AudioModel):
     """``encode(wav (B, T)) -> codes (B, Q, L)`` (long, in ``[0, codebook_size)``) or, for a continuous
     autoencoder (``codebook_size is None``), latents ``(B, D, L)``; ``decode(codes) -> wav (B, T)``.

@@ -31,18 +31,18 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from ...config import build_config
 from ...errors import AudioError, ConfigError
-from ...nn.quantize import ResidualVQ, VQOutput
+from ...nn.quantize import ResidualVQ
 from ...nn.seanet import SEANetDecoder, SEANetEncoder
 from ...nn.weight_norm import convert_legacy_weight_norm_keys
 from ...registry import register_model
-from ..contracts import CodecModel
+from ..contracts import CodecModel, CodecOutput
 
 __all__ = ["EnCodec", "EnCodecConfig", "EnCodecOutput", "checkpoint_filter_fn"]
 
@@ -77,14 +77,7 @@ class EnCodecConfig:
     standardize_input: bool = False  # quantise and decode standardised latents (nn.quantize.ResidualVQ)
 
 
-class EnCodecOutput(NamedTuple):
-    """``audio (B, T)`` the reconstruction (trimmed to the input), ``codes (B, n_q, L)``, ``vq`` the quantiser's
-    :class:`audiozoo.nn.VQOutput` (inputs / codewords for the commitment loss), ``latents (B, D, L)``."""
-
-    audio: Tensor
-    codes: Tensor
-    vq: VQOutput
-    latents: Tensor
+EnCodecOutput = CodecOutput  # the codec family's forward output (models/contracts.py)
 
 
 class EnCodec(CodecModel):

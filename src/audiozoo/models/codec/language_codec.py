@@ -43,19 +43,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ...config import build_config
 from ...errors import AudioError, CheckpointError, ConfigError
-from ...nn.quantize import MaskedChannelRVQ, VQOutput
+from ...nn.quantize import MaskedChannelRVQ
 from ...nn.seanet import SEANetEncoder
 from ...nn.vocos import ISTFTHead, VocosBackbone
 from ...nn.weight_norm import convert_legacy_weight_norm_keys
 from ...registry import register_model
-from ..contracts import CodecModel
+from ..contracts import CodecModel, CodecOutput
 
 __all__ = ["LanguageCodec", "LanguageCodecConfig", "LanguageCodecOutput", "checkpoint_filter_fn"]
 
@@ -84,14 +84,7 @@ class LanguageCodecConfig:
     padding: str = "same"
 
 
-class LanguageCodecOutput(NamedTuple):
-    """``audio (B, T)`` the reconstruction (trimmed to the input), ``codes (B, Q, L)``, ``vq`` the quantiser output
-    (for the commitment loss), ``latents (B, dimension, L)`` the encoder output."""
-
-    audio: Tensor
-    codes: Tensor
-    vq: VQOutput
-    latents: Tensor
+LanguageCodecOutput = CodecOutput  # the codec family's forward output (models/contracts.py)
 
 
 class LanguageCodec(CodecModel):

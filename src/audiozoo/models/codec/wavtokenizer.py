@@ -39,19 +39,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ...config import build_config
 from ...errors import AudioError, ConfigError
-from ...nn.quantize import ResidualVQ, VQOutput
+from ...nn.quantize import ResidualVQ
 from ...nn.seanet import SEANetEncoder
 from ...nn.vocos import ISTFTHead, VocosBackbone
 from ...nn.weight_norm import convert_legacy_weight_norm_keys
 from ...registry import register_model
-from ..contracts import CodecModel
+from ..contracts import CodecModel, CodecOutput
 
 __all__ = ["WavTokenizer", "WavTokenizerConfig", "WavTokenizerOutput", "checkpoint_filter_fn"]
 
@@ -88,14 +88,7 @@ class WavTokenizerConfig:
     padding: str = "same"
 
 
-class WavTokenizerOutput(NamedTuple):
-    """``audio (B, T)`` the reconstruction (trimmed to the input), ``codes (B, Q, L)``, ``vq`` the quantiser output
-    (for the commitment loss), ``latents (B, dimension, L)`` the encoder output."""
-
-    audio: Tensor
-    codes: Tensor
-    vq: VQOutput
-    latents: Tensor
+WavTokenizerOutput = CodecOutput  # the codec family's forward output (models/contracts.py)
 
 
 class WavTokenizer(CodecModel):
