@@ -232,7 +232,7 @@ class ExportSpec:
         return tuple({a: torch.export.Dim.DYNAMIC for a in self.dynamic_axes.get(n, {})} for n in self.input_names)
 
 
-def export_spec(model: nn.Module, batch: int = 2, length: int | None = None, on: str = "features") -> ExportSpec:
+def export_spec(model: nn.Module, batch: int = 2, length: int | None = None, on: str | None = None) -> ExportSpec:
     """Example inputs, names and dynamic axes for a registered model's ``forward``.
 
     The model states them itself (``export_signature`` of its family contract, overridden where the graph
@@ -244,12 +244,13 @@ def export_spec(model: nn.Module, batch: int = 2, length: int | None = None, on:
             ``on="features"`` ``(B, H, L, F)`` or ``on="audio"`` ``(B, T)`` at 22,050 Hz).
         batch: example batch size (>= 2 keeps the batch axis dynamic in ``torch.export``).
         length: example frames ``L`` (samples ``T`` for audio); a model-appropriate default when None.
-        on: ``"features"`` or ``"audio"``.
+        on: what the graph takes: ``"features"`` or ``"audio"`` (codecs: ``"encode"`` / ``"decode"``; acoustic TTS
+            models: ``"tokens"``); default: the model's own (its ``export_signature`` default).
     """
     sig = getattr(model, "export_signature", None)
     if sig is None:
         raise ConfigError(f"no export spec for {type(model).__name__}; call export_onnx with explicit names/axes")
-    d = sig(batch=batch, length=length, on=on)
+    d = sig(batch=batch, length=length) if on is None else sig(batch=batch, length=length, on=on)
     return ExportSpec(tuple(d["example_inputs"]), list(d["input_names"]), list(d["output_names"]),
                       dict(d.get("dynamic_axes", {})), str(d.get("method", "forward")))
 

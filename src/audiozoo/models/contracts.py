@@ -438,6 +438,19 @@ class TTSModel(AudioModel):
         _expect(isinstance(first, Tensor) and first.shape[0] == args[0].shape[0], self,
                 "the first output must be a batch-first tensor (mel or codes)")
 
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "tokens") -> dict[str, Any]:
+        """Non-autoregressive inference, ``synthesize(tokens (B, N), lengths (B,)) -> (mel (B, n_mels, L),
+        mel_lengths (B,))``: dynamic batch, tokens and frames (``L`` follows the predicted durations in the
+        graph). Autoregressive models override this (their decoding loop stops on data)."""
+        if on != "tokens":
+            raise ConfigError(f"{type(self).__name__} exports on token ids, got on={on!r}")
+        n = int(length or 24)
+        tokens = torch.randint(1, int(self.vocab_size), (batch, n), generator=torch.Generator().manual_seed(0))
+        return {"example_inputs": (tokens, _lengths(n, batch)), "input_names": ["tokens", "lengths"],
+                "output_names": ["mel", "mel_lengths"], "method": "synthesize",
+                "dynamic_axes": {"tokens": {0: "batch", 1: "tokens"}, "lengths": {0: "batch"},
+                                 "mel": {0: "batch", 2: "frames"}, "mel_lengths": {0: "batch"}}}
+
 
 # --------------------------------------------------------------------------------------------- separate
 class SeparatorModel(AudioModel):

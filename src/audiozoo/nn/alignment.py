@@ -122,13 +122,19 @@ def length_regulate(x: Tensor, durations: Tensor, alpha: float = 1.0, lengths: T
         durations = durations * (torch.arange(n, device=x.device)[None] < lengths[:, None])
     ends = durations.cumsum(1)  # (B, N): first frame after token i
     frame_lengths = ends[:, -1]
-    t = int(frame_lengths.max()) if max_len is None else int(max_len)
+    if max_len is not None:
+        t: int | Tensor = int(max_len)
+    else:  # a traced graph (ONNX export) keeps the output length data-dependent: no Python int there
+        t = frame_lengths.max() if torch.jit.is_tracing() else int(frame_lengths.max())
     frames = torch.arange(t, device=x.device)
     # token of frame f: the number of tokens that end at or before f
-    index = torch.searchsorted(ends, frames.expand(b, t).contiguous(), right=True).clamp(max=n - 1)
-    y = torch.gather(x, 1, index[..., None].expand(b, t, x.shape[2]))
+    if torch.jit.is_tracing():  # ONNX has no searchsorted: count the tokens ending at or before each frame
+        index = (ends[:, None, :] <= frames[None, :, None]).sum(-1).clamp(max=n - 1)
+    else:
+        index = torch.searchsorted(ends, frames[None].expand(b, -1).contiguous(), right=True).clamp(max=n - 1)
+    y = torch.gather(x, 1, index[..., None].expand(-1, -1, x.shape[2]))
     y = y * (frames[None] < frame_lengths[:, None])[..., None].to(y.dtype)
-    return y, frame_lengths.clamp(max=t)
+    return y, (frame_lengths.clamp(max=int(max_len)) if max_len is not None else frame_lengths)
 
 
 class LengthRegulator(nn.Module):

@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from .attention import MultiHeadAttention
 from .embeddings import sinusoidal_positions
 
-__all__ = ["FFTBlock", "FFTStack", "PostNet", "VariancePredictor", "bucketize_embed", "padding_mask"]
+__all__ = ["FFTBlock", "FFTStack", "PostNet", "VariancePredictor", "bucketize", "bucketize_embed", "padding_mask"]
 
 
 def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -145,6 +145,14 @@ class VariancePredictor(nn.Module):
         return out if mask is None else out.masked_fill(mask, 0.0)
 
 
+def bucketize(values: Tensor, bins: Tensor) -> Tensor:
+    """``torch.bucketize(values, bins)`` (``right=False``), also inside a traced graph: ONNX has no
+    ``searchsorted``/``bucketize``, so a traced call counts the boundaries below each value (same result)."""
+    if torch.jit.is_tracing():
+        return (values[..., None] > bins).sum(-1)
+    return torch.bucketize(values.contiguous(), bins)
+
+
 def bucketize_embed(values: Tensor, bins: Tensor, embedding: nn.Embedding, straight_through: bool = False
                     ) -> Tensor:
     """Embedding of the bucket of each value: ``values (B, N)`` -> ``(B, N, D)``.
@@ -155,7 +163,7 @@ def bucketize_embed(values: Tensor, bins: Tensor, embedding: nn.Embedding, strai
     neighbouring bucket embeddings (a straight-through estimator), so a loss on the output reaches whatever
     predicted ``values``.
     """
-    idx = torch.bucketize(values.detach().contiguous(), bins)
+    idx = bucketize(values.detach(), bins)
     out = embedding(idx)
     if not straight_through or not values.requires_grad:
         return out

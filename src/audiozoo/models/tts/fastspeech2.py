@@ -56,7 +56,7 @@ from ...config import build_config
 from ...dsp.mel import VocoderMel
 from ...errors import ConfigError
 from ...nn.alignment import length_regulate
-from ...nn.fastspeech import FFTStack, PostNet, VariancePredictor, bucketize_embed, padding_mask
+from ...nn.fastspeech import FFTStack, PostNet, VariancePredictor, bucketize, bucketize_embed, padding_mask
 from ...registry import WeightSet, register_model
 from ..contracts import TTSModel
 
@@ -184,7 +184,7 @@ class FastSpeech2(TTSModel):
         if target is not None:
             if target.shape != pred.shape:
                 raise ConfigError(f"variance target shape {tuple(target.shape)} != prediction {tuple(pred.shape)}")
-            emb = embedding(torch.bucketize(target.contiguous(), bins))
+            emb = embedding(bucketize(target, bins))
         else:
             emb = bucketize_embed(pred * gain + offset, bins, embedding, straight_through=torch.is_grad_enabled())
         # padded positions get no embedding (ming024 adds one there; the next predictor's convolution would then

@@ -333,6 +333,21 @@ class TransformerTTS(TTSModel):
         mel = torch.randn(batch, self.n_mels, 2 * length, generator=g) - 4.0
         return (tokens,), {"lengths": _lengths(length, batch), "mel": mel, "mel_lengths": mel_lengths}
 
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "encode") -> dict[str, Any]:
+        """Only the text encoder exports: ``encode(tokens (B, N), lengths (B,)) -> (memory (B, N, dim), mask)``.
+        Decoding is an autoregressive loop that stops when the stop token fires, which a traced graph cannot
+        hold; a runtime would drive a per-step decoder graph itself (not exported here)."""
+        if on != "encode":
+            raise ConfigError(f"Transformer TTS exports its encoder only (on='encode'), got on={on!r}: decoding is an "
+                              "autoregressive loop that stops on data; export a FastSpeech-family model for the "
+                              "whole text -> mel graph")
+        n = int(length or 24)
+        tokens = torch.randint(1, int(self.vocab_size), (batch, n), generator=torch.Generator().manual_seed(0))
+        return {"example_inputs": (tokens, _lengths(n, batch)), "input_names": ["tokens", "lengths"],
+                "output_names": ["memory", "memory_mask"], "method": "encode",
+                "dynamic_axes": {"tokens": {0: "batch", 1: "tokens"}, "lengths": {0: "batch"},
+                                 "memory": {0: "batch", 1: "tokens"}, "memory_mask": {0: "batch", 1: "tokens"}}}
+
     def mel_extractor(self) -> VocoderMel:
         """The front end whose log-mel this model predicts (training targets; HiFi-GAN's input)."""
         c = self.config
