@@ -1,5 +1,6 @@
 """Shared neural-network blocks (import only ``audiozoo.dsp`` and torch)."""
 
+from .acoustic_condition import ConditionalLayerNorm, ConvConditionEncoder, segment_mean
 from .activations import Snake1d
 from .adapters import (
     BottleneckAdapter,
@@ -144,3 +145,5 @@ __all__ += ["BandMaskEstimator", "BandSplit", "ConvISTFT", "ConvSTFT", "OverlapA
 # WavLM / BEATs blocks (issue #13): gated relative position bias attention, conv positions, deep-norm layer
 __all__ += ["ConvPositionalEmbedding", "GatedRelPosAttention", "RelPosTransformerLayer", "RelativePositionBias",
             "relative_position_bucket"]
+# AdaSpeech (issue #16): conditional LayerNorm, acoustic-condition encoders, phoneme-level frame means
+__all__ += ["ConditionalLayerNorm", "ConvConditionEncoder", "segment_mean"]
