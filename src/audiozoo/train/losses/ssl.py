@@ -1,4 +1,4 @@
-"""Self-supervised pretext losses (SSAST, TERA).
+"""Self-supervised pretext losses (SSAST, TERA, MERT).
 
 The SSL family contract puts ``pretrain_loss`` on the model (DESIGN.md), so SSL model files call these pure
 functions; ``train/losses`` imports only ``dsp``, ``nn``, ``eval`` and ``errors`` (enforced by
@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ...errors import ConfigError
 
-__all__ = ["masked_patch_info_nce", "masked_reconstruction_loss"]
+__all__ = ["codebook_nce_loss", "masked_patch_info_nce", "masked_reconstruction_loss"]
 
 
 def masked_patch_info_nce(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -48,3 +48,27 @@ def masked_reconstruction_loss(pred: Tensor, target: Tensor, mask: Tensor | None
             return pred.sum() * 0.0
         pred, target = pred[mask], target[mask]
     return F.l1_loss(pred.float(), target.float()) if kind == "l1" else F.mse_loss(pred.float(), target.float())
+
+
+def codebook_nce_loss(proj: Tensor, label_embs: Tensor, targets: Tensor,
+                      temperature: float = 0.1) -> tuple[Tensor, Tensor]:
+    """HuBERT / MERT masked prediction for one codebook (fairseq ``HubertModel.compute_nce`` + cross-entropy).
+
+    Args:
+        proj: ``(M, d)`` projected encoder outputs of the ``M`` scored frames; label_embs: ``(K, d)`` one learned
+            embedding per code; targets: ``(M,)`` code indices in ``[0, K)``; temperature: ``logit_temp``.
+    Returns:
+        ``(loss, accuracy)``: cross-entropy over the ``K`` codes of ``cos(proj, label_embs) / temperature`` (the
+        official logits put the positive first and mask the duplicate among the negatives, which is the same
+        softmax), averaged over frames; accuracy is the share of frames whose top code is the target.
+    """
+    if (proj.ndim != 2 or label_embs.ndim != 2 or proj.shape[1] != label_embs.shape[1]
+            or targets.shape != proj.shape[:1]):
+        raise ConfigError(f"codebook_nce_loss needs proj (M, d), label_embs (K, d), targets (M,); got "
+                          f"{tuple(proj.shape)}, {tuple(label_embs.shape)}, {tuple(targets.shape)}")
+    if proj.shape[0] == 0:
+        return proj.sum() * 0.0 + label_embs.sum() * 0.0, proj.new_zeros(())
+    logits = F.normalize(proj.float(), dim=-1) @ F.normalize(label_embs.float(), dim=-1).T / float(temperature)
+    loss = F.cross_entropy(logits, targets.long())
+    acc = (logits.argmax(-1) == targets).float().mean().detach()
+    return loss, acc

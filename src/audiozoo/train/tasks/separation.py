@@ -27,6 +27,20 @@ Section 4.3) can act on the sources first:
 
 Pitch / tempo changes (Demucs' ``--repitch``, an external soundstretch run) are not included.
 
+Query-conditioned targets (``query``; USS, Kong et al. 2023, arXiv:2305.07447, Section 3): the batch holds
+single-source clips with weak labels (``batch["label"]``, class indices); each clip's segment is mixed with
+``mix_num - 1`` segments of other labels from the batch (rescaled to its energy, ``match_energy``:
+:func:`audiozoo.data.queries.mix_segments`) and a separator ``forward(mixture, condition) -> (B, 1, C, T)``
+learns to recover it from a query condition: ``query: label`` a one-hot vector of the clip's label,
+``query: tagger`` the outputs of a frozen tagger on the target segment (``query_model``, a resolver spec or a
+module, default the model's ``config.query_model``; its probabilities or embedding after the model's
+``config.query_type``: the paper's at_soft / embedding queries). The tagger is loaded at ``setup``, kept frozen
+in float32 and is not part of the checkpoints. ``anchor_seconds``: the segment of each clip is the anchor the
+tagger finds (the window of largest area under its probability of the clip's class over sliding windows,
+:func:`audiozoo.data.queries.mine_anchors`; ``anchor_classes`` maps data label ``i`` to the tagger's class)
+instead of the whole crop. Validation adds ``si_sdri_wrong_query``: the output for a partner's query, scored
+against the target (it should be low).
+
 Losses (:mod:`audiozoo.train.losses.separation`): ``si_sdr`` (Conv-TasNet), ``sd_sdr``, ``snr`` (optionally
 soft-thresholded), ``l1`` (Demucs), ``mse``. Validation reports ``loss``, ``si_sdr`` (dB, PIT-matched when
 ``pit``), ``si_sdri`` (the improvement over the unprocessed mixture, the monitored value) and, for named
@@ -40,11 +54,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from ...data.queries import framewise_scores, label_condition, mine_anchors, mix_segments, tagger_condition
 from ...errors import ConfigError, DataError
 from ..losses.separation import neg_si_sdr, pit, separation_loss
 from .base import Task, batch_size, register_task, unwrap
+
+QUERIES = ("label", "tagger")
 
 __all__ = ["SeparationTask", "augment_sources"]
 
@@ -92,6 +109,12 @@ class SeparationTask(Task):
         remix, flip_sign, flip_channels, scale, shift: augmentations (training only; module docstring).
         stem_names: stem keys of the manifest in target order for PIT (default: each item's own order).
         cache_mb: memory for stems read from files (0: no cache).
+        query: ``None`` (PIT / fixed order), ``"label"`` or ``"tagger"``: query-conditioned targets (module
+            docstring); ``pit`` and the source augmentations do not apply.
+        query_model: the frozen tagger of ``query: tagger`` / ``anchor_seconds`` (spec or module).
+        mix_num: sources per query mixture (target + partners); match_energy: rescale partners to the target.
+        anchor_seconds: mine anchor segments of this length with the tagger; anchor_window_seconds /
+            anchor_hop_seconds: its sliding windows; anchor_classes: tagger class of each data label.
         optim, schedule: see :class:`~audiozoo.train.tasks.base.Task`.
     """
 
@@ -101,7 +124,10 @@ class SeparationTask(Task):
     def __init__(self, *, loss: str = "si_sdr", pit: bool = True, snr_threshold_db: float | None = None,
                  mix_from_sources: bool = True, remix: bool = False, flip_sign: bool = False,
                  flip_channels: bool = False, scale: Sequence[float] | None = None, shift: int = 0,
-                 stem_names: Sequence[str] | None = None, cache_mb: float = 512.0,
+                 stem_names: Sequence[str] | None = None, cache_mb: float = 512.0, query: str | None = None,
+                 query_model: Any = None, mix_num: int = 2, match_energy: bool = True,
+                 anchor_seconds: float | None = None, anchor_window_seconds: float = 1.0,
+                 anchor_hop_seconds: float = 0.25, anchor_classes: Sequence[int] | None = None,
                  optim: Mapping[str, Any] | None = None, schedule: Mapping[str, Any] | None = None) -> None:
         super().__init__(optim or {"name": "adam", "lr": 1e-3}, schedule)
         self.loss_name = str(loss)
@@ -121,6 +147,20 @@ class SeparationTask(Task):
         self.cache_bytes = int(float(cache_mb) * 2**20)
         self._cache: OrderedDict[tuple[str, int, int], Tensor] = OrderedDict()
         self._cached = 0
+        if query is not None and query not in QUERIES:
+            raise ConfigError(f"query must be one of {QUERIES} or null, got {query!r}")
+        if int(mix_num) < 2:
+            raise ConfigError(f"mix_num must be >= 2 (a target and a partner), got {mix_num}")
+        if anchor_seconds is not None and (query is None or not float(anchor_seconds) > 0):
+            raise ConfigError("anchor_seconds (> 0) applies to query-conditioned training (query: label | tagger)")
+        if min(float(anchor_window_seconds), float(anchor_hop_seconds)) <= 0:
+            raise ConfigError("anchor_window_seconds and anchor_hop_seconds must be > 0")
+        self.query, self.query_spec = query, query_model
+        self.mix_num, self.match_energy = int(mix_num), bool(match_energy)
+        self.anchor_seconds = None if anchor_seconds is None else float(anchor_seconds)
+        self.anchor_window, self.anchor_hop = float(anchor_window_seconds), float(anchor_hop_seconds)
+        self.anchor_classes = [int(c) for c in anchor_classes] if anchor_classes is not None else None
+        self.tagger: nn.Module | None = None
 
     # ---- data -------------------------------------------------------------------------------------
     def _sep(self):
@@ -209,6 +249,74 @@ class SeparationTask(Task):
             mix = mix[..., : src.shape[-1]]
         return mix, src
 
+    # ---- query-conditioned targets (USS) ------------------------------------------------------------
+    def _tagger(self) -> nn.Module:
+        if self.tagger is None:
+            spec = self.query_spec or getattr(getattr(self._sep(), "config", None), "query_model", None)
+            if spec is None:
+                raise ConfigError("query: tagger / anchor_seconds need a query_model (or the model's "
+                                  "config.query_model)")
+            if isinstance(spec, nn.Module):
+                t = spec
+            else:
+                from ...resolve import resolve_model
+
+                t = resolve_model(spec, trained=True)
+            for p in t.parameters():
+                p.requires_grad_(False)
+            self.tagger = t.to(self.device).eval()
+        return self.tagger
+
+    def setup(self, trainer: Any) -> None:
+        super().setup(trainer)
+        if self.query == "tagger" or self.anchor_seconds is not None:
+            self._tagger()
+
+    def _anchors(self, audio: Tensor, labels: Tensor, sr: int) -> Tensor:
+        """The anchor segment ``(B, C, anchor)`` of each clip ``(B, C, T)`` (module docstring)."""
+        seg = round(self.anchor_seconds * sr)
+        if audio.shape[-1] <= seg:
+            return audio
+        tagger = self._tagger()
+        ids = labels if self.anchor_classes is None else torch.as_tensor(self.anchor_classes)[labels.cpu()]
+        scores = framewise_scores(lambda w: tagger_condition(tagger, w, sr), audio.mean(1),
+                                  max(1, round(self.anchor_window * sr)), max(1, round(self.anchor_hop * sr)))
+        start = mine_anchors(scores, ids, seg, max(1, round(self.anchor_hop * sr)), audio.shape[-1])
+        idx = start.to(audio.device)[:, None] + torch.arange(seg, device=audio.device)
+        return torch.gather(audio, -1, idx[:, None].expand(-1, audio.shape[1], -1))
+
+    def condition(self, target: Tensor, labels: Tensor) -> Tensor:
+        """The query condition ``(B, D)`` of target segments ``(B, C, T)`` with weak labels ``(B,)``."""
+        m = self._sep()
+        dim = int(m.config.condition_dim)
+        if self.query == "label":
+            return label_condition(labels.cpu(), dim).to(self.device)
+        kind = str(getattr(m.config, "query_type", "probabilities"))
+        if kind == "onehot":
+            raise ConfigError("a model with query_type 'onehot' trains with query: label")
+        cond = tagger_condition(self._tagger(), target, int(m.sample_rate), kind)
+        if cond.shape[-1] != dim:
+            raise ConfigError(f"the query tagger gives {cond.shape[-1]}-d {kind}, the model takes condition_dim "
+                              f"{dim}")
+        return cond
+
+    def query_inputs(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor, list[list[int]], Tensor]:
+        """``(mixture (B, C, T), target (B, 1, C, T), condition (B, D), partners, labels)`` of a batch of
+        weakly labelled single-source clips."""
+        m = self._sep()
+        if "label" not in batch:
+            raise DataError(f"query-conditioned separation needs weak labels ('label'); got keys {sorted(batch)}")
+        labels = torch.as_tensor(batch["label"]).long().flatten().cpu()
+        audio = batch["audio"].to(self.device).float()
+        audio = audio[:, None] if audio.ndim == 2 else audio
+        c = int(m.audio_channels)
+        if audio.shape[1] != c:
+            audio = audio.mean(1, keepdim=True).expand(-1, c, -1)
+        if self.anchor_seconds is not None:
+            audio = self._anchors(audio, labels, int(m.sample_rate))
+        mix, target, partners = mix_segments(audio, labels, self.mix_num, self.match_energy)
+        return mix, target[:, None], self.condition(target, labels), partners, labels
+
     # ---- steps ------------------------------------------------------------------------------------
     def _losses(self, est: Tensor, src: Tensor) -> tuple[Tensor, Tensor]:
         """Per-source losses ``(B, S)`` and the estimates in reference order."""
@@ -219,13 +327,38 @@ class SeparationTask(Task):
         return self.loss_fn(est, src, channels=True, **self.loss_kw), est
 
     def training_step(self, batch: dict[str, Any], optimizer_idx: int = 0) -> dict[str, Tensor]:
+        if self.query is not None:
+            mix, target, cond, _, _ = self.query_inputs(batch)
+            est = self.model(mix, cond)
+            return {"loss": self.loss_fn(est.float(), target, channels=True, **self.loss_kw).mean()}
         mix, src = self.inputs(batch, train=self._sep().training)
         est = self.model(mix)
         losses, _ = self._losses(est.float(), src)
         return {"loss": losses.mean()}
 
     @torch.no_grad()
+    def _query_validation(self, batch: dict[str, Any]) -> None:
+        mix, target, cond, partners, labels = self.query_inputs(batch)
+        est = self.model(mix, cond).float()
+        live = target.flatten(1).pow(2).sum(-1) > 1e-10  # (B,)
+        sdr = -neg_si_sdr(est, target, channels=True)[:, 0]
+        base = -neg_si_sdr(mix[:, None], target, channels=True)[:, 0]
+        n = max(1, int(live.sum()))
+        out: dict[str, Any] = {"loss": float(self.loss_fn(est, target, channels=True, **self.loss_kw).mean()),
+                               "si_sdr": float(sdr[live].sum()) / n, "si_sdri": float((sdr - base)[live].sum()) / n}
+        # the same mixture queried for its first partner's class, scored against the target: should be low
+        has = torch.tensor([bool(p) for p in partners]) & live.cpu()
+        if bool(has.any()):
+            other = torch.tensor([p[0] if p else i for i, p in enumerate(partners)])
+            wrong = self.condition(target[:, 0][other], labels[other])
+            sdr_w = -neg_si_sdr(self.model(mix, wrong).float(), target, channels=True)[:, 0]
+            out["si_sdri_wrong_query"] = float((sdr_w - base)[has.to(sdr_w.device)].mean())
+        self._accumulate(out, batch_size(batch))
+
+    @torch.no_grad()
     def validation_step(self, batch: dict[str, Any]) -> None:
+        if self.query is not None:
+            return self._query_validation(batch)
         mix, src = self.inputs(batch, train=False)
         est = self.model(mix).float()
         losses, ordered = self._losses(est, src)
