@@ -170,12 +170,69 @@ def cmd_upsample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hear_embed(args: argparse.Namespace) -> bool:
+    """``embed -m MODEL``: HEAR-style embeddings unless it is a speaker (``embed`` family) model asked for the
+    speaker-similarity output (no --frames / --layer / --random-init, JSON output)."""
+    from .pipelines import _family_of_spec
+
+    if args.frames or args.layer is not None or args.random_init:
+        return True
+    if args.output and Path(args.output).suffix.lower() in (".npy", ".npz"):
+        return True
+    return not args.speaker and _family_of_spec(args.model) != "embed"
+
+
+def _cmd_embed_hear(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .pipelines.embeddings import AudioEmbeddingPipeline, write_embeddings
+
+    _check_audio_files(args.files)
+    with warnings.catch_warnings():  # the random-init warning is printed below, once
+        warnings.simplefilter("ignore", UserWarning)
+        pipe = AudioEmbeddingPipeline(args.model, layer=args.layer, random_init=args.random_init,
+                                      device=args.device, timestamp_hop=args.hop, progress=len(args.files) > 8)
+    if pipe.warning:
+        print(f"audiozoo: warning: {args.model}: {pipe.warning}", file=sys.stderr)
+    items = pipe(list(args.files), frames=args.frames)
+    res = {"model": pipe.model_spec, "family": pipe.model_family, "layer": pipe.layer,
+           "sample_rate": pipe.sample_rate, "items": items}
+    written = write_embeddings(args.output, res, frames=args.frames) if args.output else []
+    if args.json:
+        _print_json(json.loads(json.dumps(res, default=lambda a: a.tolist())))
+        return 0
+    layer = f", layer {pipe.layer}" if pipe.layer is not None else ""
+    for r in items:
+        frames = f"; {len(r['frames'])} timestamped frames" if args.frames else ""
+        print(f"{r['input']}: {r['embed_dim']}-d {pipe.model_family} embedding{layer} ({r['duration_s']:.2f} s"
+              f"{frames})")
+    for w in written:
+        print(f"written to {w}")
+    return 0
+
+
+def cmd_bench_embeddings(args: argparse.Namespace) -> int:
+    from .eval.embeddings_bench import markdown_table, write_table
+    from .pipelines.bench_embeddings import run
+
+    res = run(tasks=args.tasks, models=args.models, max_clips=args.max_clips, data_root=args.data,
+              cache=args.cache, seed=args.seed, progress=not args.quiet, device=args.device)
+    md, js = write_table(res, args.output)
+    print(markdown_table(res), end="")
+    print(f"written to {md} and {js} ({res['seconds']:.0f} s)")
+    return 0
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .pipelines import pipeline
 
     if args.model is None and not args.speaker:
         raise ConfigError("say what to embed: --speaker (GE2E speaker encoder, real weights) or -m MODEL")
+    if args.speaker and args.model is None:
+        args.model = "ge2e_speaker_encoder.resemblyzer"
+    if _hear_embed(args):
+        return _cmd_embed_hear(args)
     pipe = pipeline("embed", model=args.model or "ge2e_speaker_encoder.resemblyzer", device=args.device,
                     progress=len(args.files) > 8)
     res = pipe.compare(args.files) if len(args.files) > 1 else {"model": pipe.model_spec, "items": pipe(args.files)}
@@ -450,16 +507,41 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_upsample)
 
-    s = sub.add_parser("embed", help="utterance embeddings (--speaker: GE2E speaker encoder, real weights) and "
-                       "their cosine similarities -> JSON")
+    s = sub.add_parser("embed", help="embeddings of any encoder (-m: HEAR-style clip / timestamped frames) and "
+                       "speaker similarities (--speaker: GE2E speaker encoder, real weights)")
     s.add_argument("files", nargs="+")
     s.add_argument("--speaker", action="store_true",
                    help="speaker embeddings with ge2e_speaker_encoder.resemblyzer (the default model)")
-    s.add_argument("-m", "--model", default=None, help="embed model: weight set (name.tag) or checkpoint folder")
-    s.add_argument("-o", "--output", default=None, metavar="OUT.json", help="write the vectors (+ similarity)")
+    s.add_argument("-m", "--model", default=None, help="encoder (ssl, classify or embed family): weight set "
+                   "(name.tag) or checkpoint folder; HEAR-style clip embeddings (speaker models: + similarity)")
+    s.add_argument("-o", "--output", default=None, metavar="OUT.json|.npy|.npz", help="write the vectors")
+    s.add_argument("--frames", action="store_true", help="also timestamped frame embeddings (HEAR "
+                   "get_timestamp_embeddings: (frames, dim) + timestamps in ms)")
+    s.add_argument("--layer", type=int, default=None, help="ssl models: hidden state to use (0 = embedding "
+                   "output, -1 = last, the default)")
+    s.add_argument("--hop", type=float, default=0.05, help="seconds between the frame embeddings of windowed "
+                   "models (classifiers, speaker encoders)")
+    s.add_argument("--random-init", action="store_true", help="allow a bare architecture name with random "
+                   "weights (a baseline: a warning says so)")
     s.add_argument("--json", action="store_true", help="print the full JSON")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_embed)
+
+    s = sub.add_parser("bench-embeddings", help="offline HEAR-style benchmark: linear probes of every encoder with "
+                       "weights (+ chance, log-mel baseline) on tasks from project data -> table (md + JSON)")
+    s.add_argument("--tasks", nargs="+", default=None, help="tasks (default all: fsdd_digits_loso fsdd_speaker "
+                   "yesno_words sonic_pi_family music_instrument)")
+    s.add_argument("--models", nargs="+", default=None, help="encoders (default: every ssl / classify / embed "
+                   "weight set, `audiozoo list --weights`)")
+    s.add_argument("--max-clips", type=int, default=None, help="at most this many clips per task (a quick run)")
+    s.add_argument("-o", "--output", default="embeddings_benchmark", metavar="OUT",
+                   help="writes OUT.md and OUT.json")
+    s.add_argument("--data", default=None, help="shared data folder (default: $AUDIOZOO_SHARED_DATA or ../shared/data)")
+    s.add_argument("--cache", default="cache/bench_embeddings", help="where corpora are built (sonic-pi, music)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_bench_embeddings)
 
     s = sub.add_parser("separate", help="source separation (Demucs, Conv-TasNet): one wav per source",
                        description="Separate IN into OUTDIR/<source>.wav with a trained separator. Long files run "

@@ -24,6 +24,7 @@ TASKS: dict[str, tuple[str, str, str | None, bool]] = {
     "vocode": ("vocode", "VocodePipeline", "vocoder", False),
     "upsample": ("upsample", "UpsamplePipeline", "enhance", False),
     "embed": ("embed", "EmbedPipeline", "embed", False),
+    "audio-embeddings": ("embeddings", "AudioEmbeddingPipeline", "ssl", True),  # ssl, classify and embed models
     "separate": ("separate", "SeparatePipeline", "separate", True),
     "codec": ("codec", "CodecPipeline", "codec", True),
     "tts": ("tts", "TTSPipeline", "tts", False),
