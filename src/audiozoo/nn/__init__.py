@@ -51,6 +51,7 @@ from .ctc import (
     token_spans,
     word_spans,
 )
+from .delightful import DelightfulConformer, ReferenceEncoder, StyleTokenLayer, XLRelPosAttention
 from .diffusion import NoiseSchedule, beta_schedule
 from .discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from .embeddings import sinusoidal_positions, timestep_embedding
@@ -147,3 +148,5 @@ __all__ += ["ConvPositionalEmbedding", "GatedRelPosAttention", "RelPosTransforme
             "relative_position_bucket"]
 # AdaSpeech (issue #16): conditional LayerNorm, acoustic-condition encoders, phoneme-level frame means
 __all__ += ["ConditionalLayerNorm", "ConvConditionEncoder", "segment_mean"]
+# DelightfulTTS blocks (issue #16)
+__all__ += ["DelightfulConformer", "ReferenceEncoder", "StyleTokenLayer", "XLRelPosAttention"]

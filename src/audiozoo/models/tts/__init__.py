@@ -4,7 +4,7 @@ A TTS system is an acoustic model composed with a vocoder by name (``"fastspeech
 .universal"``, :class:`~audiozoo.models.tts.system.TTSSystem` through :func:`audiozoo.resolve.resolve_model`).
 """
 
-from . import adaspeech, fastspeech, fastspeech2, transformer_tts  # noqa: F401
+from . import adaspeech, delightful_tts, fastspeech, fastspeech2, transformer_tts  # noqa: F401
 from .system import TTSSystem
 
 __all__ = ["TTSSystem"]

@@ -19,17 +19,20 @@ class TTSSystem(nn.Module):
     """``synthesize(tokens (B, N), lengths, **controls) -> (wav (B, T), wav_lengths (B,))``.
 
     Attributes: ``acoustic``, ``vocoder``, ``sample_rate`` (the vocoder's), ``hop_length``, ``family = "tts"``.
-    The acoustic model's mel must be the vocoder's input: same ``n_mels``, hop and sample rate (checked).
+    The acoustic model's mel must be the vocoder's input: same ``n_mels``, hop and sample rate (checked; against the
+    vocoder's ``mel_hop_length`` / ``mel_sample_rate`` where it has them).
     """
 
     family = "tts"
 
     def __init__(self, acoustic: nn.Module, vocoder: nn.Module):
         super().__init__()
+        # a vocoder that changes the rate (HiFiNet: 16 kHz mel -> 48 kHz) states its mel's own rate and hop
+        v_hop = getattr(vocoder, "mel_hop_length", getattr(vocoder, "hop_length", None))
+        v_rate = getattr(vocoder, "mel_sample_rate", getattr(vocoder, "sample_rate", None))
         for what, a, v in (("n_mels", getattr(acoustic, "n_mels", None), getattr(vocoder, "n_mels", None)),
-                           ("hop_length", getattr(acoustic, "hop_length", None), getattr(vocoder, "hop_length", None)),
-                           ("sample_rate", getattr(acoustic, "sample_rate", None),
-                            getattr(vocoder, "sample_rate", None))):
+                           ("hop_length", getattr(acoustic, "hop_length", None), v_hop),
+                           ("sample_rate", getattr(acoustic, "sample_rate", None), v_rate)):
             if a is not None and v is not None and int(a) != int(v):
                 raise ConfigError(f"cannot compose {type(acoustic).__name__} with {type(vocoder).__name__}: the "
                                   f"acoustic model's {what} is {a}, the vocoder's {v}")
