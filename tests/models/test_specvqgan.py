@@ -60,7 +60,8 @@ def test_codes_interface_and_mel_round_trip() -> None:
         assert torch.equal(out.codes, codes)  # forward and encode agree
         mel = m.decode_mel(codes)  # the front end's units, L * time_factor frames
         assert tuple(mel.shape) == (2, m.n_mels, 23 * m.time_factor)
-        torch.testing.assert_close(mel, m.denormalize(out.reconstruction))
+        # decode(codes) and forward reconstruct through differently batched convolutions: float32 noise only
+        torch.testing.assert_close(mel, m.denormalize(out.reconstruction), rtol=1e-4, atol=1e-4)
         assert tuple(m.decode(codes).shape) == (2, 23 * m.hop_length)
         # the LM's sequence: SpecVQGAN's ColumnMajor permuter reads the grid time column by time column
         seq = codes.transpose(1, 2).reshape(2, -1)
