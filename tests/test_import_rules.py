@@ -106,6 +106,12 @@ def test_model_files_import_no_other_model():
     assert bad == []
 
 
+def test_contracts_import_only_lower_layers():
+    # family base classes hold logic several model files share (e.g. MaskedPatchSSLModel for SSAST and SSAMBA)
+    assert _violations("models/contracts.py", ("audiozoo.nn", "audiozoo.dsp", "audiozoo.text",
+                                                   "audiozoo.train.losses")) == []
+
+
 # data, text and eval sit above dsp and may use two more base layers: text (corpus builders phonemise their
 # transcripts; judges embed captions) and hub (pinned package weights are read and sha256-checked through it).
 # Neither imports any model, task or pipeline (docs/architecture.md).

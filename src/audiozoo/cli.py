@@ -340,7 +340,10 @@ def cmd_tts(args: argparse.Namespace) -> int:
                 print(ph)
     import torch
 
-    outs = [pipe.synthesize(t, args.speed, args.pitch_shift, args.energy) for t in texts]
+    if args.speaker_wav:
+        _check_audio_files([args.speaker_wav])
+    outs = [pipe.synthesize(t, args.speed, args.pitch_shift, args.energy, speaker_wav=args.speaker_wav)
+            for t in texts]
     sr = outs[0]["sample_rate"]
     # lines of a file are spoken in order with a pause between them (--sentence-silence, at least 0.25 s)
     gap = torch.zeros(int(round(max(args.sentence_silence, 0.25) * sr)))
@@ -489,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--energy", type=float, default=1.0, help="energy (loudness) scale")
     s.add_argument("--sentence-silence", type=float, default=0.0, help="seconds of silence between sentences")
     s.add_argument("--show-phonemes", action="store_true", help="print the phonemes of every sentence")
+    s.add_argument("--speaker-wav", default=None, metavar="REF.wav", help="zero-shot voice: a reference clip whose "
+                   "GE2E embedding conditions a speaker-embedding model (sv2tts_synthesizer)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_tts)
 

@@ -45,14 +45,22 @@ def test_canonical_sizes(name: str, params: int) -> None:
         assert (c.variance_filter, c.variance_kernel, c.n_bins, c.n_mels, c.hop_length) == (256, 3, 256, 80, 256)
 
 
-def test_teacher_forced_lengths_and_masking() -> None:
-    m = _model()
+def _teacher_forced(m):
+    """A teacher-forced pass of ``m`` on :func:`_inputs` with random frame-level pitch / energy targets:
+    ``(tokens, lengths, durations, frames per item, pitch, energy, output)``."""
     tokens, lengths, durations = _inputs()
     frames = (durations * (torch.arange(7)[None] < lengths[:, None])).sum(1)
     big = int(frames.max())
     pitch, energy = torch.randn(2, big), torch.randn(2, big)
     with torch.no_grad():
         out = m(tokens, lengths, durations=durations, pitch=pitch, energy=energy, max_frames=big)
+    return tokens, lengths, durations, frames, pitch, energy, out
+
+
+def test_teacher_forced_lengths_and_masking() -> None:
+    m = _model()
+    tokens, lengths, durations, frames, pitch, energy, out = _teacher_forced(m)
+    big = int(frames.max())
     assert isinstance(out, FastSpeech2Output)
     assert out.mel.shape == (2, TINY["n_mels"], big) and out.mel_lengths.tolist() == frames.tolist()
     assert (out.mel[1, :, int(frames[1]):] == LOG_FLOOR).all()  # padded frames are silence

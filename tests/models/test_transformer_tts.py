@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ar_tts_checks import (
+    check_causal_and_batch_independent,
+    harmonic_utterances,
+    padded_batch,
+    randomise_batchnorm,
+    train_tts_task,
+)
 
 import audiozoo
 from audiozoo.errors import CheckpointError, ConfigError
@@ -18,41 +25,19 @@ TINY = dict(vocab_size=40, embed_dim=16, prenet_layers=2, prenet_channels=16, pr
 def _model(**kw):
     torch.manual_seed(0)
     m = audiozoo.create_model("transformer_tts_small", **{**TINY, **kw}).eval()
-    with torch.no_grad():  # non-trivial BatchNorm statistics and alphas
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm1d):
-                mod.running_mean.uniform_(-0.5, 0.5)
-                mod.running_var.uniform_(0.5, 2.0)
+    randomise_batchnorm(m)
+    with torch.no_grad():  # non-trivial alphas
         m.encoder_pos.alpha.fill_(0.7)
         m.decoder_pos.alpha.fill_(1.3)
     return m
 
 
-def _batch(b=2, n=9, frames=17, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(1, 40, (b, n), generator=g)
-    lengths = torch.tensor([n] + [n - 3] * (b - 1))
-    tokens[1:, n - 3:] = 0
-    mel = torch.randn(b, 20, frames, generator=g) - 4.0
-    mel_lengths = torch.tensor([frames] + [frames - 5] * (b - 1))
-    return tokens, lengths, mel, mel_lengths
+def _batch():
+    return padded_batch()
 
 
 def test_teacher_forcing_is_causal_and_batch_independent():
-    m = _model()
-    tokens, lengths, mel, mel_lengths = _batch()
-    with torch.no_grad():
-        out = m(tokens, lengths, mel=mel, mel_lengths=mel_lengths)
-        alone = m(tokens[1:, :6], mel=mel[1:, :, :12])
-        mel2 = mel.clone()
-        mel2[:, :, 10:] += 1.0  # changing target frames >= 10 must not change predictions of frames <= 10
-        out2 = m(tokens, lengths, mel=mel2, mel_lengths=mel_lengths)
-    assert out.mel.shape == (2, 20, 17) and out.stop_logits.shape == (2, 17)
-    torch.testing.assert_close(out.mel[1, :, :12], alone.mel[0], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out.stop_logits[1, :12], alone.stop_logits[0], atol=1e-5, rtol=1e-5)
-    assert (out.mel[1, :, 12:] == LOG_FLOOR).all()
-    torch.testing.assert_close(out.mel_before[:, :, :11], out2.mel_before[:, :, :11])
-    assert not torch.allclose(out.mel_before[:, :, 11:], out2.mel_before[:, :, 11:])
+    check_causal_and_batch_independent(_model())
 
 
 def test_cached_synthesis_equals_teacher_forcing_on_its_own_frames():
@@ -121,13 +106,9 @@ def _espnet_pair():
                          eprenet_conv_filts=3, dprenet_layers=2, dprenet_units=16, elayers=1, eunits=64, adim=32,
                          aheads=2, dlayers=2, dunits=64, postnet_layers=2, postnet_chans=16, postnet_filts=5,
                          dprenet_dropout_rate=0.0, use_guided_attn_loss=False).eval()
+    randomise_batchnorm(ref, affine=True)
     with torch.no_grad():
         for mod in ref.modules():
-            if isinstance(mod, torch.nn.BatchNorm1d):
-                mod.running_mean.uniform_(-0.5, 0.5)
-                mod.running_var.uniform_(0.5, 2.0)
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.uniform_(-0.2, 0.2)
             if isinstance(mod, torch.nn.LayerNorm):
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.uniform_(-0.2, 0.2)
@@ -177,48 +158,19 @@ def test_parity_greedy_inference_with_espnet():
 
 
 # ------------------------------------------------------------------------------------------- training
-def _utterances(n=2, seed=0):
-    """Harmonic audio whose F0 and loudness change per token (``sum(d) * 256`` samples) with its ids/durations."""
-    import math
-
-    g = torch.Generator().manual_seed(seed)
-    items = []
-    for i in range(n):
-        toks = torch.randint(1, 40, (6 + 2 * i,), generator=g).tolist()
-        durs = torch.randint(2, 6, (6 + 2 * i,), generator=g).tolist()
-        f0 = torch.cat([torch.full((d * 256,), 110.0 + 8.0 * t) for t, d in zip(toks, durs)])
-        amp = torch.cat([torch.full((d * 256,), 0.2 + 0.05 * (t % 4)) for t, d in zip(toks, durs)])
-        phase = 2 * math.pi * torch.cumsum(f0, 0) / 22050
-        wav = sum(torch.sin(k * phase) / k for k in range(1, 6)) * amp
-        items.append({"audio": wav.float(), "phoneme_ids": toks, "durations": durs, "audio_filepath": f"u{i}.wav"})
-    n_max = max(it["audio"].shape[-1] for it in items)
-    return {"audio": torch.stack([torch.nn.functional.pad(it["audio"], (0, n_max - it["audio"].shape[-1]))
-                                  for it in items]),
-            "lengths": torch.tensor([it["audio"].shape[-1] for it in items]),
-            **{k: [it[k] for it in items] for k in ("phoneme_ids", "durations", "audio_filepath")}}
-
-
 def test_tts_task_trains_transformer_tts_on_a_fixed_utterance():
     from audiozoo.train.tasks.tts import TTSTask
 
+    batch = harmonic_utterances()
     torch.manual_seed(0)
-    model = audiozoo.create_model("transformer_tts_small", **TINY).train()
-    task = TTSTask(lambda_guided_attn=1.0)
-    task.models = {"model": model}
-    task.on_fit_start()  # no pitch / energy statistics for an autoregressive model
-    batch = _utterances()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    hist = []
-    for _ in range(30):
-        out = task.training_step(task.shared_forward(batch))
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        hist.append({k: float(v.detach()) for k, v in out.items()})
+    model = audiozoo.create_model("transformer_tts_small", **TINY)
+    hist = train_tts_task(model, batch, steps=30, lr=1e-2, lambda_guided_attn=1.0)
     assert set(hist[0]) == {"loss", "mel_l1", "mel_before", "mel_postnet", "stop", "guided_attn"}
     # measured: mel L1 7.22 -> 1.46 (ln units), stop BCE 0.68 -> 0.28 in 30 Adam steps (~1.2 s)
     assert hist[-1]["mel_l1"] < 0.3 * hist[0]["mel_l1"], (hist[0], hist[-1])
     assert hist[-1]["stop"] < 0.6 * hist[0]["stop"] and hist[-1]["guided_attn"] < hist[0]["guided_attn"]
+    task = TTSTask()
+    task.models = {"model": model}
     b = task.prepare_batch(batch)  # targets: sum(durations) frames, silence after each item's end
     assert b["mel_lengths"].tolist() == [sum(d) for d in batch["durations"]]
     assert (b["mel"][0, :, int(b["mel_lengths"][0]):] == LOG_FLOOR).all()

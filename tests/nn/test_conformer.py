@@ -147,3 +147,29 @@ def test_conv2d_subsampling_lengths():
     assert (y[1, 3:] == 0).all() and (y[1, :3] != 0).any()
     with pytest.raises(ConfigError, match="7 frames"):
         sub(torch.randn(1, 6, 20))
+
+
+def test_post_norm_conv_ffn_block_keeps_keys_and_padding():
+    """ESPnet's variant (the conformer FastSpeech 2): post-norm with FastSpeech's conv1d feed-forward. Same module
+    names as the pre-norm block; padded frames do not leak through the k=3 FFN convolutions; gradients flow
+    (numerical equality with the reference: tests/models/test_fastspeech2_conformer.py)."""
+    torch.manual_seed(0)
+    pre = ConformerBlock(16, 2, 32, kernel_size=5, dropout=0.0)
+    post = ConformerBlock(16, 2, 32, kernel_size=5, dropout=0.0, ffn_kind="conv", ffn_kernel=3, pre_norm=False)
+    assert list(pre.state_dict()) == list(post.state_dict())
+    assert post.ffn1.fc1.weight.shape == (32, 16, 3)
+    enc = ConformerEncoder(16, depth=2, num_heads=2, kernel_size=5, dropout=0.0, ffn_kind="conv", pre_norm=False).eval()
+    x = torch.randn(2, 9, 16)
+    x[1, 6:] = 50.0
+    with torch.no_grad():
+        y, _ = enc(x, torch.tensor([9, 6]))
+        alone, _ = enc(x[1:, :6])
+    torch.testing.assert_close(y[1, :6], alone[0], atol=1e-5, rtol=1e-5)
+    enc.train()
+    y, _ = enc(torch.randn(2, 9, 16), torch.tensor([9, 7]))
+    y.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+    with pytest.raises(ConfigError):
+        ConformerBlock(16, 2, ffn_kind="mlp")
+    with pytest.raises(ConfigError):
+        ConformerBlock(16, 2, ffn_kind="conv", ffn_kernel=4)

@@ -144,6 +144,22 @@ def test_fused_scan_equals_sequential_with_gradients(layout, length, scale):
         assert (a - b).abs().max() <= 1e-5 * b.abs().max().clamp_min(1e-6), name
 
 
+def test_fused_scan_trains_under_bf16_autocast():
+    """Under ``torch.autocast("cpu", bfloat16)`` the scan stays float32 (as documented), so the fused mode's
+    backward runs (its readout matmul used to come out bf16 and the backward failed on the dtype) and its
+    outputs and gradients equal the sequential loop's under the same autocast."""
+    results = {}
+    for mode in ("sequential", "fused"):
+        ins = _scan_case("selective", 40, 3.0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = selective_scan(*ins[:8], delta_softplus=True, initial_state=ins[8], mode=mode)
+            loss = (y.float() * torch.linspace(-1, 1, y.shape[-1])).sum()
+        results[mode] = [y, *torch.autograd.grad(loss, ins)]
+    assert results["fused"][0].dtype == torch.float32
+    for a, b in zip(results["fused"], results["sequential"]):
+        assert torch.isfinite(a).all() and (a - b).abs().max() <= 1e-5 * b.abs().max().clamp_min(1e-6)
+
+
 def test_fused_scan_refuses_a_second_backward():
     ins = _scan_case("selective", 4, 1.0)
     y = selective_scan(*ins[:8], delta_softplus=True, mode="fused")

@@ -223,8 +223,10 @@ class NormalizedKaldiFbank(FeatureExtractor):
     """
 
     def __init__(self, sample_rate: int = 16000, n_mels: int = 128, window_type: str = "hanning",
-                 norm_mean: float = -4.2677393, norm_std: float = 4.5689974, max_length: int | None = None):
+                 norm_mean: float = -4.2677393, norm_std: float = 4.5689974, max_length: int | None = None,
+                 input_scale: float = 1.0):
         super().__init__()
+        self.input_scale = float(input_scale)  # BEATs: waveform x 2^15 before the fbank
         self.sample_rate, self.n_mels, self.n_features = int(sample_rate), int(n_mels), int(n_mels)
         self.window_type, self.norm_mean, self.norm_std = window_type, float(norm_mean), float(norm_std)
         self.max_length = None if max_length is None else int(max_length)
@@ -237,7 +239,8 @@ class NormalizedKaldiFbank(FeatureExtractor):
         return torch.clamp(n, min=0) if isinstance(n, Tensor) else max(n, 0)
 
     def compute(self, wav: Tensor) -> Tensor:
-        return kaldi_fbank(wav.double(), self.sample_rate, num_mel_bins=self.n_mels, window_type=self.window_type)
+        return kaldi_fbank(wav.double() * self.input_scale, self.sample_rate, num_mel_bins=self.n_mels,
+                           window_type=self.window_type)
 
     def finish(self, feats: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
         valid = torch.arange(feats.shape[-1], device=feats.device)[None, :] < frames[:, None]

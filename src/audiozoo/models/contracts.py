@@ -19,18 +19,24 @@ Families: classify, ssl, vocoder, codec, tts, separate, enhance, generate, capti
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import AudiozooError, ConfigError
+from ..dsp.mel import VocoderMel
+from ..errors import AudioError, AudiozooError, ConfigError
+from ..nn import patch_mask_indices, resample_pos_embed
+from ..train.losses.ssl import masked_patch_info_nce, masked_reconstruction_loss
 
 __all__ = [
     "FAMILY_BASES", "AudioModel", "ClassifierModel", "CodecModel", "ContractError", "EmbedderModel", "EnhancerModel",
-    "frontend_config",
+    "frontend_config", "MaskedPatchSSLModel",
     "GeneratorModel", "SSLModel", "SeparatorModel", "Seq2SeqModel", "TTSModel", "TranscriberModel",
-    "VocoderModel", "example_inputs",
+    "VarianceTTSModel", "VocoderModel", "example_inputs", "AutoregressiveTTSConfig", "AutoregressiveTTSModel",
+    "AutoregressiveTTSOutput",
 ]
 
 
@@ -420,6 +426,173 @@ class SSLModel(AudioModel):
         _expect(len(picked) == 2 and torch.equal(picked[-1], feats[-1]), self, "layers=[0, -1] must pick hidden states")
 
 
+class MaskedPatchSSLModel(SSLModel):
+    """Base of the encoders pretrained by SSAST's masked spectrogram patch modelling (MSPM; Gong et al., AAAI 2022,
+    arXiv:2110.09784, Sec. 2.2): SSAST (a DeiT encoder) and SSAMBA (a bidirectional Mamba encoder) share all of it
+    but the encoder.
+
+    Inputs are features ``(B, n_mels, L)``, cut into a frequency-major patch grid ``(gf, gt)`` by ``patch_embed``
+    (:class:`audiozoo.nn.PatchEmbed`) behind ``num_prefix_tokens`` prefix tokens (cls, distillation). The pretext
+    task: ``count`` patches (the same fraction of a shorter input's valid patches) are replaced by ``mask_embed``;
+    an MLP head (``disc_head``, official ``cpredlayer``) maps each masked token to the flattened ``f x t`` patch
+    for an InfoNCE among the item's masked patches (``mpc``), a second one (``gen_head``, ``gpredlayer``)
+    reconstructs it under MSE (``mpg``); the loss is ``nce + mse_weight * mse``, by default from two passes with
+    independent masks (``traintest_mask.py``).
+
+    A subclass builds ``frontend``, ``patch_embed`` and ``pos_embed (1, P + gf*gt, D)``, calls
+    :meth:`_init_pretext` where the official model creates the mask embedding and heads, and implements
+    :meth:`encode`. Its config carries ``n_mels``, ``max_length``, ``patch_f``/``patch_t``, ``fstride``/``tstride``,
+    ``num_mask_patches``, ``mask_strategy``, ``cluster_size``, ``mse_weight`` and ``separate_passes``.
+    """
+
+    num_prefix_tokens: int
+
+    def _init_pretext(self, embed_dim: int) -> None:
+        """``mask_embed (1, 1, D)`` (zeros until the subclass's init) and the two heads Linear -> ReLU -> Linear."""
+        c = self.config
+        if c.mask_strategy not in ("cluster", "random"):
+            raise ConfigError(f"{type(c).__name__}.mask_strategy must be 'cluster' or 'random', "
+                              f"got {c.mask_strategy!r}")
+        p = c.patch_f * c.patch_t
+        self.mask_embed = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.disc_head = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, p))
+        self.gen_head = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, p))
+
+    def encode(self, features: Tensor, lengths: Tensor | None = None, mask_index: Tensor | None = None,
+               return_hidden: bool = False) -> tuple[Tensor, list[Tensor], tuple[int, int], Tensor]:
+        """``features (B, n_mels, L)`` -> ``(tokens (B, P + gf*gt, D) after the final norm, hidden states, grid,
+        valid columns (B,))``; ``mask_index (B, M)`` patches are replaced by ``mask_embed`` (:meth:`_mask_tokens`);
+        ``hidden`` (when asked for) holds the embedding output and the stream after every layer."""
+        raise NotImplementedError(f"{type(self).__name__} must implement encode")
+
+    # ---- shapes ---------------------------------------------------------------------------------------
+    def grid(self, length: int) -> tuple[int, int]:
+        """Patch grid ``(gf, gt)`` of ``length`` frames."""
+        return self.patch_embed.grid(self.config.n_mels, int(length))
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Time columns whose patches start and end inside the valid frames (at least 1): ``(B,)``."""
+        c = self.config
+        return torch.clamp((torch.as_tensor(lengths) - c.patch_t) // c.tstride + 1, min=1).long()
+
+    def _valid_columns(self, lengths: Tensor | None, batch: int, gt: int, device: torch.device) -> Tensor:
+        if lengths is None:
+            return torch.full((batch,), gt, dtype=torch.long, device=device)
+        return self.output_lengths(lengths.to(device)).clamp(max=gt)
+
+    def _check(self, features: Tensor) -> None:
+        c, name = self.config, type(self).__name__
+        if features.ndim != 3 or features.shape[1] != c.n_mels:
+            raise AudioError(f"{name} expects features (B, {c.n_mels}, L), got shape {tuple(features.shape)}")
+        if features.shape[-1] < c.patch_t:
+            raise AudioError(f"{name} needs at least {c.patch_t} frames (one patch), got {features.shape[-1]}")
+
+    def _pos_embed_for(self, grid: tuple[int, int]) -> Tensor:
+        """``pos_embed`` for another grid: a shorter input takes the first columns, any other a bilinear resize."""
+        stored, p = self.patch_embed.grid_size, self.num_prefix_tokens
+        if grid == stored:
+            return self.pos_embed
+        if grid[1] <= stored[1] and grid[0] == stored[0]:
+            pos = self.pos_embed[:, p:].reshape(1, stored[0], stored[1], -1)[:, :, :grid[1]]
+            return torch.cat([self.pos_embed[:, :p], pos.reshape(1, grid[0] * grid[1], -1)], dim=1)
+        return resample_pos_embed(self.pos_embed, stored, grid, p)
+
+    def _mask_tokens(self, x: Tensor, mask_index: Tensor | None) -> Tensor:
+        """Patch tokens ``(B, N, D)`` with those at ``mask_index (B, M)`` replaced by ``mask_embed``."""
+        if mask_index is None:
+            return x
+        m = torch.zeros(x.shape[0], x.shape[1], 1, device=x.device, dtype=x.dtype)
+        m.scatter_(1, mask_index.to(x.device)[..., None], 1.0)
+        return x * (1.0 - m) + m * self.mask_embed.to(x.dtype)
+
+    def _columns(self, tokens: Tensor, grid: tuple[int, int], valid: Tensor) -> Tensor:
+        """``(B, P + gf*gt, D)`` -> ``(B, gt, D)``: the mean over frequency of each time column, zero past ``valid``."""
+        b, d = tokens.shape[0], tokens.shape[-1]
+        x = tokens[:, self.num_prefix_tokens:].reshape(b, grid[0], grid[1], d).mean(1)
+        keep = torch.arange(grid[1], device=x.device)[None, :] < valid[:, None]
+        return x * keep[..., None].to(x.dtype)
+
+    def extract_features(self, x: Tensor, lengths: Tensor | None = None,
+                         layers: list[int] | None = None) -> list[Tensor]:
+        """Features ``(B, n_mels, L)`` (or a waveform ``(B, T)``) -> ``num_layers + 1`` hidden states ``(B, gt, D)``.
+
+        Entry 0 is the embedding output, entry ``i`` layer ``i``'s output, the last one after the final norm; the
+        ``gf`` patch tokens of each time column are averaged; ``layers`` picks entries by index. Positions past
+        :meth:`output_lengths` are zero.
+        """
+        if x.ndim == 2:
+            x, lengths = self.frontend(x, lengths)
+        tokens, hidden, grid, valid = self.encode(x, lengths, return_hidden=True)
+        states = hidden[:-1] + [tokens]
+        if layers is not None:
+            states = [states[i] for i in layers]
+        return [self._columns(h, grid, valid) for h in states]
+
+    # ---- pretext task ---------------------------------------------------------------------------------
+    def _targets(self, features: Tensor) -> Tensor:
+        """Flattened input patches ``(B, N, f*t)`` in token order (the official ``nn.Unfold``)."""
+        c = self.config
+        return F.unfold(features.unsqueeze(1), (c.patch_f, c.patch_t), stride=(c.fstride, c.tstride)).transpose(1, 2)
+
+    def _draw_mask(self, grid: tuple[int, int], valid: Tensor, strategy: str, count: int,
+                   cluster_size: tuple[int, int], generator: torch.Generator | None) -> Tensor:
+        full = self.patch_embed.num_patches
+        if not 1 <= count < full:
+            raise ConfigError(f"cannot mask {count} patches: the model's grid of {self.config.max_length} frames has "
+                              f"{full} patches (set num_mask_patches below that)")
+        # shorter inputs mask the same fraction of their valid patches as the full grid (400 / 512 officially)
+        m = max(1, min(count, math.floor(count / full * int(valid.min()) * grid[0])))
+        return patch_mask_indices(grid, m, valid.cpu(), strategy=strategy, cluster_size=cluster_size,
+                                  generator=generator)
+
+    def _pass(self, features: Tensor, lengths: Tensor | None, targets: Tensor, heads: tuple[str, ...],
+              mask_args: tuple, generator: torch.Generator | None) -> dict[str, Tensor]:
+        grid = self.grid(features.shape[-1])
+        valid = self._valid_columns(lengths, features.shape[0], grid[1], features.device)
+        idx = self._draw_mask(grid, valid, *mask_args, generator).to(features.device)  # (B, M)
+        tokens, _, _, _ = self.encode(features, lengths, mask_index=idx)
+        masked = torch.gather(tokens, 1, (idx + self.num_prefix_tokens)[..., None].expand(-1, -1, tokens.shape[-1]))
+        target = torch.gather(targets, 1, idx[..., None].expand(-1, -1, targets.shape[-1])).float()
+        out: dict[str, Tensor] = {}
+        if "nce" in heads:  # official mpc
+            out["nce"], out["acc"] = masked_patch_info_nce(self.disc_head(masked).float(), target)
+        if "mse" in heads:  # official mpg
+            out["mse"] = masked_reconstruction_loss(self.gen_head(masked), target, kind="mse")
+        return out
+
+    def forward(self, features: Tensor, lengths: Tensor | None = None, *, objective: str = "joint",
+                strategy: str | None = None, num_masked: int | None = None,
+                cluster_size: tuple[int, int] | None = None, separate_passes: bool | None = None,
+                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Masked spectrogram patch modelling on ``features (B, n_mels, L)``: ``{"loss", "nce", "mse", "acc"}``.
+
+        ``objective``: ``"joint"`` (``nce + mse_weight * mse``), ``"nce"`` or ``"mse"``; ``strategy``,
+        ``num_masked``, ``cluster_size``, ``separate_passes`` override the config. ``eval()`` mode draws the masks
+        from a fixed seed unless a ``generator`` is given.
+        """
+        c = self.config
+        self._check(features)
+        if objective not in ("joint", "nce", "mse"):
+            raise ConfigError(f"{type(self).__name__} objective must be 'joint', 'nce' or 'mse', got {objective!r}")
+        if generator is None and not self.training:
+            generator = torch.Generator().manual_seed(0)
+        mask_args = (strategy or c.mask_strategy, int(num_masked or c.num_mask_patches),
+                     tuple(cluster_size or c.cluster_size))
+        targets = self._targets(features)
+        sep = c.separate_passes if separate_passes is None else separate_passes
+        if objective != "joint":
+            out = self._pass(features, lengths, targets, (objective,), mask_args, generator)
+            out["loss"] = out[objective] * (c.mse_weight if objective == "mse" else 1.0)
+        elif sep:
+            out = {**self._pass(features, lengths, targets, ("nce",), mask_args, generator),
+                   **self._pass(features, lengths, targets, ("mse",), mask_args, generator)}
+        else:
+            out = self._pass(features, lengths, targets, ("nce", "mse"), mask_args, generator)
+        if objective == "joint":
+            out["loss"] = out["nce"] + c.mse_weight * out["mse"]
+        return {"loss": out.pop("loss"), **out}
+
+
 # --------------------------------------------------------------------------------------------- tts
 class TTSModel(AudioModel):
     """Acoustic model: ``forward(tokens (B, N), lengths (B,), ...) -> mel (B, n_mels, L) or codes`` plus
@@ -451,6 +624,187 @@ class TTSModel(AudioModel):
                 "dynamic_axes": {"tokens": {0: "batch", 1: "tokens"}, "lengths": {0: "batch"},
                                  "mel": {0: "batch", 2: "frames"}, "mel_lengths": {0: "batch"}}}
 
+
+class VarianceTTSModel(TTSModel):
+    """What the FastSpeech 2-style acoustic models share: ``forward(tokens, lengths, speaker=, alpha=,
+    pitch_shift=, energy_scale=)`` returning ``mel`` and ``mel_lengths`` first; a config with HiFi-GAN's mel
+    settings (``sample_rate, n_fft, hop_length, win_length, n_mels, f_min, f_max``), ``vocab_size`` and ``text``;
+    ``pitch_stats`` / ``energy_stats`` buffers (``[mean, std]`` of ``ln F0`` and frame energy; std 0 = not set)."""
+
+    def _token_lengths(self, tokens: Tensor, lengths: Tensor | None) -> Tensor:
+        """Checks ``tokens (B, N)`` (ids in ``[0, vocab_size)``) and returns ``lengths (B,)`` (default: all ``N``)."""
+        if tokens.ndim != 2:
+            raise ConfigError(f"{type(self).__name__} takes token ids (B, N), got shape {tuple(tokens.shape)}")
+        b, n = tokens.shape
+        if lengths is None:
+            lengths = torch.full((b,), n, dtype=torch.long, device=tokens.device)
+        lengths = lengths.to(tokens.device).long()
+        if lengths.shape != (b,) or bool((lengths < 1).any()) or bool((lengths > n).any()):
+            raise ConfigError(f"lengths must be ({b},) in [1, {n}], got {lengths.tolist()}")
+        if int(tokens.max()) >= self.vocab_size or int(tokens.min()) < 0:
+            raise ConfigError(f"token ids must lie in [0, {self.vocab_size}), got [{int(tokens.min())}, "
+                              f"{int(tokens.max())}]")
+        return lengths
+
+    def _controls(self, pitch_shift: float, energy_scale: float) -> tuple[float, float, float]:
+        """``(pitch offset, energy gain, energy offset)`` in normalised units for the inference controls."""
+        p_std = float(self.pitch_stats[1]) or 1.0
+        e_mean, e_std = float(self.energy_stats[0]), float(self.energy_stats[1]) or 1.0
+        # ln F0 + s ln2 / 12 shifts by s semitones; E * g in normalised units: z g + (g - 1) mean / std
+        return pitch_shift * math.log(2.0) / 12.0 / p_std, energy_scale, (energy_scale - 1.0) * e_mean / e_std
+
+    @torch.no_grad()
+    def synthesize(self, tokens: Tensor, lengths: Tensor | None = None, alpha: float = 1.0, pitch_shift: float = 0.0,
+                   energy_scale: float = 1.0, speaker: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Inference: ``(mel (B, n_mels, L), mel_lengths (B,))`` from predicted durations, pitch and energy."""
+        was = self.training
+        self.eval()
+        try:
+            out = self(tokens, lengths, speaker=speaker, alpha=alpha, pitch_shift=pitch_shift,
+                       energy_scale=energy_scale)
+        finally:
+            self.train(was)
+        return out[0], out[1]
+
+    def mel_extractor(self) -> VocoderMel:
+        """The front end whose log-mel this model predicts (training targets; HiFi-GAN's input)."""
+        c = self.config
+        return VocoderMel(c.sample_rate, c.n_fft, c.hop_length, c.win_length, c.n_mels, c.f_min, c.f_max)
+
+    def input_spec(self) -> dict[str, Any]:
+        c = self.config
+        return {**super().input_spec(), "tokens": f"(B, N) ids of the {c.text.get('scheme', 'caller')!r} scheme",
+                "output": f"log-mel (B, {c.n_mels}, L), hop {c.hop_length}", "hop_length": c.hop_length,
+                "vocab_size": c.vocab_size}
+
+
+
+@dataclass
+class AutoregressiveTTSConfig:
+    """The fields every autoregressive mel model's config shares (subclassed by each model's config): the stop /
+    length guards of inference and HiFi-GAN's mel (:class:`audiozoo.dsp.VocoderMel` defaults), ``text`` scheme."""
+
+    stop_token: bool = True  # False: no stop head (decoding runs to the length guard; the registry's tiny configs)
+    # inference: stop when a stop probability >= stop_threshold; guards as espnet's maxlenratio / minlenratio
+    stop_threshold: float = 0.5
+    max_len_ratio: float = 10.0
+    min_len_ratio: float = 0.0
+    max_frames: int = 2000
+    n_mels: int = 80
+    sample_rate: int = 22050
+    hop_length: int = 256
+    n_fft: int = 1024
+    win_length: int = 1024
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    text: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.stop_threshold < 1.0:
+            raise ConfigError(f"stop_threshold must lie in (0, 1), got {self.stop_threshold}")
+        if self.max_len_ratio <= 0 or self.max_frames < 1:
+            raise ConfigError("max_len_ratio and max_frames must be positive")
+
+
+class AutoregressiveTTSOutput(NamedTuple):
+    """What an autoregressive mel model's teacher-forced ``forward`` returns (``mel`` first, per the tts contract).
+
+    mel: ``(B, n_mels, L)`` after the post-net; padded frames at ``ln(1e-5)``.
+    mel_lengths: ``(B,)`` valid frames (the targets').
+    stop_logits: ``(B, L)`` stop-token logits (the target is 1 at each item's last frame; ``-inf`` without a
+        stop head).
+    mel_before: ``(B, n_mels, L)`` decoder output before the post-net.
+    attention: ``(B, layers, heads, L, N)`` encoder-decoder attention weights when ``return_attention``.
+    """
+
+    mel: Tensor
+    mel_lengths: Tensor
+    stop_logits: Tensor
+    mel_before: Tensor
+    attention: Tensor | None
+
+
+class AutoregressiveTTSModel(TTSModel):
+    """What the autoregressive mel models share (Transformer TTS, Tacotron 2): a teacher-forced ``forward(tokens,
+    lengths, mel=, mel_lengths=, return_attention=)`` whose output starts ``(mel, mel_lengths, stop_logits,
+    mel_before, attention)``; ``synthesize`` decodes frame by frame until the stop token or a length guard; a config
+    with HiFi-GAN's mel settings, ``vocab_size``, ``text`` and the guards ``stop_threshold, max_len_ratio,
+    min_len_ratio, max_frames``; an optional ``postnet`` ``(mel, frame_mask) -> residual``. Only the text encoder
+    exports: ``encode(tokens, lengths) -> (memory, mask)``."""
+
+    autoregressive = True  # the tts task trains it with stop-token and (optionally) guided-attention terms
+    log_floor = math.log(1e-5)  # HiFi-GAN's log-mel of silence: the value of frames past an item's length
+
+    # the token checks and the mel front end of the FastSpeech family apply unchanged
+    _token_lengths = VarianceTTSModel._token_lengths
+    mel_extractor = VarianceTTSModel.mel_extractor
+
+    def _target_lengths(self, tokens: Tensor, mel: Tensor | None, mel_lengths: Tensor | None) -> Tensor:
+        """Checks the teacher-forcing target ``mel (B, n_mels, L)``; returns ``mel_lengths (B,)`` (default ``L``)."""
+        name, n_mels = type(self).__name__, self.config.n_mels
+        if mel is None:
+            raise ConfigError(f"{name}.forward is the teacher-forced training pass and needs the target mel "
+                              "(B, n_mels, L); call synthesize(tokens, lengths) for inference")
+        if mel.ndim != 3 or mel.shape[0] != tokens.shape[0] or mel.shape[1] != n_mels:
+            raise ConfigError(f"mel must be (B, {n_mels}, L) with B = {tokens.shape[0]}, got {tuple(mel.shape)}")
+        if mel_lengths is None:
+            return torch.full((mel.shape[0],), mel.shape[-1], dtype=torch.long, device=mel.device)
+        return mel_lengths.to(mel.device).long()
+
+    def _length_guards(self, tokens: Tensor, lengths: Tensor | None, threshold: float | None,
+                       max_len_ratio: float | None, min_len_ratio: float | None, max_frames: int | None,
+                       alpha: float = 1.0, pitch_shift: float = 0.0, energy_scale: float = 1.0
+                       ) -> tuple[Tensor, float, Tensor, Tensor]:
+        """``(token lengths (B,), stop threshold, max frames (B,), min frames (B,))`` of a synthesis: the
+        arguments, else the config's. The tts pipeline's controls (``alpha``, ``pitch_shift``, ``energy_scale``)
+        must stay neutral: an autoregressive model has no duration, pitch or energy input to scale."""
+        c = self.config
+        if alpha != 1.0 or pitch_shift != 0.0 or energy_scale != 1.0:
+            raise ConfigError(f"{type(self).__name__} has no speed / pitch / energy controls (alpha, pitch_shift, "
+                              "energy_scale); use a FastSpeech-family model for them")
+        lengths = self._token_lengths(tokens, lengths)
+        hi = c.max_len_ratio if max_len_ratio is None else float(max_len_ratio)
+        lo = c.min_len_ratio if min_len_ratio is None else float(min_len_ratio)
+        cap = int(c.max_frames if max_frames is None else max_frames)
+        thr = c.stop_threshold if threshold is None else float(threshold)
+        return lengths, thr, (lengths.float() * hi).long().clamp(1, cap), (lengths.float() * lo).long()
+
+    def _finish_mel(self, mel_before: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Decoder frames ``(B, n_mels, L)`` -> ``(mel after the post-net, mel before it)``, frames past
+        ``mel_lengths`` zeroed for the post-net and set to :attr:`log_floor` in both outputs."""
+        fmask = torch.arange(mel_before.shape[-1], device=mel_before.device)[None] >= mel_lengths[:, None]
+        mel_before = mel_before.masked_fill(fmask[:, None], 0.0)
+        post = getattr(self, "postnet", None)
+        mel = mel_before if post is None else mel_before + post(mel_before, fmask)
+        return mel.masked_fill(fmask[:, None], self.log_floor), mel_before.masked_fill(fmask[:, None], self.log_floor)
+
+    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
+        """Random tokens ``(B, length)`` and teacher-forcing mels of ``2 * length`` frames (the last item shorter)."""
+        g = torch.Generator().manual_seed(seed)
+        tokens = torch.randint(1, self.vocab_size, (batch, length), generator=g)
+        mel = torch.randn(batch, self.n_mels, 2 * length, generator=g) - 4.0
+        return (tokens,), {"lengths": _lengths(length, batch), "mel": mel, "mel_lengths": _lengths(2 * length, batch)}
+
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "encode") -> dict[str, Any]:
+        """Only the text encoder exports: ``encode(tokens (B, N), lengths (B,)) -> (memory (B, N, D), mask)``.
+        Decoding is an autoregressive loop that stops when the stop token fires, which a traced graph cannot
+        hold; a runtime would drive a per-step decoder graph itself (not exported here)."""
+        if on != "encode":
+            raise ConfigError(f"{type(self).__name__} exports its encoder only (on='encode'), got on={on!r}: decoding "
+                              "is an autoregressive loop that stops on data; export a FastSpeech-family model for "
+                              "the whole text -> mel graph")
+        n = int(length or 24)
+        tokens = torch.randint(1, int(self.vocab_size), (batch, n), generator=torch.Generator().manual_seed(0))
+        return {"example_inputs": (tokens, _lengths(n, batch)), "input_names": ["tokens", "lengths"],
+                "output_names": ["memory", "memory_mask"], "method": "encode",
+                "dynamic_axes": {"tokens": {0: "batch", 1: "tokens"}, "lengths": {0: "batch"},
+                                 "memory": {0: "batch", 1: "tokens"}, "memory_mask": {0: "batch", 1: "tokens"}}}
+
+    def input_spec(self) -> dict[str, Any]:
+        c = self.config
+        return {**TTSModel.input_spec(self), "tokens": f"(B, N) ids of the {c.text.get('scheme', 'caller')!r} "
+                "scheme", "output": f"log-mel (B, {c.n_mels}, L), hop {c.hop_length}", "hop_length": c.hop_length,
+                "vocab_size": c.vocab_size}
 
 # --------------------------------------------------------------------------------------------- separate
 class SeparatorModel(AudioModel):

@@ -62,11 +62,12 @@ from .maskgit import mask_schedule, maskgit_decode
 from .masking import band_mask, patch_mask_indices, span_mask, span_starts
 from .mossformer import MossFormer2Encoder
 from .patch import PatchEmbed, resample_pos_embed
-from .quantize import FSQ, MaskedChannelRVQ, ResidualVQ, VectorQuantizer, VQOutput
+from .quantize import FSQ, MaskedChannelRVQ, NormEMAVectorQuantizer, ResidualVQ, VectorQuantizer, VQOutput
 from .relpos import (
     ConvPositionalEmbedding,
     GatedRelPosAttention,
     RelativePositionBias,
+    RelPosTransformerEncoder,
     RelPosTransformerLayer,
     relative_position_bucket,
 )
@@ -101,8 +102,8 @@ from .weight_norm import apply_spectral_norm, apply_weight_norm, convert_legacy_
 __all__ = [
     # generative core (issue #11): samplers, embeddings, diffusion, MaskGIT, autoregressive decoding, quantisers
     "FSQ", "GRN", "ConvNeXtV2Block", "CrossAttention", "FlowMatchingBatch", "KVCache", "NoiseSchedule",
-    "MaskedChannelRVQ", "ResidualVQ", "TransformerDecoder", "TransformerDecoderBlock", "VQOutput",
-    "VectorQuantizer", "beta_schedule",
+    "MaskedChannelRVQ", "NormEMAVectorQuantizer", "ResidualVQ", "TransformerDecoder", "TransformerDecoderBlock",
+    "VQOutput", "VectorQuantizer", "beta_schedule",
     "cfg_logits", "generate", "mask_schedule", "maskgit_decode", "ode_solve", "sample_tokens",
     "sinusoidal_positions", "time_grid", "timestep_embedding", "top_k_filter", "top_p_filter",
     "BottleneckAdapter", "CausalConv1d", "ChannelLayerNorm", "ConvBlock2d", "ConvNormAct", "DropPath",
@@ -144,8 +145,8 @@ __all__ += ["ConvPrenet", "DecoderPrenet", "ScaledPositionalEncoding", "cross_at
 __all__ += ["BandMaskEstimator", "BandSplit", "ConvISTFT", "ConvSTFT", "OverlapAverage", "RMSNorm",
             "average_overlapping", "band_indices", "mel_band_assignment"]
 # WavLM / BEATs blocks (issue #13): gated relative position bias attention, conv positions, deep-norm layer
-__all__ += ["ConvPositionalEmbedding", "GatedRelPosAttention", "RelPosTransformerLayer", "RelativePositionBias",
-            "relative_position_bucket"]
+__all__ += ["ConvPositionalEmbedding", "GatedRelPosAttention", "RelPosTransformerEncoder", "RelPosTransformerLayer",
+            "RelativePositionBias", "relative_position_bucket"]
 # AdaSpeech (issue #16): conditional LayerNorm, acoustic-condition encoders, phoneme-level frame means
 __all__ += ["ConditionalLayerNorm", "ConvConditionEncoder", "segment_mean"]
 # DelightfulTTS blocks (issue #16)

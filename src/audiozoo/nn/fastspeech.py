@@ -118,29 +118,36 @@ class FFTStack(nn.Module):
 class VariancePredictor(nn.Module):
     """FastSpeech 2's variance predictor ``(B, N, D) -> (B, N)``; zero at padded positions.
 
-    ``mask_hidden=True`` also zeroes the padded positions of the first layer's output, which the second
+    ``layers`` x [conv1d k -> ReLU -> LayerNorm -> dropout] -> linear (2 layers in FastSpeech 2; the conformer
+    FastSpeech 2 of ESPnet / transformers predicts pitch with 5 layers of kernel 5). Layer ``i`` is
+    ``conv{i}`` / ``norm{i}`` (``i`` from 1), so 2-layer checkpoints keep their keys.
+
+    ``mask_hidden=True`` also zeroes the padded positions of every hidden layer's output, which the next
     convolution would otherwise read into the last valid ones (FastSpeech uses it; FastSpeech 2 keeps the
     reference behaviour, that of ming024 and transformers, which its shipped weights were trained with).
     """
 
     def __init__(self, dim: int, filter_size: int = 256, kernel_size: int = 3, dropout: float = 0.5,
-                 mask_hidden: bool = False):
+                 mask_hidden: bool = False, layers: int = 2):
         super().__init__()
-        self.mask_hidden = mask_hidden
+        self.mask_hidden, self.layers = mask_hidden, int(layers)
         if kernel_size % 2 == 0:
             raise ConfigError(f"variance predictor kernel size must be odd, got {kernel_size}")
-        self.conv1 = nn.Conv1d(dim, filter_size, kernel_size, padding=kernel_size // 2)
-        self.norm1 = nn.LayerNorm(filter_size)
-        self.conv2 = nn.Conv1d(filter_size, filter_size, kernel_size, padding=kernel_size // 2)
-        self.norm2 = nn.LayerNorm(filter_size)
+        if self.layers < 1:
+            raise ConfigError(f"a variance predictor needs at least one layer, got {layers}")
+        for i in range(1, self.layers + 1):
+            setattr(self, f"conv{i}", nn.Conv1d(dim if i == 1 else filter_size, filter_size, kernel_size,
+                                                padding=kernel_size // 2))
+            setattr(self, f"norm{i}", nn.LayerNorm(filter_size))
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(filter_size, 1)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        x = self.dropout(self.norm1(F.relu(self.conv1(x.transpose(1, 2))).transpose(1, 2)))
-        if self.mask_hidden and mask is not None:
-            x = x.masked_fill(mask[..., None], 0.0)
-        x = self.dropout(self.norm2(F.relu(self.conv2(x.transpose(1, 2))).transpose(1, 2)))
+        for i in range(1, self.layers + 1):
+            conv, norm = getattr(self, f"conv{i}"), getattr(self, f"norm{i}")
+            x = self.dropout(norm(F.relu(conv(x.transpose(1, 2))).transpose(1, 2)))
+            if self.mask_hidden and mask is not None and i < self.layers:
+                x = x.masked_fill(mask[..., None], 0.0)
         out = self.linear(x).squeeze(-1)
         return out if mask is None else out.masked_fill(mask, 0.0)
 

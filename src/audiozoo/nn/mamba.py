@@ -144,7 +144,9 @@ def _fused_scan(delta: Tensor, x: Tensor, A: Tensor, b_t: Tensor, c_t: Tensor, h
         h0 = x.new_zeros(bsz, dim, A.shape[1])
     tm = (delta.permute(2, 0, 1).contiguous(), x.permute(2, 0, 1).contiguous(), A,
           b_t.permute(2, 0, 1, 3).contiguous(), c_t.permute(2, 0, 1, 3).contiguous(), h0)
-    y, last = _FusedScan.apply(*tm)
+    # float32 throughout under autocast: its bf16 readout matmul would hand backward a bf16 gradient (dtype error)
+    with torch.autocast(x.device.type, enabled=False):
+        y, last = _FusedScan.apply(*tm)
     return y.permute(1, 2, 0), last
 
 

@@ -36,7 +36,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 
-__all__ = ["FSQ", "MaskedChannelRVQ", "ResidualVQ", "VQOutput", "VectorQuantizer", "kmeans"]
+__all__ = ["FSQ", "MaskedChannelRVQ", "NormEMAVectorQuantizer", "ResidualVQ", "VQOutput", "VectorQuantizer", "kmeans",
+           "spherical_kmeans"]
 
 
 class VQOutput(NamedTuple):
@@ -99,6 +100,22 @@ def kmeans(samples: Tensor, k: int, iters: int = 10) -> tuple[Tensor, Tensor]:
         counts = torch.bincount(assign, minlength=k).to(samples.dtype)
         sums = torch.zeros_like(means).index_add_(0, assign, samples)
         means = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], means)
+    return means, counts
+
+
+def spherical_kmeans(samples: Tensor, k: int, iters: int = 10) -> tuple[Tensor, Tensor]:
+    """k-means on the unit sphere (cosine similarity) of unit rows ``samples (N, d)``: ``(unit centroids (k, d),
+    cluster sizes (k,))`` of the last assignment. Seeded by ``k`` rows drawn at random (with replacement when
+    ``N < k``), as the official BEiT v2 / BEATs ``kmeans(use_cosine_sim=True)``; an empty cluster keeps its centre."""
+    if samples.ndim != 2 or samples.shape[0] < 1:
+        raise ConfigError(f"spherical_kmeans expects samples (N, d) with N >= 1, got {tuple(samples.shape)}")
+    means = _sample_rows(samples, k)
+    counts = torch.zeros(k, device=samples.device, dtype=samples.dtype)
+    for _ in range(max(1, iters)):
+        assign = (samples @ means.t()).argmax(-1)
+        counts = torch.bincount(assign, minlength=k).to(samples.dtype)
+        sums = torch.zeros_like(means).index_add_(0, assign, samples)
+        means = torch.where(counts[:, None] > 0, F.normalize(sums, dim=-1), means)
     return means, counts
 
 
@@ -291,6 +308,87 @@ class VectorQuantizer(nn.Module):
             self._ema_update(sel.detach().float(), sel_codes)
         quantized = self.project_out(z + (zq - z).detach())  # straight-through estimator (VQ-VAE eq. 3)
         return VQOutput(quantized, codes, [z], [zq])
+
+
+class NormEMAVectorQuantizer(nn.Module):
+    """One L2-normalised codebook with EMA updates ``(B, d, T) -> VQOutput`` (codes ``(B, T)``): the quantiser of
+    BEiT v2's VQ-KD (Peng et al. 2022, arXiv:2208.06366, Sec. 2.1) and BEATs' tokenizers (official
+    ``beats/quantizer.py`` ``NormEMAVectorQuantizer``).
+
+    Vectors are L2-normalised over channels and take the nearest code (squared distance, as the official code; codes
+    are unit vectors, so it is the highest cosine). In training: the first batch initialises the codebook by
+    spherical k-means (:func:`spherical_kmeans`, 10 iterations, as the official ``kmeans_init``); after that each
+    code used by the batch moves to ``l2norm(decay e + (1 - decay) l2norm(mean of its vectors))``, unused codes stay
+    (no dead-code restarts, as the official). ``cluster_size`` is the EMA of the codes' usage counts (statistics
+    only). ``quantized`` is the straight-through ``z + sg[e - z]`` of the *normalised* ``z``; ``inputs`` /
+    ``codewords`` (``z``, ``e``) feed :func:`audiozoo.train.losses.quantize.commitment_loss` (the official
+    ``beta * mse(sg[e], z)``, beta 1). Buffers: ``embed (K, d)``, ``cluster_size (K,)``, ``initted``. Without
+    ``kmeans_init`` the codebook starts as random unit vectors; an uninitialised (all-zero) codebook maps every
+    vector to code 0 outside training. The official cross-process all-reduce of the statistics is not done.
+    """
+
+    def __init__(self, dim: int, codebook_size: int, *, decay: float = 0.99, kmeans_init: bool = True,
+                 kmeans_iters: int = 10):
+        super().__init__()
+        if dim < 1 or codebook_size < 1:
+            raise ConfigError(f"NormEMAVectorQuantizer needs dim, codebook_size >= 1, got {dim}, {codebook_size}")
+        if not 0.0 <= decay < 1.0:
+            raise ConfigError(f"NormEMAVectorQuantizer decay must be in [0, 1), got {decay}")
+        self.dim, self.codebook_size, self.decay, self.kmeans_iters = dim, codebook_size, float(decay), kmeans_iters
+        embed = torch.zeros(codebook_size, dim)
+        if not kmeans_init and not embed.is_meta:
+            embed = F.normalize(torch.randn(codebook_size, dim), dim=-1)
+        self.register_buffer("embed", embed)
+        self.register_buffer("cluster_size", torch.zeros(codebook_size))
+        self.register_buffer("initted", torch.tensor([0.0 if kmeans_init else 1.0]))
+
+    def _nearest(self, flat: Tensor) -> Tensor:
+        e = self.embed.to(flat.dtype)
+        dist = flat.pow(2).sum(1, keepdim=True) + e.pow(2).sum(1)[None] - 2 * flat @ e.t()
+        return dist.argmin(-1)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """``(B, d, T)`` -> codes ``(B, T)`` int64 (no update)."""
+        if x.ndim != 3 or x.shape[1] != self.dim:
+            raise ConfigError(f"NormEMAVectorQuantizer expects (B, {self.dim}, T), got {tuple(x.shape)}")
+        z = F.normalize(x, dim=1)
+        return self._nearest(z.transpose(1, 2).reshape(-1, self.dim)).view(x.shape[0], x.shape[2])
+
+    @torch.no_grad()
+    def _init(self, sel: Tensor) -> None:
+        means, counts = spherical_kmeans(sel, self.codebook_size, self.kmeans_iters)
+        self.embed.copy_(means)
+        self.cluster_size.copy_(counts)
+        self.initted.fill_(1.0)
+
+    @torch.no_grad()
+    def _ema_update(self, sel: Tensor, codes: Tensor) -> None:
+        counts = torch.bincount(codes, minlength=self.codebook_size).to(sel.dtype)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        sums = torch.zeros(self.codebook_size, self.dim, dtype=sel.dtype, device=sel.device).index_add_(0, codes, sel)
+        means = F.normalize(sums / counts.clamp(min=1)[:, None], dim=-1)
+        moved = F.normalize(torch.lerp(self.embed.to(sel.dtype), means, 1 - self.decay), dim=-1)
+        self.embed.copy_(torch.where(counts[:, None] > 0, moved, self.embed.to(sel.dtype)))
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> VQOutput:
+        """Quantise ``x (B, d, T)``; ``mask (B, T)`` bool marks the frames that train the codebook (padding does not).
+        As the official: the first training batch initialises the codebook before its lookup; code vectors are
+        looked up before the EMA update."""
+        if x.ndim != 3 or x.shape[1] != self.dim:
+            raise ConfigError(f"NormEMAVectorQuantizer expects (B, {self.dim}, T), got {tuple(x.shape)}")
+        z = F.normalize(x, dim=1)
+        flat = z.transpose(1, 2).reshape(-1, self.dim)
+        keep = None if mask is None else mask.reshape(-1).to(flat.device).bool()
+        sel = flat.detach().float() if keep is None else flat.detach().float()[keep]
+        if self.training and self.initted.item() == 0 and sel.shape[0] > 0:
+            self._init(sel)
+        codes = self._nearest(flat.detach())
+        e = F.embedding(codes, self.embed).to(z.dtype)
+        if self.training and sel.shape[0] > 0:
+            self._ema_update(sel, codes if keep is None else codes[keep])
+        b, _, t = x.shape
+        e = e.view(b, t, self.dim).transpose(1, 2)
+        return VQOutput(z + (e - z).detach(), codes.view(b, t), [z], [e])
 
 
 class ResidualVQ(nn.Module):

@@ -10,7 +10,9 @@ Generic pieces of the fairseq-derived encoders of WavLM (Chen et al., 2022, arXi
 - :class:`ConvPositionalEmbedding`: wav2vec 2.0's grouped convolution over time with weight normalisation
   along the kernel axis (``dim=2``), trimmed to the input length ("same" padding), GELU;
 - :class:`RelPosTransformerLayer`: post-LN (optionally DeepNet's ``x * alpha + f(x)``, Wang et al. 2022) or
-  pre-LN transformer layer around that attention.
+  pre-LN transformer layer around that attention;
+- :class:`RelPosTransformerEncoder`: the official ``TransformerEncoder`` (conv positions, LayerNorm, a stack of those
+  layers sharing one relative position table) with fairseq's ``init_bert_params`` and DeepNet's initialisation.
 
 Parameter names follow the official layout (``q_proj``, ``grep_linear``, ``self_attn_layer_norm``, ``fc1``,
 ``weight_g``/``weight_v``), so official checkpoints load with few renames.
@@ -19,13 +21,14 @@ Parameter names follow the official layout (``q_proj``, ``grep_linear``, ``self_
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ConvPositionalEmbedding", "GatedRelPosAttention", "RelPosTransformerLayer", "RelativePositionBias",
-           "relative_position_bucket"]
+__all__ = ["ConvPositionalEmbedding", "GatedRelPosAttention", "RelPosTransformerEncoder", "RelPosTransformerLayer",
+           "RelativePositionBias", "init_relpos_weights_", "relative_position_bucket"]
 
 
 def relative_position_bucket(relative: Tensor, num_buckets: int, max_distance: int) -> Tensor:
@@ -158,3 +161,79 @@ class RelPosTransformerLayer(nn.Module):
             return x + self._ffn(self.final_layer_norm(x))
         x = self.self_attn_layer_norm(x * self.alpha + self.drop(self.self_attn(x, position_bias, key_padding_mask)))
         return self.final_layer_norm(x * self.alpha + self._ffn(x))
+
+
+def init_relpos_weights_(module: nn.Module, layers: Sequence[RelPosTransformerLayer], deep_norm: bool) -> None:
+    """The official BEATs / WavLM initialisation, in place: every Linear / Embedding of ``module`` N(0, 0.02) with zero
+    biases (fairseq ``init_bert_params``), then with ``deep_norm`` Xavier normal of the ``layers``' projections with
+    gains 1 (q, k) and ``(8 len(layers))^(-1/4)`` (v, out, fc1, fc2; DeepNet)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+    if deep_norm:
+        beta = math.pow(8 * len(layers), -0.25)
+        for layer in layers:
+            a = layer.self_attn
+            for lin, gain in ((a.k_proj, 1.0), (a.v_proj, beta), (a.q_proj, 1.0), (a.out_proj, beta),
+                              (layer.fc1, beta), (layer.fc2, beta)):
+                nn.init.xavier_normal_(lin.weight, gain=gain)
+
+
+class RelPosTransformerEncoder(nn.Module):
+    """The WavLM / BEATs ``TransformerEncoder`` (``beats/backbone.py``): ``(B, N, D)`` -> ``(B, N, D)``.
+
+    Padding positions are zeroed, ``x + ConvPositionalEmbedding(x)``, LayerNorm (post-LN layers: before the stack;
+    pre-LN: after it), dropout, then ``depth`` :class:`RelPosTransformerLayer` s sharing one
+    :class:`RelativePositionBias` table. Attribute names follow the official layout (``pos_conv``, ``layers``,
+    ``layer_norm``; the shared table is ``relative_position``, stored under every layer officially). Initialised as
+    the official: Linear N(0, 0.02) with zero biases (fairseq ``init_bert_params``), then with ``deep_norm`` Xavier
+    normal of the projections with gains 1 (q, k) and ``(8 depth)^(-1/4)`` (v, out, fc1, fc2).
+
+    ``forward(x, padding_mask (B, N) bool | None, return_hidden)`` -> ``(x, hidden)``: ``hidden`` (when asked) holds
+    the first layer's input and every layer's output (the last after the final LayerNorm when pre-LN).
+    """
+
+    def __init__(self, dim: int, depth: int, num_heads: int, ffn_dim: int, *, conv_pos: int = 128,
+                 conv_pos_groups: int = 16, relative_position: bool = True, num_buckets: int = 320,
+                 max_distance: int = 800, gated: bool = True, deep_norm: bool = True, norm_first: bool = False,
+                 dropout: float = 0.0, attention_dropout: float = 0.0, activation_dropout: float = 0.0,
+                 eps: float = 1e-5):
+        super().__init__()
+        self.norm_first, self.deep_norm, self.depth = bool(norm_first), bool(deep_norm), int(depth)
+        self.pos_conv = ConvPositionalEmbedding(dim, conv_pos, conv_pos_groups)
+        self.relative_position = (RelativePositionBias(num_buckets, num_heads, max_distance)
+                                  if relative_position else None)
+        self.layers = nn.ModuleList(
+            RelPosTransformerLayer(dim, num_heads, ffn_dim, num_layers=depth, deep_norm=deep_norm,
+                                   norm_first=norm_first, gated=gated, dropout=dropout,
+                                   attention_dropout=attention_dropout, activation_dropout=activation_dropout, eps=eps)
+            for _ in range(depth))
+        self.layer_norm = nn.LayerNorm(dim, eps=eps)
+        self.drop = nn.Dropout(dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if not self.layer_norm.weight.is_meta:
+            init_relpos_weights_(self, self.layers, self.deep_norm)
+
+    def forward(self, x: Tensor, padding_mask: Tensor | None = None,
+                return_hidden: bool = False) -> tuple[Tensor, list[Tensor]]:
+        if padding_mask is not None:
+            x = x.masked_fill(padding_mask[..., None], 0.0)
+        x = x + self.pos_conv(x)
+        if not self.norm_first:
+            x = self.layer_norm(x)
+        x = self.drop(x)
+        bias = self.relative_position(x.shape[1]) if self.relative_position is not None else None
+        hidden = [x] if return_hidden else []
+        for layer in self.layers:
+            x = layer(x, bias, padding_mask)
+            if return_hidden:
+                hidden.append(x)
+        if self.norm_first:
+            x = self.layer_norm(x)
+            if return_hidden:
+                hidden[-1] = x
+        return x, hidden

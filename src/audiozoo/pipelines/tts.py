@@ -111,17 +111,21 @@ class TTSPipeline(Pipeline):
     Args:
         model: ``ACOUSTIC+VOCODER`` spec, an acoustic spec (default vocoder added), or a module; default
             :data:`DEFAULT_TTS`.
+        speaker_encoder: the speaker encoder of zero-shot voices (``speaker_wav=``: a reference clip whose
+            utterance embedding conditions a speaker-embedding acoustic model such as ``sv2tts_synthesizer``).
         batch_size: sentences synthesised together.
         sentence_silence: seconds of silence between sentences.
     """
 
     task = "tts"
     family = "tts"
-    call_options = {"forward": ("speed", "pitch_shift", "energy")}
+    call_options = {"forward": ("speed", "pitch_shift", "energy", "speaker_wav")}
 
     def __init__(self, model: Any = None, device: str | torch.device = "cpu", batch_size: int = 8,
-                 sentence_silence: float = 0.0, progress: bool = False):
+                 sentence_silence: float = 0.0, progress: bool = False,
+                 speaker_encoder: str = "ge2e_speaker_encoder.resemblyzer"):
         super().__init__(device=device, batch_size=batch_size, progress=progress)
+        self.speaker_encoder_spec, self._speaker_encoder, self._speaker_cache = speaker_encoder, None, {}
         from ..models.tts.system import TTSSystem
         from .vocode import default_vocoder
 
@@ -166,9 +170,32 @@ class TTSPipeline(Pipeline):
         ids, phon = self.encoder.encode(x)
         return {"text": x, "ids": ids, "phonemes": phon, "t0": time.perf_counter()}
 
+    def speaker_embedding(self, wav_path: str) -> torch.Tensor:
+        """The utterance embedding ``(1, D)`` of a reference clip by :attr:`speaker_encoder_spec` (cached)."""
+        dim = int(getattr(getattr(self.system.acoustic, "config", None), "speaker_embed_dim", 0) or 0)
+        if dim <= 0:
+            name = getattr(self.system.acoustic, "model_name", type(self.system.acoustic).__name__)
+            raise ConfigError(f"{name} has no speaker-embedding input, so a reference clip cannot set its voice "
+                              "(zero-shot voices need a model such as sv2tts_synthesizer)")
+        key = str(wav_path)
+        if key not in self._speaker_cache:
+            from ..dsp.io import load_audio
+
+            if self._speaker_encoder is None:
+                self._speaker_encoder = resolve_model(self.speaker_encoder_spec, "embed", trained=True).eval()
+            enc = self._speaker_encoder
+            wav, _ = load_audio(key, sample_rate=int(enc.sample_rate), mono=True)
+            with torch.no_grad():
+                emb = enc.embed(wav.float(), sample_rate=int(enc.sample_rate))
+            if emb.shape[-1] != dim:
+                raise ConfigError(f"the speaker encoder gives {emb.shape[-1]}-d embeddings, the acoustic model "
+                                  f"expects {dim}")
+            self._speaker_cache[key] = emb.reshape(1, -1)
+        return self._speaker_cache[key]
+
     @torch.no_grad()
     def _forward(self, inputs: dict[str, Any], speed: float = 1.0, pitch_shift: float = 0.0,
-                 energy: float = 1.0) -> dict[str, Any]:
+                 energy: float = 1.0, speaker_wav: str | None = None) -> dict[str, Any]:
         if not 0.25 <= speed <= 4.0:
             raise ConfigError(f"speed must be in [0.25, 4], got {speed}")
         if not -24 <= pitch_shift <= 24:
@@ -186,8 +213,11 @@ class TTSPipeline(Pipeline):
                 tok[i, :len(x)] = torch.tensor(x)
             lengths = torch.tensor([len(x) for x in batch])
             # FastSpeech's alpha multiplies durations: speaking `speed` times faster is alpha = 1 / speed
+            extra = {}
+            if speaker_wav is not None:
+                extra["speaker_embedding"] = self.speaker_embedding(speaker_wav).to(self.device).expand(len(batch), -1)
             wav, wl = self.system.synthesize(tok.to(self.device), lengths.to(self.device), alpha=1.0 / speed,
-                                             pitch_shift=pitch_shift, energy_scale=energy)
+                                             pitch_shift=pitch_shift, energy_scale=energy, **extra)
             for i in range(len(batch)):
                 if pieces and gap.numel():
                     pieces.append(gap)
@@ -198,10 +228,12 @@ class TTSPipeline(Pipeline):
         return {"input": inputs["text"], "audio": audio, "sample_rate": self.sample_rate, "phonemes": phon,
                 "sentences": len(phon), "seconds": secs, "rtf": el / max(secs, 1e-9)}
 
-    def synthesize(self, text: str, speed: float = 1.0, pitch_shift: float = 0.0, energy: float = 1.0
-                   ) -> dict[str, Any]:
+    def synthesize(self, text: str, speed: float = 1.0, pitch_shift: float = 0.0, energy: float = 1.0,
+                   speaker_wav: str | None = None) -> dict[str, Any]:
         """One text -> ``{"audio", "sample_rate", "phonemes", "sentences", "seconds", "rtf"}`` (``rtf``: the
-        wall-clock time of phonemisation + synthesis over the audio's duration)."""
-        out = self._forward(self.preprocess(text), speed=speed, pitch_shift=pitch_shift, energy=energy)
+        wall-clock time of phonemisation + synthesis over the audio's duration); ``speaker_wav``: a reference clip
+        setting the voice of a speaker-embedding model (zero-shot, SV2TTS)."""
+        out = self._forward(self.preprocess(text), speed=speed, pitch_shift=pitch_shift, energy=energy,
+                            speaker_wav=speaker_wav)
         out.pop("input")
         return out

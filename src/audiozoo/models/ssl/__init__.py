@@ -1,3 +1,3 @@
 """Self-supervised encoders (family ``ssl``): importing this package registers them."""
 
-from . import beats, mert, ssamba, ssast, tera  # noqa: F401
+from . import beats, beats_tokenizer, mert, ssamba, ssast, tera  # noqa: F401

@@ -25,7 +25,10 @@ encoder input by a learned mask embedding and a linear layer predicts the labels
 sequence, which does not line up with patch columns when there are several frequency patches; here a patch is
 padding iff its time column lies past the item's valid frames, and padded columns never receive a mask.
 (3) Layer drop, layer-wise gradient decay and the fine-tuned AudioSet classifier are not implemented.
-Not done: the self-distilled tokenizer (iterations 2 and 3), pretraining runs.
+
+Iterations 2+ (Sec. 3.2): the self-distilled tokenizer (``beats_tokenizer.py``) is distilled from this encoder's
+per-patch outputs (:meth:`BEATs.distill_targets`) and its labels replace the random projection's
+(``forward(labels=...)``); the ``ssl`` task wires both (``teacher:`` / ``tokenizer:``).
 """
 
 from __future__ import annotations
@@ -38,10 +41,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp.kaldi import NormalizedKaldiFbank, kaldi_fbank
+from ...dsp.kaldi import NormalizedKaldiFbank
 from ...errors import AudioError, CheckpointError, ConfigError
 from ...nn.masking import patch_mask_indices
-from ...nn.relpos import ConvPositionalEmbedding, RelativePositionBias, RelPosTransformerLayer
+from ...nn.relpos import ConvPositionalEmbedding, RelativePositionBias, RelPosTransformerLayer, init_relpos_weights_
 from ...registry import register_model
 from ..contracts import SSLModel
 
@@ -93,12 +96,8 @@ class BEATsFrontend(NormalizedKaldiFbank):
 
     def __init__(self, config: BEATsConfig):
         c = config
-        super().__init__(c.sample_rate, c.n_mels, c.window_type, c.norm_mean, c.norm_std, None)
-        self.config, self.input_scale = config, float(c.input_scale)
-
-    def compute(self, wav: Tensor) -> Tensor:
-        return kaldi_fbank(wav.double() * self.input_scale, self.sample_rate, num_mel_bins=self.n_mels,
-                           window_type=self.window_type)
+        super().__init__(c.sample_rate, c.n_mels, c.window_type, c.norm_mean, c.norm_std, None, c.input_scale)
+        self.config = config
 
 
 class RandomProjectionTokenizer(nn.Module):
@@ -164,20 +163,8 @@ class BEATs(SSLModel):
     def _init_weights(self) -> None:
         if self.mask_embed.is_meta:
             return
-        c = self.config
         # fairseq init_bert_params: Linear / Embedding N(0, 0.02), zero biases; then DeepNet's Xavier gains.
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, std=0.02)
-                if isinstance(m, nn.Linear) and m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        if c.deep_norm:
-            beta = math.pow(8 * c.depth, -0.25)
-            for layer in self.layers:
-                a = layer.self_attn
-                for lin, gain in ((a.k_proj, 1.0), (a.v_proj, beta), (a.q_proj, 1.0), (a.out_proj, beta),
-                                  (layer.fc1, beta), (layer.fc2, beta)):
-                    nn.init.xavier_normal_(lin.weight, gain=gain)
+        init_relpos_weights_(self, self.layers, self.config.deep_norm)
         nn.init.normal_(self.mask_embed, std=0.02)
 
     # ---- shapes ---------------------------------------------------------------------------------------
@@ -277,13 +264,21 @@ class BEATs(SSLModel):
         idx = (idx % gt) * self.gf + idx // gt  # frequency-major (f * gt + t) -> BEATs' time-major (t * gf + f)
         return torch.zeros(valid.shape[0], gt * self.gf, dtype=torch.bool).scatter_(1, idx, True).to(valid.device)
 
+    @torch.no_grad()
+    def distill_targets(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The teacher targets of a self-distilled tokenizer: last-layer outputs ``(B, gt * gf, D)`` of every patch
+        (unmasked input; padded patches included, the student ignores them)."""
+        return self.encode(features, lengths)[0]
+
     def forward(self, features: Tensor, lengths: Tensor | None = None, *, mask_ratio: float | None = None,
-                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+                generator: torch.Generator | None = None, labels: Tensor | None = None) -> dict[str, Tensor]:
         """Masked label prediction on ``features (B, n_mels, L)``: ``{"loss", "acc"}``.
 
-        The tokenizer labels every patch; ``mask_ratio`` (default the config's 0.75) of them are masked and the
-        cross-entropy of the predicted labels is averaged over the masked patches; ``acc`` is their top-1 accuracy.
-        ``eval()`` mode draws the mask from a fixed seed unless a ``generator`` is given.
+        The tokenizer labels every patch — the built-in random projection (iteration 1), or ``labels (B, gt * gf)``
+        in ``[0, codebook_size)`` given by a self-distilled tokenizer (iterations 2+: the ssl task's ``tokenizer:``);
+        ``mask_ratio`` (default the config's 0.75) of the patches are masked and the cross-entropy of the predicted
+        labels is averaged over the masked patches; ``acc`` is their top-1 accuracy. ``eval()`` mode draws the mask
+        from a fixed seed unless a ``generator`` is given.
         """
         c = self.config
         self._check(features)
@@ -294,7 +289,15 @@ class BEATs(SSLModel):
             generator = torch.Generator().manual_seed(0)
         gt = features.shape[-1] // c.patch_size
         valid = self._valid_columns(lengths, features.shape[0], gt, features.device)
-        labels = self.tokenizer(self.patches(features[..., :gt * c.patch_size]))  # (B, N)
+        if labels is None:
+            labels = self.tokenizer(self.patches(features[..., :gt * c.patch_size]))  # (B, N)
+        elif labels.shape != (features.shape[0], gt * self.gf):
+            raise ConfigError(f"BEATs labels must be (B, gt * gf) = {(features.shape[0], gt * self.gf)} (the "
+                              f"tokenizer's patches), got {tuple(labels.shape)}")
+        elif labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= c.codebook_size):
+            raise ConfigError(f"BEATs labels must lie in [0, {c.codebook_size}) (config.codebook_size: the "
+                              f"tokenizer's codebook), got [{int(labels.min())}, {int(labels.max())}]")
+        labels = labels.to(features.device).long()
         mask = self.draw_mask(valid, gt, ratio, generator)
         tokens, _, _ = self.encode(features, lengths, mask=mask)
         logits = self.label_predictor(tokens[mask]).float()  # (M_total, K)

@@ -30,17 +30,15 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import build_config
 from ...dsp.kaldi import NormalizedKaldiFbank
-from ...errors import AudioError, ConfigError
-from ...nn import MambaAddNormBlock, PatchEmbed, patch_mask_indices, resample_pos_embed, reverse_padded
+from ...errors import ConfigError
+from ...nn import MambaAddNormBlock, PatchEmbed, resample_pos_embed, reverse_padded
 from ...nn.transformer import DropPath
 from ...registry import register_model
-from ...train.losses.ssl import masked_patch_info_nce, masked_reconstruction_loss
-from ..contracts import SSLModel
+from ..contracts import MaskedPatchSSLModel
 
 AUDIOSET_MEAN = -4.2677393  # AudioSet + LibriSpeech statistics of the pretraining recipe
 AUDIOSET_STD = 4.5689974
@@ -93,25 +91,18 @@ class SSAMBAFrontend(NormalizedKaldiFbank):
         self.config = config
 
 
-def _mlp_head(dim: int, out: int) -> nn.Sequential:
-    """The pretext heads ``cpredlayer`` / ``gpredlayer``: Linear -> ReLU -> Linear."""
-    return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out))
-
-
-class SSAMBA(SSLModel):
+class SSAMBA(MaskedPatchSSLModel):
     """SSAMBA encoder with its two pretext heads.
 
     ``extract_features(features (B, n_mels, L), lengths)`` -> ``num_layers + 1`` hidden states ``(B, gt, D)``
     (``num_layers`` = block pairs, or blocks without pairing): the embedding output, the residual stream after
     every pair, the last one after the final norm; the ``gf`` patch tokens of each time column are averaged.
-    ``forward`` is the pretext task (as SSAST's).
+    ``forward`` is SSAST's pretext task (:class:`audiozoo.models.contracts.MaskedPatchSSLModel`).
     """
 
     def __init__(self, config: SSAMBAConfig):
         super().__init__()
         c = self.config = config
-        if c.mask_strategy not in ("cluster", "random"):
-            raise ConfigError(f"SSAMBAConfig.mask_strategy must be 'cluster' or 'random', got {c.mask_strategy!r}")
         if c.pair_merge not in ("sum", "mean"):
             raise ConfigError(f"SSAMBAConfig.pair_merge must be 'sum' or 'mean', got {c.pair_merge!r}")
         if c.pair_blocks and c.depth % 2:
@@ -134,10 +125,7 @@ class SSAMBA(SSLModel):
         self.drop_path = DropPath(c.drop_path_rate)  # Vim's closing add uses the full rate
         self.norm_f = nn.LayerNorm(c.embed_dim, eps=c.norm_eps) if c.norm == "layer" else nn.RMSNorm(
             c.embed_dim, eps=c.norm_eps)
-        p = c.patch_f * c.patch_t
-        self.mask_embed = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
-        self.disc_head = _mlp_head(c.embed_dim, p)  # official cpredlayer
-        self.gen_head = _mlp_head(c.embed_dim, p)  # official gpredlayer
+        self._init_pretext(c.embed_dim)  # mask_embed, disc_head (official cpredlayer), gen_head (gpredlayer)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -157,37 +145,6 @@ class SSAMBA(SSLModel):
                 if lin.bias is not None:
                     nn.init.zeros_(lin.bias)
         nn.init.xavier_normal_(self.mask_embed)
-
-    # ---- shapes ---------------------------------------------------------------------------------------
-    def grid(self, length: int) -> tuple[int, int]:
-        """Patch grid ``(gf, gt)`` of ``length`` frames."""
-        return self.patch_embed.grid(self.config.n_mels, int(length))
-
-    def output_lengths(self, lengths: Tensor) -> Tensor:
-        """Time columns whose patches lie inside the valid frames (at least 1): ``(B,)``."""
-        c = self.config
-        return torch.clamp((torch.as_tensor(lengths) - c.patch_t) // c.tstride + 1, min=1).long()
-
-    def _pos_embed_for(self, grid: tuple[int, int]) -> Tensor:
-        stored = self.patch_embed.grid_size
-        if grid == stored:
-            return self.pos_embed
-        if grid[1] <= stored[1] and grid[0] == stored[0]:  # a shorter input: the first columns
-            pos = self.pos_embed[:, 1:].reshape(1, stored[0], stored[1], -1)[:, :, :grid[1]]
-            return torch.cat([self.pos_embed[:, :1], pos.reshape(1, grid[0] * grid[1], -1)], dim=1)
-        return resample_pos_embed(self.pos_embed, stored, grid, 1)
-
-    def _check(self, features: Tensor) -> None:
-        c = self.config
-        if features.ndim != 3 or features.shape[1] != c.n_mels:
-            raise AudioError(f"SSAMBA expects features (B, {c.n_mels}, L), got shape {tuple(features.shape)}")
-        if features.shape[-1] < c.patch_t:
-            raise AudioError(f"SSAMBA needs at least {c.patch_t} frames (one patch), got {features.shape[-1]}")
-
-    def _valid_columns(self, lengths: Tensor | None, batch: int, gt: int, device: torch.device) -> Tensor:
-        if lengths is None:
-            return torch.full((batch,), gt, dtype=torch.long, device=device)
-        return self.output_lengths(lengths.to(device)).clamp(max=gt)
 
     # ---- encoder --------------------------------------------------------------------------------------
     def _blocks(self, x: Tensor, seq_lens: Tensor | None, return_hidden: bool) -> tuple[Tensor, list[Tensor]]:
@@ -222,11 +179,7 @@ class SSAMBA(SSLModel):
         self._check(features)
         b = features.shape[0]
         gf, gt = grid = self.grid(features.shape[-1])
-        x = self.patch_embed(features.unsqueeze(1))
-        if mask_index is not None:
-            m = torch.zeros(b, x.shape[1], 1, device=x.device, dtype=x.dtype)
-            m.scatter_(1, mask_index.to(x.device)[..., None], 1.0)
-            x = x * (1.0 - m) + m * self.mask_embed.to(x.dtype)
+        x = self._mask_tokens(self.patch_embed(features.unsqueeze(1)), mask_index)
         x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
         x = self.pos_drop(x + self._pos_embed_for(grid))
         valid = self._valid_columns(lengths, b, gt, x.device)
@@ -247,91 +200,6 @@ class SSAMBA(SSLModel):
             tokens = torch.gather(tokens, 1, inv.expand_as(tokens))
             hidden = [torch.gather(h, 1, inv.expand_as(h)) for h in hidden]
         return tokens, hidden, grid, valid
-
-    def _columns(self, tokens: Tensor, grid: tuple[int, int], valid: Tensor) -> Tensor:
-        """``(B, 1 + gf*gt, D)`` -> ``(B, gt, D)``: the mean over frequency of each time column, zero past ``valid``."""
-        b, d = tokens.shape[0], tokens.shape[-1]
-        x = tokens[:, 1:].reshape(b, grid[0], grid[1], d).mean(1)
-        keep = torch.arange(grid[1], device=x.device)[None, :] < valid[:, None]
-        return x * keep[..., None].to(x.dtype)
-
-    def extract_features(self, x: Tensor, lengths: Tensor | None = None,
-                         layers: list[int] | None = None) -> list[Tensor]:
-        """Features ``(B, n_mels, L)`` (or a 16 kHz waveform ``(B, T)``) -> ``num_layers + 1`` states ``(B, gt, D)``.
-
-        Entry 0 is the embedding output, entry ``i`` the residual stream after pair ``i``, the last one the final
-        norm's output; ``layers`` picks entries by index. Positions past :meth:`output_lengths` are zero.
-        """
-        if x.ndim == 2:
-            x, lengths = self.frontend(x, lengths)
-        tokens, hidden, grid, valid = self.encode(x, lengths, return_hidden=True)
-        states = hidden[:-1] + [tokens]
-        if layers is not None:
-            states = [states[i] for i in layers]
-        return [self._columns(h, grid, valid) for h in states]
-
-    # ---- pretext task (SSAST's MSPM) ------------------------------------------------------------------
-    def _targets(self, features: Tensor) -> Tensor:
-        """Flattened input patches ``(B, N, f*t)`` in token order (the official ``nn.Unfold``)."""
-        c = self.config
-        return F.unfold(features.unsqueeze(1), (c.patch_f, c.patch_t), stride=(c.fstride, c.tstride)).transpose(1, 2)
-
-    def _draw_mask(self, grid: tuple[int, int], valid: Tensor, strategy: str, count: int,
-                   cluster_size: tuple[int, int], generator: torch.Generator | None) -> Tensor:
-        full = self.patch_embed.num_patches
-        if not 1 <= count < full:
-            raise ConfigError(f"cannot mask {count} patches: the model's grid of {self.config.max_length} frames has "
-                              f"{full} patches (set num_mask_patches below that)")
-        m = max(1, min(count, math.floor(count / full * int(valid.min()) * grid[0])))  # same fraction when shorter
-        return patch_mask_indices(grid, m, valid.cpu(), strategy=strategy, cluster_size=cluster_size,
-                                  generator=generator)
-
-    def _pass(self, features: Tensor, lengths: Tensor | None, targets: Tensor, heads: tuple[str, ...],
-              mask_args: tuple, generator: torch.Generator | None) -> dict[str, Tensor]:
-        grid = self.grid(features.shape[-1])
-        valid = self._valid_columns(lengths, features.shape[0], grid[1], features.device)
-        idx = self._draw_mask(grid, valid, *mask_args, generator).to(features.device)  # (B, M)
-        tokens, _, _, _ = self.encode(features, lengths, mask_index=idx)
-        masked = torch.gather(tokens, 1, (idx + 1)[..., None].expand(-1, -1, tokens.shape[-1]))
-        target = torch.gather(targets, 1, idx[..., None].expand(-1, -1, targets.shape[-1])).float()
-        out: dict[str, Tensor] = {}
-        if "nce" in heads:  # official mpc
-            out["nce"], out["acc"] = masked_patch_info_nce(self.disc_head(masked).float(), target)
-        if "mse" in heads:  # official mpg
-            out["mse"] = masked_reconstruction_loss(self.gen_head(masked), target, kind="mse")
-        return out
-
-    def forward(self, features: Tensor, lengths: Tensor | None = None, *, objective: str = "joint",
-                strategy: str | None = None, num_masked: int | None = None,
-                cluster_size: tuple[int, int] | None = None, separate_passes: bool | None = None,
-                generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Masked spectrogram patch modelling on ``features (B, n_mels, L)``: ``{"loss", "nce", "mse", "acc"}``.
-
-        ``objective``: ``"joint"`` (``nce + mse_weight * mse``), ``"nce"`` or ``"mse"``; the other keywords
-        override the config. ``eval()`` mode draws the masks from a fixed seed unless a ``generator`` is given.
-        """
-        c = self.config
-        self._check(features)
-        if objective not in ("joint", "nce", "mse"):
-            raise ConfigError(f"SSAMBA objective must be 'joint', 'nce' or 'mse', got {objective!r}")
-        if generator is None and not self.training:
-            generator = torch.Generator().manual_seed(0)
-        mask_args = (strategy or c.mask_strategy, int(num_masked or c.num_mask_patches),
-                     tuple(cluster_size or c.cluster_size))
-        targets = self._targets(features)
-        sep = c.separate_passes if separate_passes is None else separate_passes
-        if objective != "joint":
-            out = self._pass(features, lengths, targets, (objective,), mask_args, generator)
-            out["loss"] = out[objective] * (c.mse_weight if objective == "mse" else 1.0)
-        elif sep:
-            out = {**self._pass(features, lengths, targets, ("nce",), mask_args, generator),
-                   **self._pass(features, lengths, targets, ("mse",), mask_args, generator)}
-        else:
-            out = self._pass(features, lengths, targets, ("nce", "mse"), mask_args, generator)
-        if objective == "joint":
-            out["loss"] = out["nce"] + c.mse_weight * out["mse"]
-        return {"loss": out.pop("loss"), **out}
-
 
 
 # --------------------------------------------------------------------------- checkpoint converter

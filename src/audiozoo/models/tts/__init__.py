@@ -4,7 +4,15 @@ A TTS system is an acoustic model composed with a vocoder by name (``"fastspeech
 .universal"``, :class:`~audiozoo.models.tts.system.TTSSystem` through :func:`audiozoo.resolve.resolve_model`).
 """
 
-from . import adaspeech, delightful_tts, fastspeech, fastspeech2, transformer_tts  # noqa: F401
+from . import (  # noqa: F401
+    adaspeech,
+    delightful_tts,
+    fastspeech,
+    fastspeech2,
+    fastspeech2_conformer,
+    tacotron2,
+    transformer_tts,
+)
 from .system import TTSSystem
 
 __all__ = ["TTSSystem"]

@@ -16,9 +16,17 @@ Architecture (Section 2 and Appendix A; blocks in :mod:`audiozoo.nn.fastspeech`)
 - mel decoder of 4 FFT blocks -> linear to 80 mels -> Tacotron 2 post-net (5 conv, 512 channels, kernel 5;
   ming024 has it, the paper does not mention one).
 
-Here pitch is the *frame-level* variant (``pitch_level="frame"``, ming024's option; the paper predicts a
-continuous-wavelet pitch spectrogram, not implemented here) or phoneme-averaged (``"phoneme"``, ming024's
-default); energy likewise. Targets are normalised: pitch is ``(ln F0 - mean) / std`` with unvoiced frames
+Pitch comes in three variants. ``pitch_level="cwt"`` is the paper's (Section 2.3, Appendix D; constants of
+the authors' NATSpeech ``fs2_orig`` / ``utils/audio/cwt.py``): the per-utterance normalised, interpolated ln F0
+contour is decomposed by a Mexican-hat continuous wavelet transform into a 10-scale *pitch spectrogram*
+(:mod:`audiozoo.dsp.cwt`); the pitch predictor outputs that spectrogram ``(B, L, 10)`` (its last linear has 10
+outputs) and, from the frame-level hidden sequence averaged over time (2 ReLU layers + linear, as NATSpeech's
+``cwt_stats_layers``), the utterance mean and std of ln F0; at inference the inverse CWT
+(:func:`~audiozoo.dsp.cwt.pitch_icwt`, Suni et al.'s weighted sum) gives the normalised contour, which the
+predicted mean / std de-normalise before the bucket embedding. Mean and std are in the corpus units below
+(``((mu - mean) / std, sigma / std)`` of an utterance's ln F0 ``mu, sigma``). ``"frame"`` (ming024's option)
+predicts the frame-level contour directly; ``"phoneme"`` (ming024's default) its token averages. Energy is
+``"frame"`` or ``"phoneme"``. Targets are normalised: pitch is ``(ln F0 - mean) / std`` with unvoiced frames
 interpolated, energy ``(E - mean) / std`` (E = L2 norm of the STFT magnitude per frame); the corpus statistics
 live in the persistent buffers ``pitch_stats`` / ``energy_stats`` (``[mean, std]``, set by the ``tts`` training
 task from the training data). Buckets are uniform in the normalised units over ``[pitch_min, pitch_max]``, i.e.
@@ -53,15 +61,16 @@ import torch
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp.mel import VocoderMel
+from ...dsp.cwt import CWT_NUM_SCALES, pitch_icwt
 from ...errors import ConfigError
 from ...nn.alignment import length_regulate
 from ...nn.fastspeech import FFTStack, PostNet, VariancePredictor, bucketize, bucketize_embed, padding_mask
 from ...registry import WeightSet, register_model
-from ..contracts import TTSModel
+from ..contracts import VarianceTTSModel
 
 LOG_FLOOR = math.log(1e-5)  # HiFi-GAN's log-mel of silence (ln of its amplitude floor)
 LEVELS = ("frame", "phoneme")
+PITCH_LEVELS = (*LEVELS, "cwt")  # "cwt": the paper's continuous-wavelet pitch spectrogram (frame level)
 
 
 @dataclass
@@ -105,9 +114,9 @@ class FastSpeech2Config:
     text: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for k in ("pitch_level", "energy_level"):
-            if getattr(self, k) not in LEVELS:
-                raise ConfigError(f"FastSpeech2Config.{k} must be one of {LEVELS}, got {getattr(self, k)!r}")
+        for k, allowed in (("pitch_level", PITCH_LEVELS), ("energy_level", LEVELS)):
+            if getattr(self, k) not in allowed:
+                raise ConfigError(f"FastSpeech2Config.{k} must be one of {allowed}, got {getattr(self, k)!r}")
         if self.hidden % self.heads:
             raise ConfigError(f"hidden {self.hidden} is not divisible by heads {self.heads}")
         if self.n_bins < 2 or not (self.pitch_min < self.pitch_max and self.energy_min < self.energy_max):
@@ -135,7 +144,40 @@ class FastSpeech2Output(NamedTuple):
     mel_before: Tensor
 
 
-class FastSpeech2(TTSModel):
+# FastSpeech2Output's 7 fields + the CWT pitch predictor's raw outputs (built from its fields: one list to keep)
+FastSpeech2CWTOutput = NamedTuple("FastSpeech2CWTOutput", [  # type: ignore[misc]
+    *((f, Tensor) for f in FastSpeech2Output._fields), ("pitch_spectrogram", Tensor), ("pitch_moments", Tensor)])
+FastSpeech2CWTOutput.__doc__ = """:class:`FastSpeech2Output` of a ``pitch_level="cwt"`` model, plus two fields.
+
+    pitch: ``(B, L)`` predicted normalised pitch (the inverse CWT of ``pitch_spectrogram``, de-normalised with
+        ``pitch_moments``), the value whose bucket is embedded at inference.
+    pitch_spectrogram: ``(B, L, 10)`` predicted CWT pitch spectrogram (0 at padded frames).
+    pitch_moments: ``(B, 2)`` predicted utterance ``[mean, std]`` of ln F0 in corpus-normalised units.
+    """
+
+
+class PitchSpectrogramPredictor(VariancePredictor):
+    """FastSpeech 2's CWT pitch predictor: ``(B, L, D)`` frames -> ``(spectrogram (B, L, S), moments (B, 2))``.
+
+    The variance predictor's conv stack with an ``S``-output linear (the pitch spectrogram), and an MLP on the
+    hidden sequence averaged over valid frames for the utterance mean / std of ln F0 (NATSpeech's
+    ``cwt_stats_layers``: 2 x [linear D -> ReLU] -> linear 2).
+    """
+
+    def __init__(self, dim: int, filter_size: int, kernel_size: int, dropout: float,
+                 num_scales: int = CWT_NUM_SCALES):
+        super().__init__(dim, filter_size, kernel_size, dropout)
+        self.linear = nn.Linear(filter_size, num_scales)
+        self.moments = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 2))
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        spec = super().forward(x)  # (B, L, S); the parent masks hidden layers only at its output
+        keep = torch.ones_like(x[..., :1]) if mask is None else (~mask)[..., None].to(x.dtype)
+        pooled = (x * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        return spec * keep, self.moments(pooled)
+
+
+class FastSpeech2(VarianceTTSModel):
     """FastSpeech 2 acoustic model: ``forward(tokens (B, N), lengths (B,), ...) -> FastSpeech2Output``.
 
     Training passes ground-truth ``durations (B, N)``, ``pitch`` and ``energy`` (normalised; ``(B, L)`` at frame
@@ -155,7 +197,7 @@ class FastSpeech2(TTSModel):
         self.speaker_embed = nn.Embedding(c.n_speakers, c.hidden) if c.n_speakers > 0 else None
         vp = (c.hidden, c.variance_filter, c.variance_kernel, c.variance_dropout)
         self.duration_predictor = VariancePredictor(*vp)
-        self.pitch_predictor = VariancePredictor(*vp)
+        self.pitch_predictor = PitchSpectrogramPredictor(*vp) if c.pitch_level == "cwt" else VariancePredictor(*vp)
         self.energy_predictor = VariancePredictor(*vp)
         self.pitch_embed = nn.Embedding(c.n_bins, c.hidden)
         self.energy_embed = nn.Embedding(c.n_bins, c.hidden)
@@ -171,13 +213,6 @@ class FastSpeech2(TTSModel):
         self.postnet = PostNet(c.n_mels, c.postnet_channels, c.postnet_kernel, c.postnet_layers) if c.postnet else None
 
     # ---- variance helpers -------------------------------------------------------------------------------
-    def _controls(self, pitch_shift: float, energy_scale: float) -> tuple[float, float, float]:
-        """``(pitch offset, energy gain, energy offset)`` in normalised units for the inference controls."""
-        p_std = float(self.pitch_stats[1]) or 1.0
-        e_mean, e_std = float(self.energy_stats[0]), float(self.energy_stats[1]) or 1.0
-        # ln F0 + s ln2 / 12 shifts by s semitones; E * g in normalised units: z g + (g - 1) mean / std
-        return pitch_shift * math.log(2.0) / 12.0 / p_std, energy_scale, (energy_scale - 1.0) * e_mean / e_std
-
     def _variance(self, x: Tensor, mask: Tensor, predictor: VariancePredictor, embedding: nn.Embedding, bins: Tensor,
                   target: Tensor | None, offset: float = 0.0, gain: float = 1.0) -> tuple[Tensor, Tensor]:
         pred = predictor(x, mask)
@@ -191,6 +226,26 @@ class FastSpeech2(TTSModel):
         # see it at an item's last valid positions, so a batched item would differ from the same item alone)
         return pred, emb.masked_fill(mask[..., None], 0.0)
 
+    def _cwt_pitch(self, frames: Tensor, fmask: Tensor, mel_lengths: Tensor, target: Tensor | None,
+                   offset: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """CWT pitch at frame level: ``(pitch (B, L), embedding (B, L, D), spectrogram (B, L, S), moments (B, 2))``.
+
+        The embedded value is ``target`` (normalised frame pitch, teacher forcing) or the prediction: inverse CWT
+        of the spectrogram, times the predicted std plus the predicted mean (plus ``offset``, the pitch shift).
+        """
+        spec, moments = self.pitch_predictor(frames, fmask)
+        big_l = frames.shape[1]
+        contour = pitch_icwt(spec, mel_lengths.clamp(1, max(big_l, 1))) if big_l else spec[..., 0]
+        pred = (contour * moments[:, 1:2] + moments[:, :1]).masked_fill(fmask, 0.0)
+        if target is not None:
+            if target.shape != pred.shape:
+                raise ConfigError(f"pitch target shape {tuple(target.shape)} != prediction {tuple(pred.shape)}")
+            emb = self.pitch_embed(bucketize(target, self.pitch_bins))
+        else:
+            emb = bucketize_embed(pred + offset, self.pitch_bins, self.pitch_embed,
+                                  straight_through=torch.is_grad_enabled())
+        return pred, emb.masked_fill(fmask[..., None], 0.0), spec, moments
+
     # ---- forward ----------------------------------------------------------------------------------------
     def forward(self, tokens: Tensor, lengths: Tensor | None = None, durations: Tensor | None = None,
                 pitch: Tensor | None = None, energy: Tensor | None = None, speaker: Tensor | None = None,
@@ -198,15 +253,8 @@ class FastSpeech2(TTSModel):
                 max_frames: int | None = None) -> FastSpeech2Output:
         """See the class docstring. ``max_frames`` pads/crops the frame axis (targets' ``L``)."""
         c = self.config
-        if tokens.ndim != 2:
-            raise ConfigError(f"FastSpeech2 takes token ids (B, N), got shape {tuple(tokens.shape)}")
+        lengths = self._token_lengths(tokens, lengths)
         b, n = tokens.shape
-        if lengths is None:
-            lengths = torch.full((b,), n, dtype=torch.long, device=tokens.device)
-        lengths = lengths.to(tokens.device).long()
-        if int(tokens.max()) >= c.vocab_size or int(tokens.min()) < 0:
-            raise ConfigError(f"token ids must lie in [0, {c.vocab_size}), got [{int(tokens.min())}, "
-                              f"{int(tokens.max())}]")
         mask = padding_mask(lengths, n)
         x = self.encoder(self.embed(tokens), mask)
         if self.speaker_embed is not None:
@@ -241,6 +289,9 @@ class FastSpeech2(TTSModel):
             p_pred, emb = self._variance(frames, fmask, self.pitch_predictor, self.pitch_embed, self.pitch_bins, pitch,
                                          p_off)
             frames = frames + emb
+        elif c.pitch_level == "cwt":
+            p_pred, emb, p_spec, p_moments = self._cwt_pitch(frames, fmask, mel_lengths, pitch, p_off)
+            frames = frames + emb
         if c.energy_level == "frame":
             e_pred, emb = self._variance(frames, fmask, self.energy_predictor, self.energy_embed, self.energy_bins,
                                          energy, e_off, e_gain)
@@ -252,31 +303,9 @@ class FastSpeech2(TTSModel):
         mel = mel.masked_fill(pad, LOG_FLOOR)
         mel_before = mel_before.masked_fill(pad, LOG_FLOOR)
         assert p_pred is not None and e_pred is not None
+        if c.pitch_level == "cwt":
+            return FastSpeech2CWTOutput(mel, mel_lengths, d, log_d, p_pred, e_pred, mel_before, p_spec, p_moments)
         return FastSpeech2Output(mel, mel_lengths, d, log_d, p_pred, e_pred, mel_before)
-
-    @torch.no_grad()
-    def synthesize(self, tokens: Tensor, lengths: Tensor | None = None, alpha: float = 1.0, pitch_shift: float = 0.0,
-                   energy_scale: float = 1.0, speaker: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Inference: ``(mel (B, n_mels, L), mel_lengths (B,))`` from predicted durations, pitch and energy."""
-        was = self.training
-        self.eval()
-        try:
-            out = self(tokens, lengths, speaker=speaker, alpha=alpha, pitch_shift=pitch_shift,
-                       energy_scale=energy_scale)
-        finally:
-            self.train(was)
-        return out.mel, out.mel_lengths
-
-    def mel_extractor(self) -> VocoderMel:
-        """The front end whose log-mel this model predicts (training targets; HiFi-GAN's input)."""
-        c = self.config
-        return VocoderMel(c.sample_rate, c.n_fft, c.hop_length, c.win_length, c.n_mels, c.f_min, c.f_max)
-
-    def input_spec(self) -> dict[str, Any]:
-        c = self.config
-        return {**super().input_spec(), "tokens": f"(B, N) ids of the {c.text.get('scheme', 'caller')!r} scheme",
-                "output": f"log-mel (B, {c.n_mels}, L), hop {c.hop_length}", "hop_length": c.hop_length,
-                "vocab_size": c.vocab_size}
 
 
 # ------------------------------------------------------------------------------------------------ registry
@@ -306,8 +335,21 @@ def _fastspeech2(base: dict, overrides: dict) -> FastSpeech2:
                               "post-net (not in the paper) is 4,348,144; the paper reports about 27M (unverified)",
                 **_PAPER)
 def fastspeech2_base(**overrides) -> FastSpeech2:
-    """FastSpeech 2 as in the paper / ming024's ``LJSpeech_paper`` config (frame-level pitch and energy)."""
+    """FastSpeech 2 at the paper's sizes as ming024's ``LJSpeech_paper`` config: frame-level pitch and energy
+    (ming024's pitch variant; the paper's CWT pitch spectrogram is :func:`fastspeech2_base_cwt`)."""
     return _fastspeech2({}, overrides)
+
+
+@register_model(params=28_980_046, verified="A", tiny=dict(_TINY, pitch_level="cwt"),
+                params_source="[calc] fastspeech2_base with the paper's CWT pitch predictor (Appendix D; NATSpeech "
+                              "fs2_orig): the pitch predictor's linear has 10 outputs (+2,313) and a 256-256-256-2 "
+                              "MLP predicts the utterance mean / std (+132,098): 28,980,046; the paper reports "
+                              "about 27M (unverified)",
+                **_PAPER)
+def fastspeech2_base_cwt(**overrides) -> FastSpeech2:
+    """FastSpeech 2 as the paper describes it: ``fastspeech2_base`` with the continuous-wavelet pitch spectrogram
+    (``pitch_level="cwt"``: 10 scales + utterance mean / std, inverse CWT at inference)."""
+    return _fastspeech2({"pitch_level": "cwt"}, overrides)
 
 
 _SMALL_WEIGHTS = {

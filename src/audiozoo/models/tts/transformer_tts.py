@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp.mel import VocoderMel
 from ...errors import CheckpointError, ConfigError
 from ...nn.autoregressive import KVCache
 from ...nn.fastspeech import PostNet, padding_mask
@@ -59,13 +58,13 @@ from ...nn.transformer_tts import (
     durations_from_attention,
 )
 from ...registry import register_model
-from ..contracts import TTSModel, _lengths
+from ..contracts import AutoregressiveTTSConfig, AutoregressiveTTSModel, AutoregressiveTTSOutput
 
-LOG_FLOOR = math.log(1e-5)  # HiFi-GAN's log-mel of silence
+LOG_FLOOR = AutoregressiveTTSModel.log_floor  # HiFi-GAN's log-mel of silence
 
 
 @dataclass
-class TransformerTTSConfig:
+class TransformerTTSConfig(AutoregressiveTTSConfig):
     """Transformer TTS hyper-parameters (defaults: the paper's Sections 3 and 4; see ``params_source``)."""
 
     vocab_size: int = 256  # Piper's num_symbols (ids of the 'piper' text scheme)
@@ -90,56 +89,21 @@ class TransformerTTSConfig:
     postnet_kernel: int = 5
     postnet_dropout: float = 0.5
     max_positions: int = 2000
-    stop_token: bool = True  # False: no stop head (decoding runs to the length guard; the registry's tiny config)
-    # inference: stop when sigmoid(stop logit) >= stop_threshold; guards as espnet's maxlenratio / minlenratio
-    stop_threshold: float = 0.5
-    max_len_ratio: float = 10.0
-    min_len_ratio: float = 0.0
-    max_frames: int = 2000
-    # output: HiFi-GAN's mel (dsp.VocoderMel defaults)
-    n_mels: int = 80
-    sample_rate: int = 22050
-    hop_length: int = 256
-    n_fft: int = 1024
-    win_length: int = 1024
-    f_min: float = 0.0
-    f_max: float = 8000.0
-    text: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
             raise ConfigError(f"dim {self.dim} is not divisible by heads {self.heads}")
         if int(self.dim * (self.ffn_dim / self.dim)) != self.ffn_dim:
             raise ConfigError(f"ffn_dim {self.ffn_dim} is not representable as dim x ratio")
-        if not 0.0 < self.stop_threshold < 1.0:
-            raise ConfigError(f"stop_threshold must lie in (0, 1), got {self.stop_threshold}")
-        if self.max_len_ratio <= 0 or self.max_frames < 1:
-            raise ConfigError("max_len_ratio and max_frames must be positive")
+        super().__post_init__()
 
 
-class TransformerTTSOutput(NamedTuple):
-    """What :meth:`TransformerTTS.forward` returns (teacher forcing; ``mel`` first, per the tts contract).
-
-    mel: ``(B, n_mels, L)`` after the post-net; padded frames at ``ln(1e-5)``.
-    mel_lengths: ``(B,)`` valid frames (the targets').
-    stop_logits: ``(B, L)`` stop-token logits (the target is 1 at each item's last frame; ``-inf`` without a
-        stop head).
-    mel_before: ``(B, n_mels, L)`` decoder output before the post-net.
-    attention: ``(B, layers, heads, L, N)`` encoder-decoder attention weights when ``return_attention``.
-    """
-
-    mel: Tensor
-    mel_lengths: Tensor
-    stop_logits: Tensor
-    mel_before: Tensor
-    attention: Tensor | None
+TransformerTTSOutput = AutoregressiveTTSOutput  # (mel, mel_lengths, stop_logits, mel_before, attention)
 
 
-class TransformerTTS(TTSModel):
+class TransformerTTS(AutoregressiveTTSModel):
     """``forward(tokens (B, N), lengths, mel (B, n_mels, L), mel_lengths) -> TransformerTTSOutput`` (teacher
     forcing); ``synthesize(tokens, lengths) -> (mel (B, n_mels, L), mel_lengths)`` (autoregressive)."""
-
-    autoregressive = True  # the tts task trains it with stop-token and (optionally) guided-attention terms
 
     def __init__(self, config: TransformerTTSConfig):
         super().__init__()
@@ -164,20 +128,6 @@ class TransformerTTS(TTSModel):
                                bias=False) if c.postnet_layers > 0 else None
 
     # ---- pieces -----------------------------------------------------------------------------------------
-    def _check_tokens(self, tokens: Tensor, lengths: Tensor | None) -> Tensor:
-        if tokens.ndim != 2:
-            raise ConfigError(f"TransformerTTS takes token ids (B, N), got shape {tuple(tokens.shape)}")
-        b, n = tokens.shape
-        if int(tokens.max()) >= self.vocab_size or int(tokens.min()) < 0:
-            raise ConfigError(f"token ids must lie in [0, {self.vocab_size}), got [{int(tokens.min())}, "
-                              f"{int(tokens.max())}]")
-        if lengths is None:
-            return torch.full((b,), n, dtype=torch.long, device=tokens.device)
-        lengths = lengths.to(tokens.device).long()
-        if lengths.shape != (b,) or int(lengths.min()) < 1 or int(lengths.max()) > n:
-            raise ConfigError(f"lengths must be (B,) = ({b},) in [1, {n}], got {lengths.tolist()}")
-        return lengths
-
     def encode(self, tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``tokens (B, N)`` -> encoder memory ``(B, N, dim)`` and its padding mask ``(B, N)`` (True = pad)."""
         mask = padding_mask(lengths, tokens.shape[1])
@@ -189,12 +139,6 @@ class TransformerTTS(TTSModel):
         """Previous frames ``(B, L, n_mels)`` -> decoder states ``(B, L, dim)``."""
         y = self.decoder_pos(self.decoder_proj(self.decoder_prenet(frames, always=prenet_dropout)), offset)
         return self.decoder(y, memory, None, memory_mask, cache=cache)
-
-    def _postnet(self, mel_before: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
-        fmask = padding_mask(mel_lengths, mel_before.shape[-1])
-        mel_before = mel_before.masked_fill(fmask[:, None], 0.0)
-        mel = mel_before if self.postnet is None else mel_before + self.postnet(mel_before, fmask)
-        return mel.masked_fill(fmask[:, None], LOG_FLOOR), mel_before.masked_fill(fmask[:, None], LOG_FLOOR)
 
     @contextmanager
     def _capture_cross_inputs(self, store: list):
@@ -215,16 +159,8 @@ class TransformerTTS(TTSModel):
         ``mel (B, n_mels, L)`` targets (required: for inference call :meth:`synthesize`), ``mel_lengths (B,)``.
         """
         c = self.config
-        lengths = self._check_tokens(tokens, lengths)
-        if mel is None:
-            raise ConfigError("TransformerTTS.forward is the teacher-forced training pass and needs the target mel "
-                              "(B, n_mels, L); call synthesize(tokens, lengths) for inference")
-        if mel.ndim != 3 or mel.shape[0] != tokens.shape[0] or mel.shape[1] != c.n_mels:
-            raise ConfigError(f"mel must be (B, {c.n_mels}, L) with B = {tokens.shape[0]}, got {tuple(mel.shape)}")
-        big_l = mel.shape[-1]
-        if mel_lengths is None:
-            mel_lengths = torch.full((mel.shape[0],), big_l, dtype=torch.long, device=mel.device)
-        mel_lengths = mel_lengths.to(mel.device).long()
+        lengths = self._token_lengths(tokens, lengths)
+        mel_lengths = self._target_lengths(tokens, mel, mel_lengths)
         memory, mask = self.encode(tokens, lengths)
         frames = mel.transpose(1, 2)
         prev = torch.cat([frames.new_zeros(frames.shape[0], 1, c.n_mels), frames[:, :-1]], 1)
@@ -238,7 +174,7 @@ class TransformerTTS(TTSModel):
             h = self._decode(prev, memory, mask, prenet_dropout=self.training)
         mel_before = self.mel_out(h).transpose(1, 2)
         stop = self.stop_out(h)[..., 0] if self.stop_out is not None else h.new_full(h.shape[:2], -math.inf)
-        mel_post, mel_before = self._postnet(mel_before, mel_lengths)
+        mel_post, mel_before = self._finish_mel(mel_before, mel_lengths)
         attn = None
         if return_attention:
             attn = torch.stack([cross_attention_probs(blk.cross, *args[:3])
@@ -264,7 +200,7 @@ class TransformerTTS(TTSModel):
             self.train(was)
         assert out.attention is not None
         attn = out.attention.flatten(1, 2)  # (B, layers * heads, L, N)
-        lengths = self._check_tokens(tokens, lengths)
+        lengths = self._token_lengths(tokens, lengths)
         return durations_from_attention(attn, lengths, out.mel_lengths)
 
     # ---- inference --------------------------------------------------------------------------------------
@@ -285,19 +221,12 @@ class TransformerTTS(TTSModel):
         values: an autoregressive model has no duration, pitch or energy input to scale.
         """
         c = self.config
-        if alpha != 1.0 or pitch_shift != 0.0 or energy_scale != 1.0:
-            raise ConfigError("Transformer TTS has no speed / pitch / energy controls (alpha, pitch_shift, "
-                              "energy_scale); use a FastSpeech-family model for them")
         was = self.training
         self.eval()
         try:
-            lengths = self._check_tokens(tokens, lengths)
-            thr = c.stop_threshold if threshold is None else float(threshold)
-            hi = c.max_len_ratio if max_len_ratio is None else float(max_len_ratio)
-            lo = c.min_len_ratio if min_len_ratio is None else float(min_len_ratio)
-            cap = int(c.max_frames if max_frames is None else max_frames)
-            max_len = (lengths.float() * hi).long().clamp(1, cap)
-            min_len = (lengths.float() * lo).long()
+            lengths, thr, max_len, min_len = self._length_guards(tokens, lengths, threshold, max_len_ratio,
+                                                                 min_len_ratio, max_frames, alpha, pitch_shift,
+                                                                 energy_scale)
             steps = int(max_len.max())
             memory, mask = self.encode(tokens, lengths)
             b = tokens.shape[0]
@@ -318,46 +247,11 @@ class TransformerTTS(TTSModel):
                 if bool(done.all()):
                     break
             mel_before = torch.cat(mels, 1).transpose(1, 2)
-            mel, mel_before = self._postnet(mel_before, out_len)
+            mel, mel_before = self._finish_mel(mel_before, out_len)
             stop_p = torch.stack(probs, 1)
         finally:
             self.train(was)
         return (mel, out_len, stop_p, mel_before) if return_details else (mel, out_len)
-
-    # ---- contract helpers -------------------------------------------------------------------------------
-    def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
-        """Random tokens ``(B, length)`` and teacher-forcing mels of ``2 * length`` frames (the last item shorter)."""
-        g = torch.Generator().manual_seed(seed)
-        tokens = torch.randint(1, self.vocab_size, (batch, length), generator=g)
-        mel_lengths = _lengths(2 * length, batch)
-        mel = torch.randn(batch, self.n_mels, 2 * length, generator=g) - 4.0
-        return (tokens,), {"lengths": _lengths(length, batch), "mel": mel, "mel_lengths": mel_lengths}
-
-    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "encode") -> dict[str, Any]:
-        """Only the text encoder exports: ``encode(tokens (B, N), lengths (B,)) -> (memory (B, N, dim), mask)``.
-        Decoding is an autoregressive loop that stops when the stop token fires, which a traced graph cannot
-        hold; a runtime would drive a per-step decoder graph itself (not exported here)."""
-        if on != "encode":
-            raise ConfigError(f"Transformer TTS exports its encoder only (on='encode'), got on={on!r}: decoding is an "
-                              "autoregressive loop that stops on data; export a FastSpeech-family model for the "
-                              "whole text -> mel graph")
-        n = int(length or 24)
-        tokens = torch.randint(1, int(self.vocab_size), (batch, n), generator=torch.Generator().manual_seed(0))
-        return {"example_inputs": (tokens, _lengths(n, batch)), "input_names": ["tokens", "lengths"],
-                "output_names": ["memory", "memory_mask"], "method": "encode",
-                "dynamic_axes": {"tokens": {0: "batch", 1: "tokens"}, "lengths": {0: "batch"},
-                                 "memory": {0: "batch", 1: "tokens"}, "memory_mask": {0: "batch", 1: "tokens"}}}
-
-    def mel_extractor(self) -> VocoderMel:
-        """The front end whose log-mel this model predicts (training targets; HiFi-GAN's input)."""
-        c = self.config
-        return VocoderMel(c.sample_rate, c.n_fft, c.hop_length, c.win_length, c.n_mels, c.f_min, c.f_max)
-
-    def input_spec(self) -> dict[str, Any]:
-        c = self.config
-        return {**super().input_spec(), "tokens": f"(B, N) ids of the {c.text.get('scheme', 'caller')!r} scheme",
-                "output": f"log-mel (B, {c.n_mels}, L), hop {c.hop_length}", "hop_length": c.hop_length,
-                "vocab_size": c.vocab_size}
 
 
 # ------------------------------------------------------------------------------------------------ converter

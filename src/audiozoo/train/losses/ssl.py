@@ -1,4 +1,4 @@
-"""Self-supervised pretext losses (SSAST, TERA, MERT).
+"""Self-supervised pretext losses (SSAST, TERA, MERT, the BEATs tokenizer).
 
 The SSL family contract puts ``pretrain_loss`` on the model (DESIGN.md), so SSL model files call these pure
 functions; ``train/losses`` imports only ``dsp``, ``nn``, ``eval`` and ``errors`` (enforced by
@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ...errors import ConfigError
 
-__all__ = ["codebook_nce_loss", "masked_patch_info_nce", "masked_reconstruction_loss"]
+__all__ = ["codebook_nce_loss", "cosine_distance_loss", "masked_patch_info_nce", "masked_reconstruction_loss"]
 
 
 def masked_patch_info_nce(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -72,3 +72,19 @@ def codebook_nce_loss(proj: Tensor, label_embs: Tensor, targets: Tensor,
     loss = F.cross_entropy(logits, targets.long())
     acc = (logits.argmax(-1) == targets).float().mean().detach()
     return loss, acc
+
+
+def cosine_distance_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``1 - cos(pred, target)`` along the last axis, averaged over the positions in ``mask`` (bool, ``pred``'s leading
+    shape; ``None``: all): the feature-distillation loss of BEiT v2's VQ-KD (``calculate_rec_loss``, ``cosine``) and of
+    BEATs' self-distilled tokenizer. ``target`` is not differentiated. An empty mask gives a zero loss that keeps the
+    graph."""
+    if pred.shape != target.shape:
+        raise ConfigError(f"cosine_distance_loss needs pred and target of one shape, got {tuple(pred.shape)} and "
+                          f"{tuple(target.shape)}")
+    dist = 1.0 - F.cosine_similarity(pred.float(), target.detach().float(), dim=-1, eps=1e-8)
+    if mask is None:
+        return dist.mean()
+    if not bool(mask.any()):
+        return pred.sum() * 0.0
+    return dist[mask.to(dist.device).bool()].mean()

@@ -12,6 +12,21 @@ end and passes the recipe's masking options on, so one recipe section chooses th
     task: {name: ssl, masking: {time_proportion: 0.15, freq_max_fraction: 0.0}}   # TERA without F alteration
 
 Validation uses the model's fixed-seed masks (``eval()`` mode), so its losses compare across epochs.
+
+Iterative pretraining with a frozen second model (BEATs, Sec. 3.2), given by resolver spec (a checkpoint folder or
+file, a weight set, or a module) and loaded at ``setup``, in eval mode without gradients, outside the run's
+checkpoints, fed through its own front end in float32:
+
+* ``tokenizer:`` — an acoustic tokenizer with ``tokenize(features, lengths) -> labels (B, N)``; its labels go to the
+  model's ``forward(..., labels=)`` (BEATs iterations 2+: the encoder predicts the self-distilled tokenizer's labels
+  of the masked patches);
+* ``teacher:`` — a trained encoder with ``distill_targets(features, lengths) -> (B, N, D)``; those go to the model's
+  ``forward(..., targets=)`` (the self-distilled tokenizer learns the previous BEATs encoder's outputs).
+
+.. code-block:: yaml
+
+    task: {name: ssl, teacher: runs/beats_small_iter1/best}              # model: beats_tokenizer_small
+    task: {name: ssl, tokenizer: runs/beats_tokenizer_small_iter2/best}  # model: beats_small (iteration 2)
 """
 
 from __future__ import annotations
@@ -20,7 +35,8 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from ...errors import ConfigError
 from ._common import model_inputs
@@ -28,7 +44,9 @@ from .base import Task, register_task, unwrap
 
 __all__ = ["SSLTask"]
 
-_NOT_OPTIONS = {"self", "features", "lengths", "generator"}
+_NOT_OPTIONS = {"self", "features", "lengths", "generator", "labels", "targets"}
+# frozen helper -> (the method it must have, the model's forward keyword it feeds)
+_HELPERS = {"tokenizer": ("tokenize", "labels"), "teacher": ("distill_targets", "targets")}
 
 
 @register_task("ssl")
@@ -38,15 +56,19 @@ class SSLTask(Task):
     Args:
         masking: keyword options of the model's ``forward`` (its masking / alteration strategy and objective);
             unknown names raise :class:`ConfigError` listing the model's options.
+        tokenizer: resolver spec of a frozen tokenizer whose labels the model predicts (see the module docstring).
+        teacher: resolver spec of a frozen encoder whose outputs the model distils (see the module docstring).
         optim, schedule: see :class:`Task`.
     """
 
     monitor = "loss"
     monitor_mode = "min"
 
-    def __init__(self, *, masking: Mapping[str, Any] | None = None, optim: Mapping[str, Any] | None = None,
-                 schedule: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, *, masking: Mapping[str, Any] | None = None, tokenizer: Any = None, teacher: Any = None,
+                 optim: Mapping[str, Any] | None = None, schedule: Mapping[str, Any] | None = None) -> None:
         super().__init__(optim, schedule)
+        self.helper_specs = {k: v for k, v in (("tokenizer", tokenizer), ("teacher", teacher)) if v is not None}
+        self.helpers: dict[str, nn.Module] = {}
         if masking is not None and not isinstance(masking, Mapping):
             raise ConfigError(f"task.masking must be a mapping of the model's masking options, got {masking!r}")
         self.masking = dict(masking or {})
@@ -70,10 +92,37 @@ class SSLTask(Task):
         if unknown:
             raise ConfigError(f"task.masking has option(s) {unknown} that {type(model).__name__} does not take; "
                               f"its options: {options}")
+        takes = inspect.signature(model.forward).parameters
+        for role, spec in self.helper_specs.items():
+            method, keyword = _HELPERS[role]
+            if keyword not in takes:
+                raise ConfigError(f"task.{role} gives {keyword!r} to the model, but {type(model).__name__}.forward "
+                                  f"does not take it")
+            if role not in self.helpers:
+                from ...resolve import resolve_model
+
+                helper = resolve_model(spec, trained=not isinstance(spec, nn.Module))
+                if not callable(getattr(helper, method, None)):
+                    raise ConfigError(f"task.{role} must be a model with {method}(features, lengths), got "
+                                      f"{type(helper).__name__}")
+                for p in helper.parameters():
+                    p.requires_grad_(False)
+                self.helpers[role] = helper.to(self.device).eval()
+
+    @torch.no_grad()
+    def helper_inputs(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """The frozen tokenizer's ``labels`` / teacher's ``targets`` of a batch (float32, no autocast)."""
+        out = {}
+        for role, helper in self.helpers.items():
+            method, keyword = _HELPERS[role]
+            with torch.autocast(self.device.type, enabled=False):
+                feats, lengths = model_inputs(helper, batch)
+                out[keyword] = getattr(helper, method)(feats.float(), lengths)
+        return out
 
     def training_step(self, batch: dict[str, Any], optimizer_idx: int = 0) -> dict[str, Tensor]:
         feats, lengths = model_inputs(self.model, batch)
-        out = self.model(feats, lengths, **self.masking)
+        out = self.model(feats, lengths, **self.masking, **self.helper_inputs(batch))
         if not isinstance(out, Mapping) or "loss" not in out:
             name = type(unwrap(self.model)).__name__
             raise ConfigError(f"{name}.forward must return a dict with 'loss' (the ssl family contract)")

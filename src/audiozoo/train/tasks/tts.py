@@ -15,17 +15,23 @@ hop of HiFi-GAN's mel: ground truth with no aligner). Per item the task computes
 Pitch and energy are normalised with the corpus mean / std, computed from the training set at the start of
 training (``on_fit_start``, also filling the cache) and stored in the model's ``pitch_stats`` /
 ``energy_stats`` buffers, so a checkpoint carries them. Phoneme-level models get the mean over each token's
-frames (ming024's ``phoneme_level``).
+frames (ming024's ``phoneme_level``). CWT models (``pitch_level="cwt"``, the FastSpeech 2 paper's variant) also
+get, per utterance, the ``ln F0`` contour normalised to zero mean / unit variance over its frames, its Mexican-hat
+CWT pitch spectrogram ``(L, 10)`` (:func:`audiozoo.dsp.cwt.pitch_cwt`) and its ``[mean, std]`` in the corpus units
+(``pitch_spectrogram``, ``pitch_moments``); the frame pitch still feeds the bucket embedding under teacher forcing.
 
 Loss (:mod:`audiozoo.train.losses.tts`): ``lambda_mel * (mel + post-net mel) + lambda_duration * duration +
-lambda_pitch * pitch + lambda_energy * energy``, ming024's sum with unit weights by default. Validation reports
+lambda_pitch * pitch + lambda_energy * energy``, ming024's sum with unit weights by default. For a CWT model
+the pitch term is the paper's: ``lambda_pitch * (pitch + pitch_mean + pitch_std)``, MSE of the pitch spectrogram
+over valid frames and of the utterance mean and std. Validation reports
 the same terms under teacher forcing; ``mel_l1`` (post-net output, L1 in ln units) is the monitored value.
 
 Duration-only models (a ``duration_predictor`` and no ``pitch_stats``: FastSpeech) train on the mel and the
 manifest's durations (the Transformer TTS teacher's, for the paper's recipe): ``lambda_mel * (mel + post-net mel)
 + lambda_duration * duration``.
 
-Autoregressive models (``model.autoregressive``, Transformer TTS) need no durations, pitch or energy: the target
+Autoregressive models (``model.autoregressive``: Transformer TTS, Tacotron 2) need no durations, pitch or energy
+(a batch's ``speaker_embedding`` (B, S), SV2TTS's d-vectors, is passed to the model as is): the target
 is the mel alone (``L = sum(durations)`` frames when the manifest has durations, else ``T // hop``), the model
 runs teacher-forced, and the loss is ``lambda_mel * (mel + post-net mel) + lambda_stop * stop-token BCE
 (stop_pos_weight on the last frame) + lambda_guided_attn * guided attention`` (on the first
@@ -41,6 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ...dsp.cwt import CWT_NUM_SCALES, pitch_cwt
 from ...dsp.pitch import energy as frame_energy
 from ...dsp.pitch import f0_world, f0_yin, interpolate_unvoiced
 from ...errors import ConfigError, DataError
@@ -54,7 +61,7 @@ from ..losses.tts import (
 )
 from .base import Task, register_task, unwrap
 
-__all__ = ["TTSTask", "pad_lists", "token_average"]
+__all__ = ["TTSTask", "cwt_targets", "pad_lists", "token_average"]
 
 PITCH_METHODS = ("dio", "harvest", "yin")
 
@@ -81,6 +88,28 @@ def token_average(values: Tensor, durations: Tensor) -> Tensor:
     valid = torch.arange(values.shape[1], device=values.device)[None] < ends[:, -1:]
     sums = torch.zeros(b, n, dtype=values.dtype, device=values.device).scatter_add_(1, token, values * valid)
     return sums / durations.clamp_min(1).to(values.dtype)
+
+
+def cwt_targets(pitch: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
+    """FastSpeech 2's CWT pitch targets from the corpus-normalised frame pitch ``(B, L)`` (``frames (B,)`` valid):
+    ``(spectrogram (B, L, 10), moments (B, 2))``.
+
+    Per utterance the contour is normalised to zero mean / unit variance over its valid frames (the same as
+    normalising ``ln F0`` itself) and transformed alone (:func:`~audiozoo.dsp.cwt.pitch_cwt`); ``moments`` are
+    its mean and std (population) in the corpus units. A flat contour (nothing voiced) gives zeros.
+    """
+    b, big_l = pitch.shape
+    spec = torch.zeros(b, big_l, CWT_NUM_SCALES, dtype=torch.float32)
+    moments = torch.zeros(b, 2, dtype=torch.float32)
+    for i in range(b):
+        p = pitch[i, : int(frames[i])].detach().double().cpu()
+        if p.numel() == 0:
+            continue
+        mean, std = p.mean(), p.std(unbiased=False)
+        moments[i] = torch.stack([mean, std]).float()
+        if float(std) > 1e-6:
+            spec[i, : p.numel()] = pitch_cwt((p - mean) / std).float()
+    return spec.to(pitch.device), moments.to(pitch.device)
 
 
 @register_task("tts")
@@ -331,6 +360,8 @@ class TTSTask(Task):
                "mel_lengths": frames, "pitch": pitch.to(dev), "energy": en.to(dev)}
         if m.config.pitch_level == "phoneme":
             out["pitch"] = token_average(out["pitch"], durations)
+        if m.config.pitch_level == "cwt":
+            out["pitch_spectrogram"], out["pitch_moments"] = cwt_targets(out["pitch"], frames)
         if m.config.energy_level == "phoneme":
             out["energy"] = token_average(out["energy"], durations)
         return out
@@ -338,8 +369,10 @@ class TTSTask(Task):
     def shared_forward(self, batch: dict[str, Any]) -> dict[str, Any]:
         t = self.prepare_batch(batch)
         if self._autoregressive():
+            spk = batch.get("speaker_embedding")  # SV2TTS: a d-vector per item (B, S) conditions the decoder
+            kw = {} if spk is None else {"speaker_embedding": torch.as_tensor(spk, dtype=torch.float32).to(self.device)}
             out = self.model(t["tokens"], t["lengths"], mel=t["mel"], mel_lengths=t["mel_lengths"],
-                             return_attention=self.lambda_guided_attn > 0)
+                             return_attention=self.lambda_guided_attn > 0, **kw)
             return {**t, "out": out}
         if self._duration_only():
             out = self.model(t["tokens"], t["lengths"], durations=t["durations"], max_frames=t["mel"].shape[-1])
@@ -361,10 +394,19 @@ class TTSTask(Task):
         terms["duration"] = duration_loss(out.log_durations, batch["durations"], tok_len)
         for name in ("pitch", "energy"):
             level = getattr(m.config, f"{name}_level")
+            if level == "cwt":  # the paper's pitch loss: spectrogram, utterance mean and std (MSE each)
+                spec = batch["pitch_spectrogram"]
+                valid = sequence_mask(mel_len, spec.shape[1])[..., None].expand_as(spec)
+                terms[name] = masked_value_loss(out.pitch_spectrogram, spec, valid)
+                every = torch.ones_like(batch["pitch_moments"][:, 0], dtype=torch.bool)
+                for j, k in enumerate(("pitch_mean", "pitch_std")):
+                    terms[k] = masked_value_loss(out.pitch_moments[:, j], batch["pitch_moments"][:, j], every)
+                continue
             valid = sequence_mask(mel_len if level == "frame" else tok_len, batch[name].shape[1])
             terms[name] = masked_value_loss(getattr(out, name), batch[name], valid)
+        pitch_terms = terms["pitch"] + terms.get("pitch_mean", 0.0) + terms.get("pitch_std", 0.0)
         loss = (self.lambda_mel * sum(v for k, v in terms.items() if k.startswith("mel_"))
-                + self.lambda_duration * terms["duration"] + self.lambda_pitch * terms["pitch"]
+                + self.lambda_duration * terms["duration"] + self.lambda_pitch * pitch_terms
                 + self.lambda_energy * terms["energy"])
         with torch.no_grad():
             mel_l1 = masked_mel_loss(out.mel.detach(), batch["mel"], mel_len, "l1")
