@@ -398,6 +398,33 @@ class SSLModel(AudioModel):
         """``F`` of the features ``forward`` takes (``feature_dim`` if the model sets it, else ``config.n_mels``)."""
         return int(getattr(self, "feature_dim", None) or self.config.n_mels)
 
+    def encode_features(self, features: Tensor, lengths: Tensor) -> Tensor:
+        """The last hidden state ``(B, L', D)`` of ``features (B, F, L)``: the encoder as ONNX exports it."""
+        return self.extract_features(features, lengths, layers=[-1])[0]
+
+    #: the traced encoder holds the example's length (position tables sliced by Python ints, padding packed by
+    #: data-dependent sorts): export a fixed length of unpadded items; only the batch stays dynamic
+    export_fixed_length: ClassVar[bool] = False
+    #: default example length ``L`` of :meth:`export_signature` (frames; samples for waveform encoders)
+    export_length: ClassVar[int] = 128
+
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "features") -> dict[str, Any]:
+        """``encode_features(features (B, F, L), lengths (B,)) -> hidden (B, L', D)``, dynamic batch and length, or
+        batch only where :attr:`export_fixed_length` (the pretext task with its random masks is a training graph,
+        not exported)."""
+        if on != "features":
+            raise ConfigError(f"{type(self).__name__} exports its encoder on features, got on={on!r}")
+        n = int(length or self.export_length)
+        x = torch.randn(batch, self.input_dim(), n, generator=torch.Generator().manual_seed(0))
+        if self.export_fixed_length:
+            return {"example_inputs": (x, torch.full((batch,), n)), "input_names": ["features", "lengths"],
+                    "output_names": ["hidden"], "method": "encode_features",
+                    "dynamic_axes": {"features": {0: "batch"}, "lengths": {0: "batch"}, "hidden": {0: "batch"}}}
+        return {"example_inputs": (x, _lengths(n, batch)), "input_names": ["features", "lengths"],
+                "output_names": ["hidden"], "method": "encode_features",
+                "dynamic_axes": {"features": {0: "batch", 2: "frames"}, "lengths": {0: "batch"},
+                                 "hidden": {0: "batch", 1: "positions"}}}
+
     def input_spec(self) -> dict[str, Any]:
         return {**super().input_spec(), "features": f"(B, {self.input_dim()}, L)", "num_layers": int(self.num_layers),
                 "embed_dim": int(self.embed_dim)}
@@ -444,6 +471,8 @@ class MaskedPatchSSLModel(SSLModel):
     :meth:`encode`. Its config carries ``n_mels``, ``max_length``, ``patch_f``/``patch_t``, ``fstride``/``tstride``,
     ``num_mask_patches``, ``mask_strategy``, ``cluster_size``, ``mse_weight`` and ``separate_passes``.
     """
+
+    export_fixed_length = True  # position embeddings cut to the example's patch grid; SSAMBA packs padding by sorting
 
     num_prefix_tokens: int
 

@@ -194,6 +194,11 @@ class MERT(SSLModel):
     ``HubertModel(..., output_hidden_states=True).hidden_states``).
     """
 
+    # ONNX: the traced conv stack / span bookkeeping holds the example's sample count (measured: another length
+    # differs by 0.6); export one length of unpadded audio, 1 s at 24 kHz by default
+    export_fixed_length = True
+    export_length = 24000
+
     feature_dim = 1
 
     def __init__(self, config: MERTConfig):
