@@ -1,32 +1,52 @@
 """Build the 2-speaker mixtures of the Conv-TasNet speech recipe (``conv_tasnet_small_speech.yaml``).
 
-* Training speakers: 11 synthetic voices (8 espeak-ng English variants, flite slt / rms / awb) reading WordNet
-  sentences (``speech-synth``); train / valid mixtures come from its train / valid splits (held-out sentences).
-* Held-out synthetic voices: espeak-ng ``en-us+m7``, ``en-gb+f5`` and flite ``kal16`` (never in training).
-* Held-out real voices: the 8 SiSec 2011 speakers, the 2 CMU ARCTIC speakers and the 3 LibriSpeech speakers
-  of ``../shared/data`` (real people none of the models trained on).
+Training voices (none of them a held-out speaker):
+
+* 11 synthetic voices (8 espeak-ng English variants, flite slt / rms / awb) reading WordNet sentences
+  (``speech-synth``);
+* the natural Piper VITS voice ``en_US-joe-medium`` (``piper-speech``) at three length / noise scales;
+* the five real FSDD speakers (george, jackson, lucas, nicolas, theo): takes 5-49 of their digits joined into
+  ~2 s utterances with short pauses (takes 0-4 make the validation utterances);
+* the real speaker of the Kaldi yes/no corpus (recordings 0-49; 50-59 for validation);
+* **voice perturbation**: every training utterance is also played ``--speeds`` times faster (resampling,
+  which shifts pitch and formants together, as Kaldi's speed perturbation does), each speed a new speaker
+  label, and given a random first-order spectral tilt (a different microphone / channel).
+
+Held-out voices, never trained on:
+
+* synthetic: espeak-ng ``en-us+m7``, ``en-gb+f5`` and flite ``kal16``;
+* real: the 8 SiSec 2011 speakers, the 2 CMU ARCTIC speakers and the 3 LibriSpeech speakers of
+  ``../shared/data`` (``mix_real``, the test set).
+
+Validation (``mix_valid``, the checkpoint selection): held-out synthetic voices plus FSDD takes 0-4 and yes/no
+50-59, i.e. unseen voices and unseen recordings, never the real test speakers.
 
 Every mixture (``mixtures`` builder, ``speech+speech``) is 2 s at 8 kHz, the first speaker 0-5 dB above the
 second, and exactly the sum of its two stems. Deterministic and resumable (re-running skips finished work).
 
 Usage: ``python recipes/separate/prepare_speech.py [--out cache/separate_speech] [--hours 0.25]
-[--train-count 2000]``, then ``audiozoo train recipes/separate/conv_tasnet_small_speech.yaml``.
+[--train-count 6000]``, then ``audiozoo train recipes/separate/conv_tasnet_small_speech.yaml``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from audiozoo.data.builders import build
-from audiozoo.data.manifest import write_manifest
+from audiozoo.data.manifest import read_manifest, write_manifest
+from audiozoo.dsp.io import load_audio
 
 TRAIN_VOICES = ("en-us,en-gb,en-us+m3,en-us+f2,en-gb+f3,en-gb-scotland+m4,en-gb-x-rp+f4,en-029+m2,"
                 "flite:slt,flite:rms,flite:awb")
 HELD_OUT_VOICES = "en-us+m7,en-gb+f5,flite:kal16"
+PIPER_STYLES = ((1.0, 0.667, 0), (0.85, 0.8, 1), (1.2, 0.5, 2))  # (length_scale, noise_scale, seed)
+SR = 8000
 
 
 def shared_data() -> Path:
@@ -52,23 +72,88 @@ def real_voices(root: Path, out: Path) -> Path:
     return write_manifest(out / "real_voices.jsonl", items, relative=False)
 
 
+def _write(path: Path, x: np.ndarray) -> dict:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_suffix(".tmp.wav")
+        sf.write(str(tmp), x.astype(np.float32), SR, subtype="FLOAT")
+        tmp.replace(path)
+    return {"audio_filepath": str(path.resolve()), "duration": round(len(x) / SR, 6)}
+
+
+def fsdd_yesno(root: Path, out: Path, rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
+    """Real FSDD speakers (digits joined into ~2 s utterances) and the yes/no speaker: (train, valid) items."""
+    train, valid = [], []
+    clips: dict[tuple[str, bool], list[Path]] = defaultdict(list)
+    for p in sorted((root / "fsdd").rglob("*.wav")):
+        _, spk, take = p.stem.split("_")
+        clips[(spk, int(take) < 5)].append(p)
+    for (spk, held), files in sorted(clips.items()):
+        n_utt = 25 if held else 120
+        for i in range(n_utt):
+            pieces = []
+            for f in rng.choice(len(files), size=int(rng.integers(4, 8)), replace=False):
+                x = load_audio(files[f], sample_rate=SR)[0].numpy()
+                x = x / (np.abs(x).max() + 1e-8) * 0.5  # FSDD takes differ widely in level
+                pieces += [x, np.zeros(int(rng.uniform(0.03, 0.25) * SR), np.float32)]
+            it = _write(out / "fsdd" / f"{spk}_{'v' if held else 't'}{i:03d}.wav", np.concatenate(pieces))
+            (valid if held else train).append({**it, "speaker": f"fsdd_{spk}"})
+    for j, p in enumerate(sorted((root / "yesno").glob("*.wav"))):
+        x = load_audio(p, sample_rate=SR)[0].numpy()
+        (valid if j >= 50 else train).append({**_write(out / "yesno" / p.name, x), "speaker": "yesno"})
+    return train, valid
+
+
+def perturb(items: list[dict], out: Path, speeds: list[float], rng: np.random.Generator) -> list[dict]:
+    """Each item at every speed (resampled: pitch, formants and tempo move together) with a random spectral
+    tilt; speaker label ``<speaker>@<speed>`` (a new voice per speed)."""
+    res = []
+    for k, it in enumerate(items):
+        src = load_audio(it["audio_filepath"], sample_rate=SR)[0].numpy()
+        for s in speeds:
+            x = src if s == 1.0 else load_audio(src, sample_rate=round(SR / s), array_sample_rate=SR)[0].numpy()
+            a = float(rng.uniform(-0.6, 0.6))  # y[n] = x[n] - a x[n-1]: a tilt of up to about +-8 dB
+            x = np.concatenate([x[:1], x[1:] - a * x[:-1]]).astype(np.float32)
+            path = out / f"{s:g}" / f"{k:06d}.wav"
+            res.append({**_write(path, x), "speaker": f"{it['speaker']}@{s:g}"})
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="cache/separate_speech")
-    ap.add_argument("--hours", type=float, default=0.25, help="synthetic speech of the training voices")
-    ap.add_argument("--train-count", type=int, default=2000)
+    ap.add_argument("--hours", type=float, default=0.25, help="synthetic espeak-ng/flite speech of the training voices")
+    ap.add_argument("--piper-hours", type=float, default=0.06, help="Piper joe speech per style (3 styles)")
+    ap.add_argument("--speeds", type=float, nargs="+", default=[0.85, 0.93, 1.0, 1.08, 1.18])
+    ap.add_argument("--train-count", type=int, default=6000)
     ap.add_argument("--test-count", type=int, default=100)
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    root = shared_data()
+    rng = np.random.default_rng(0)
     synth = out / "synth_train"
     build("speech-synth", synth, voices=TRAIN_VOICES, hours=a.hours, sample_rate=16000, seed=0)
     held = out / "synth_heldout"
     build("speech-synth", held, voices=HELD_OUT_VOICES, hours=max(0.02, a.hours / 8), sample_rate=16000, seed=1)
-    real = real_voices(shared_data(), out)
-    common = dict(kinds=["speech+speech"], seconds=2.0, sample_rate=8000, sir=[0.0, 5.0])
-    for name, speech, count, seed in (("mix_train", synth / "train.jsonl", a.train_count, 0),
-                                      ("mix_valid", synth / "valid.jsonl", a.test_count, 1),
+    train = read_manifest(synth / "train.jsonl")
+    valid = read_manifest(held / "manifest.jsonl")
+    for ls, ns, seed in PIPER_STYLES:
+        d = build("piper-speech", out / f"piper_{ls:g}", hours=a.piper_hours, splits=["train"], seed=seed,
+                  length_scale=ls, noise_scale=ns)
+        train += [{**it, "speaker": "piper_joe"} for it in read_manifest(d)]
+    fy_train, fy_valid = fsdd_yesno(root, out / "real_train", rng)
+    train += fy_train
+    valid += fy_valid
+    train_sources = write_manifest(out / "train_sources.jsonl", perturb(train, out / "perturbed", a.speeds, rng),
+                                   relative=False)
+    valid_sources = write_manifest(out / "valid_sources.jsonl", valid, relative=False)
+    n_spk = len({it["speaker"] for it in read_manifest(train_sources)})
+    print(f"training sources: {train_sources} ({n_spk} speaker labels)")
+    real = real_voices(root, out)
+    common = dict(kinds=["speech+speech"], seconds=2.0, sample_rate=SR, sir=[0.0, 5.0])
+    for name, speech, count, seed in (("mix_train", train_sources, a.train_count, 0),
+                                      ("mix_valid", valid_sources, a.test_count, 1),
                                       ("mix_heldout_synth", held / "manifest.jsonl", a.test_count, 2),
                                       ("mix_real", real, a.test_count, 3)):
         path = build("mixtures", out / name, speech=[str(speech)], count=count, seed=seed, **common)
