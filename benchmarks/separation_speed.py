@@ -18,6 +18,7 @@ rotate the order so machine noise hits every system alike; medians over ``--repe
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -128,6 +129,9 @@ def main() -> None:
     for name in names:
         torch.manual_seed(0)
         m = audiozoo.create_model(name).eval()
+        if "condition" in inspect.signature(m.forward).parameters:
+            print(f"skipping {name}: query-conditioned (needs a query embedding)")
+            continue
         z, src = song(a.rtf_seconds, int(m.sample_rate), int(m.audio_channels))
         jobs[f"{name} (RTF)"] = (lambda m=m, z=z: m(z[None]), a.rtf_seconds,
                                  {"sample_rate": int(m.sample_rate), "channels": int(m.audio_channels),
