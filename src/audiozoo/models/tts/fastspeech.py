@@ -38,12 +38,11 @@ import torch
 from torch import Tensor, nn
 
 from ...config import build_config
-from ...dsp.mel import VocoderMel
 from ...errors import CheckpointError, ConfigError
 from ...nn.alignment import length_regulate
 from ...nn.fastspeech import FFTStack, PostNet, VariancePredictor, padding_mask
 from ...registry import WeightSet, register_model
-from ..contracts import TTSModel
+from ..contracts import VarianceTTSModel
 
 LOG_FLOOR = math.log(1e-5)  # HiFi-GAN's log-mel of silence
 
@@ -100,7 +99,7 @@ class FastSpeechOutput(NamedTuple):
     mel_before: Tensor
 
 
-class FastSpeech(TTSModel):
+class FastSpeech(VarianceTTSModel):  # mel_extractor and input_spec from the base; its own synthesize
     """``forward(tokens (B, N), lengths (B,), durations (B, N) | None, alpha) -> FastSpeechOutput``.
 
     Training passes the teacher's ``durations``; inference predicts them (``alpha`` scales them: > 1 slower).
@@ -176,17 +175,6 @@ class FastSpeech(TTSModel):
         finally:
             self.train(was)
         return out.mel, out.mel_lengths
-
-    def mel_extractor(self) -> VocoderMel:
-        """The front end whose log-mel this model predicts (HiFi-GAN's input)."""
-        c = self.config
-        return VocoderMel(c.sample_rate, c.n_fft, c.hop_length, c.win_length, c.n_mels, c.f_min, c.f_max)
-
-    def input_spec(self) -> dict[str, Any]:
-        c = self.config
-        return {**super().input_spec(), "tokens": f"(B, N) ids of the {c.text.get('scheme', 'caller')!r} scheme",
-                "output": f"log-mel (B, {c.n_mels}, L), hop {c.hop_length}", "hop_length": c.hop_length,
-                "vocab_size": c.vocab_size}
 
 
 # ------------------------------------------------------------------------------------------------ converter
