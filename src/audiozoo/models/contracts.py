@@ -640,6 +640,17 @@ class TTSModel(AudioModel):
         _expect(isinstance(first, Tensor) and first.shape[0] == args[0].shape[0], self,
                 "the first output must be a batch-first tensor (mel or codes)")
 
+    def _eval_forward(self, *args: Any, **kwargs: Any) -> tuple[Tensor, Tensor]:
+        """``forward`` in eval mode (dropout off), the training mode restored after: ``(mel, mel_lengths)`` (the
+        first two outputs, per the contract). The ``synthesize`` of non-autoregressive models."""
+        was = self.training
+        self.eval()
+        try:
+            out = self(*args, **kwargs)
+        finally:
+            self.train(was)
+        return out[0], out[1]
+
     def export_signature(self, batch: int = 2, length: int | None = None, on: str = "tokens") -> dict[str, Any]:
         """Non-autoregressive inference, ``synthesize(tokens (B, N), lengths (B,)) -> (mel (B, n_mels, L),
         mel_lengths (B,))``: dynamic batch, tokens and frames (``L`` follows the predicted durations in the
@@ -686,14 +697,8 @@ class VarianceTTSModel(TTSModel):
     def synthesize(self, tokens: Tensor, lengths: Tensor | None = None, alpha: float = 1.0, pitch_shift: float = 0.0,
                    energy_scale: float = 1.0, speaker: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Inference: ``(mel (B, n_mels, L), mel_lengths (B,))`` from predicted durations, pitch and energy."""
-        was = self.training
-        self.eval()
-        try:
-            out = self(tokens, lengths, speaker=speaker, alpha=alpha, pitch_shift=pitch_shift,
-                       energy_scale=energy_scale)
-        finally:
-            self.train(was)
-        return out[0], out[1]
+        return self._eval_forward(tokens, lengths, speaker=speaker, alpha=alpha, pitch_shift=pitch_shift,
+                                  energy_scale=energy_scale)
 
     def mel_extractor(self) -> VocoderMel:
         """The front end whose log-mel this model predicts (training targets; HiFi-GAN's input)."""

@@ -284,14 +284,8 @@ class AdaSpeech(TTSModel):
                    energy_scale: float = 1.0, speaker: Tensor | None = None, ref_mel: Tensor | None = None,
                    ref_lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Inference: ``(mel (B, n_mels, L), mel_lengths (B,))`` from a reference mel of the voice and its speaker."""
-        was = self.training
-        self.eval()
-        try:
-            out = self(tokens, lengths, speaker=speaker, ref_mel=ref_mel, ref_lengths=ref_lengths, alpha=alpha,
-                       pitch_shift=pitch_shift, energy_scale=energy_scale)
-        finally:
-            self.train(was)
-        return out.mel, out.mel_lengths
+        return self._eval_forward(tokens, lengths, speaker=speaker, ref_mel=ref_mel, ref_lengths=ref_lengths,
+                                  alpha=alpha, pitch_shift=pitch_shift, energy_scale=energy_scale)
 
     # ---- adaptation (Section 2.4) -----------------------------------------------------------------------
     def conditional_norms(self) -> list[ConditionalLayerNorm]:

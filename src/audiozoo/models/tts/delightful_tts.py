@@ -313,14 +313,8 @@ class DelightfulTTS(TTSModel):
                    energy_scale: float = 1.0, speaker: Tensor | None = None, ref_mel: Tensor | None = None,
                    ref_lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Inference: ``(mel (B, n_mels, L), mel_lengths (B,))``; prosody predicted, or taken from ``ref_mel``."""
-        was = self.training
-        self.eval()
-        try:
-            out = self(tokens, lengths, speaker=speaker, mel=ref_mel, mel_lengths=ref_lengths, alpha=alpha,
-                       pitch_shift=pitch_shift, energy_scale=energy_scale)
-        finally:
-            self.train(was)
-        return out.mel, out.mel_lengths
+        return self._eval_forward(tokens, lengths, speaker=speaker, mel=ref_mel, mel_lengths=ref_lengths, alpha=alpha,
+                                  pitch_shift=pitch_shift, energy_scale=energy_scale)
 
     def example_inputs(self, length: int, batch: int = 2, seed: int = 0) -> tuple[tuple, dict]:
         args, kwargs = super().example_inputs(length, batch, seed)

@@ -168,13 +168,7 @@ class FastSpeech(VarianceTTSModel):  # mel_extractor and input_spec from the bas
         paper's speed control; FastSpeech has no pitch / energy input (non-neutral values raise)."""
         if pitch_shift != 0.0 or energy_scale != 1.0:
             raise ConfigError("FastSpeech has no pitch / energy controls; use FastSpeech 2 for them")
-        was = self.training
-        self.eval()
-        try:
-            out = self(tokens, lengths, alpha=alpha)
-        finally:
-            self.train(was)
-        return out.mel, out.mel_lengths
+        return self._eval_forward(tokens, lengths, alpha=alpha)
 
 
 # ------------------------------------------------------------------------------------------------ converter
