@@ -7,6 +7,7 @@
 - :func:`single_labels`, :func:`label_metrics`: class-index targets, accuracy and macro F1;
 - :func:`trim_to_longest`: drop all-padding frames of a batch.
 - :func:`code_histogram`, :func:`codebook_perplexity`: codebook usage of codec tasks.
+- :func:`frozen_model`: a trained helper model (teacher, tagger, tokenizer) resolved by name, frozen, in eval mode.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .base import unwrap
 __all__ = ["check_gain_db", "crop_to_hop", "feature_lengths", "label_metrics", "model_inputs", "random_gain",
            "single_labels", "takes_lengths", "trim_to_longest"]
 __all__ += ["code_histogram", "codebook_perplexity"]  # codec and specvqgan tasks
+__all__ += ["frozen_model"]  # distill, separation (USS queries), ssl (tokenizers / teachers)
 
 
 # ---- front-end inputs ------------------------------------------------------------------------------
@@ -166,3 +168,22 @@ def codebook_perplexity(counts: Tensor) -> tuple[Tensor, Tensor]:
     p = counts / counts.sum(-1, keepdim=True).clamp(min=1)
     entropy = -(p * torch.log(p.clamp(min=1e-12))).sum(-1)
     return entropy.exp().mean(), (counts > 0).float().mean()
+
+
+# ---- frozen helper models ---------------------------------------------------------------------------
+def frozen_model(spec: Any, device: torch.device | str, trained: bool = True) -> nn.Module:
+    """A helper model of a task (distillation teacher, USS query tagger, BEATs tokenizer, MERT teacher), frozen.
+
+    ``spec`` is a resolver spec (weight set ``NAME.TAG``, checkpoint folder or file: :func:`audiozoo.resolve.
+    resolve_model`, with ``trained`` weights required) or an ``nn.Module`` used as is. Its parameters stop
+    requiring gradients and it is moved to ``device`` in eval mode (dropout and batch-norm statistics fixed).
+    """
+    if isinstance(spec, nn.Module):
+        model = spec
+    else:
+        from ...resolve import resolve_model  # lazy: the resolver imports every model family
+
+        model = resolve_model(spec, trained=trained)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(device).eval()

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from ...errors import ConfigError, DataError
 from ..losses.kl import soft_label_kl
 from ..losses.regression import ccc_loss
-from ._common import label_metrics, model_inputs, single_labels, trim_to_longest
+from ._common import frozen_model, label_metrics, model_inputs, single_labels, trim_to_longest
 from .base import Task, batch_size, register_task, unwrap
 
 __all__ = ["LOSSES", "DistillationTask", "precise_batchnorm"]
@@ -113,12 +113,7 @@ class DistillationTask(Task):
     # ---- teacher --------------------------------------------------------------------------------
     def _teacher(self) -> nn.Module:
         if self.teacher is None:
-            from ...resolve import resolve_model
-
-            t = resolve_model(self.teacher_spec, trained=True)
-            for p in t.parameters():
-                p.requires_grad_(False)
-            self.teacher = t.to(self.device).eval()
+            self.teacher = frozen_model(self.teacher_spec, self.device)
         return self.teacher
 
     def setup(self, trainer: Any) -> None:

@@ -59,6 +59,7 @@ from torch import Tensor, nn
 from ...data.queries import framewise_scores, label_condition, mine_anchors, mix_segments, tagger_condition
 from ...errors import ConfigError, DataError
 from ..losses.separation import neg_si_sdr, pit, separation_loss
+from ._common import frozen_model
 from .base import Task, batch_size, register_task, unwrap
 
 QUERIES = ("label", "tagger")
@@ -256,15 +257,7 @@ class SeparationTask(Task):
             if spec is None:
                 raise ConfigError("query: tagger / anchor_seconds need a query_model (or the model's "
                                   "config.query_model)")
-            if isinstance(spec, nn.Module):
-                t = spec
-            else:
-                from ...resolve import resolve_model
-
-                t = resolve_model(spec, trained=True)
-            for p in t.parameters():
-                p.requires_grad_(False)
-            self.tagger = t.to(self.device).eval()
+            self.tagger = frozen_model(spec, self.device)
         return self.tagger
 
     def setup(self, trainer: Any) -> None:

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from ._common import model_inputs
+from ._common import frozen_model, model_inputs
 from .base import Task, register_task, unwrap
 
 __all__ = ["SSLTask"]
@@ -99,15 +99,11 @@ class SSLTask(Task):
                 raise ConfigError(f"task.{role} gives {keyword!r} to the model, but {type(model).__name__}.forward "
                                   f"does not take it")
             if role not in self.helpers:
-                from ...resolve import resolve_model
-
-                helper = resolve_model(spec, trained=not isinstance(spec, nn.Module))
+                helper = frozen_model(spec, self.device)
                 if not callable(getattr(helper, method, None)):
                     raise ConfigError(f"task.{role} must be a model with {method}(features, lengths), got "
                                       f"{type(helper).__name__}")
-                for p in helper.parameters():
-                    p.requires_grad_(False)
-                self.helpers[role] = helper.to(self.device).eval()
+                self.helpers[role] = helper
 
     @torch.no_grad()
     def helper_inputs(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
