@@ -135,3 +135,20 @@ def test_default_voice() -> None:
     out = tts("Good morning.")
     assert out["sample_rate"] == 22050 and 0.3 < out["seconds"] < 3.0
     assert float(out["audio"].abs().max()) > 0.05  # it says something
+
+
+def test_waveform_model_speaks_without_a_vocoder(tmp_path) -> None:
+    """FastSpeech 2s decodes audio itself: the pipeline adds no vocoder, and a '+VOCODER' spec is refused."""
+    torch.manual_seed(0)
+    tiny = dict(audiozoo.model_info("fastspeech2s").tiny)
+    tiny.update(vocab_size=256, text={"scheme": "piper", "language": "en-us", "phoneme_id_map": _id_map()})
+    m = audiozoo.create_model("fastspeech2s", **tiny).eval()
+    save_pretrained(m, tmp_path / "fs2s")
+    tts = pipeline("tts", model=str(tmp_path / "fs2s"))
+    assert tts.system.vocoder is None and tts.sample_rate == m.sample_rate
+    ids, _ = tts.encoder.encode("Hello there.")
+    wav, n = m.synthesize(torch.tensor(ids))
+    out = tts("Hello there.")
+    assert out["audio"].shape == (int(n[0]),) and torch.allclose(out["audio"], wav[0, : int(n[0])], atol=1e-6)
+    with pytest.raises(ConfigError, match="without a vocoder"):
+        pipeline("tts", model=f"{tmp_path / 'fs2s'}+griffinlim:1")

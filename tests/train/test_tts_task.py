@@ -15,43 +15,21 @@ from audiozoo.train.engine import Trainer
 from audiozoo.train.losses.tts import duration_loss, masked_mel_loss, masked_value_loss
 from audiozoo.train.tasks import get_task_class
 from audiozoo.train.tasks.tts import TTSTask, pad_lists, token_average
+from tts_toys import ToyUtterances, collate, utterance
 
 SR, HOP = 22050, 256
 TINY = dict(audiozoo.model_info("fastspeech2_small").tiny)
 
 
 def _utterance(tokens: list[int], durations: list[int], seed: int = 0) -> torch.Tensor:
-    """Audio whose F0 and loudness change with every token: harmonics of 110 + 8 * id Hz, ``sum(d) * 256``."""
-    g = torch.Generator().manual_seed(seed)
-    f0 = torch.cat([torch.full((d * HOP,), 110.0 + 8.0 * t) for t, d in zip(tokens, durations)])
-    amp = torch.cat([torch.full((d * HOP,), 0.2 + 0.05 * (t % 4)) for t, d in zip(tokens, durations)])
-    phase = 2 * math.pi * torch.cumsum(f0, 0) / SR
-    x = sum(torch.sin(k * phase) / k for k in range(1, 8)) * amp
-    return (x + 0.003 * torch.randn(x.shape, generator=g)).float()
+    return utterance(tokens, durations, seed, HOP, SR)
 
 
-class _Items(torch.utils.data.Dataset):
-    def __init__(self, n: int = 4):
-        g = torch.Generator().manual_seed(0)
-        self.items = []
-        for i in range(n):
-            toks = torch.randint(1, 40, (6 + i,), generator=g).tolist()
-            durs = torch.randint(2, 6, (6 + i,), generator=g).tolist()
-            self.items.append({"audio": _utterance(toks, durs, i), "phoneme_ids": toks, "durations": durs,
-                               "audio_filepath": f"utt{i}.wav"})
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.items[i]
+def _Items(n: int = 4) -> ToyUtterances:
+    return ToyUtterances(n, max_duration=6, hop=HOP, sample_rate=SR)
 
 
-def _collate(items: list[dict]) -> dict:
-    n = max(it["audio"].shape[-1] for it in items)
-    audio = torch.stack([torch.nn.functional.pad(it["audio"], (0, n - it["audio"].shape[-1])) for it in items])
-    return {"audio": audio, "lengths": torch.tensor([it["audio"].shape[-1] for it in items]),
-            **{k: [it[k] for it in items] for k in ("phoneme_ids", "durations", "audio_filepath")}}
+_collate = collate
 
 
 def _task(model) -> TTSTask:

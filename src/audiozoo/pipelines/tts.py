@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError
-from ..resolve import resolve_model, split_spec
+from ..resolve import resolve_model
 from .base import Pipeline
 
 __all__ = ["DEFAULT_TTS", "PiperTextEncoder", "TTSPipeline", "split_long"]
@@ -132,16 +132,12 @@ class TTSPipeline(Pipeline):
         self.notes: list[str] = []
         spec = DEFAULT_TTS if model is None else model
         system = spec if isinstance(spec, nn.Module) else None
-        if system is None:
-            parts = split_spec(str(spec))
-            if len(parts) == 1:  # an acoustic model alone: add the default (real) vocoder
-                voc, note = default_vocoder()
-                if note:
-                    self.notes.append(note)
-                spec = f"{parts[0]}+{voc}"
+        if system is None:  # ACOUSTIC+VOCODER, or an acoustic model alone (the default vocoder is added below)
             system = resolve_model(spec, "tts", trained=True)
         if not isinstance(system, TTSSystem):
-            if getattr(system, "family", None) == "tts" and hasattr(system, "synthesize"):
+            if getattr(system, "outputs_waveform", False):  # FastSpeech 2s: its own waveform decoder
+                system = TTSSystem(system)
+            elif getattr(system, "family", None) == "tts" and hasattr(system, "synthesize"):
                 voc, note = default_vocoder()
                 self.notes += [note] if note else []
                 system = TTSSystem(system, resolve_model(voc, "vocoder", trained=True))

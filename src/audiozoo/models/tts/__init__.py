@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     fastspeech,
     fastspeech2,
     fastspeech2_conformer,
+    portaspeech,
     tacotron2,
     transformer_tts,
 )

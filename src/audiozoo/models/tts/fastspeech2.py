@@ -48,6 +48,20 @@ to the predictors (forward values unchanged). The paper never back-propagates th
 targets; the predictors learn from their own MSE losses, :mod:`audiozoo.train.losses.tts`), so training is
 unaffected; it lets a loss on predicted outputs reach every parameter.
 
+FastSpeech 2s (Section 2.4, Appendix A; :class:`FastSpeech2s`, registered ``fastspeech2s``; no official code and
+no reference implementation of 2s: the paper's text, Parallel WaveGAN (Yamamoto et al. 2020, arXiv:1910.11480)
+where the paper defers to it, espnet2's JETS read for engineering facts only; ``docs/models/fastspeech2s.md`` says
+which number comes from where): the encoder and variance adaptor above (CWT pitch, no post-net) also feed a
+waveform decoder -- the frame-level hidden sequence ``(B, L, 256)`` -> one transposed 1-D convolution to 64
+channels at the sample rate ("filter size 64"; kernel = stride = hop, so frame ``i`` writes samples ``[i hop,
+(i + 1) hop)``, HiFi-GAN's frame grid) -> 30 non-causal gated dilated residual blocks (kernel 3, skip 64;
+Parallel WaveGAN's gate 128, 3 cycles of dilations 1..512, 1x1 local conditioning of every block on the
+upsampled sequence; :class:`~audiozoo.nn.noncausal_wavenet.NonCausalWaveNet`) -> 1 channel. In training the mel
+decoder runs on the full sequence (it helps the text feature extraction) and the waveform decoder on a random
+slice of ``segment_frames`` frames (whole utterances do not fit in memory), with the multi-resolution STFT and
+LSGAN losses against Parallel WaveGAN's discriminator (the ``tts`` task's ``waveform`` option); at inference the
+mel decoder is dropped (:meth:`FastSpeech2s.synthesize` returns the waveform).
+
 License of this implementation: the project's. ming024/FastSpeech2 is MIT (read for layout, not copied).
 """
 
@@ -65,6 +79,8 @@ from ...dsp.cwt import CWT_NUM_SCALES, pitch_icwt
 from ...errors import ConfigError
 from ...nn.alignment import length_regulate
 from ...nn.fastspeech import FFTStack, PostNet, VariancePredictor, bucketize, bucketize_embed, padding_mask
+from ...nn.noncausal_wavenet import NonCausalWaveNet
+from ...nn.segments import random_segment_starts, slice_segments
 from ...registry import WeightSet, register_model
 from ..contracts import VarianceTTSModel
 
@@ -154,6 +170,26 @@ FastSpeech2CWTOutput.__doc__ = """:class:`FastSpeech2Output` of a ``pitch_level=
     pitch_spectrogram: ``(B, L, 10)`` predicted CWT pitch spectrogram (0 at padded frames).
     pitch_moments: ``(B, 2)`` predicted utterance ``[mean, std]`` of ln F0 in corpus-normalised units.
     """
+
+
+class VarianceAdapted(NamedTuple):
+    """What :meth:`FastSpeech2.adapt` returns: the variance adaptor's output, before any decoder.
+
+    frames: ``(B, L, D)`` frame-level hidden sequence (length-regulated, pitch and energy embeddings added).
+    fmask: ``(B, L)`` True at padded frames.
+    mel_lengths, durations, log_durations, pitch, energy: as :class:`FastSpeech2Output`.
+    pitch_spectrogram, pitch_moments: as :class:`FastSpeech2CWTOutput` (None unless ``pitch_level="cwt"``).
+    """
+
+    frames: Tensor
+    fmask: Tensor
+    mel_lengths: Tensor
+    durations: Tensor
+    log_durations: Tensor
+    pitch: Tensor
+    energy: Tensor
+    pitch_spectrogram: Tensor | None
+    pitch_moments: Tensor | None
 
 
 class PitchSpectrogramPredictor(VariancePredictor):
@@ -247,11 +283,15 @@ class FastSpeech2(VarianceTTSModel):
         return pred, emb.masked_fill(fmask[..., None], 0.0), spec, moments
 
     # ---- forward ----------------------------------------------------------------------------------------
-    def forward(self, tokens: Tensor, lengths: Tensor | None = None, durations: Tensor | None = None,
-                pitch: Tensor | None = None, energy: Tensor | None = None, speaker: Tensor | None = None,
-                alpha: float = 1.0, pitch_shift: float = 0.0, energy_scale: float = 1.0,
-                max_frames: int | None = None) -> FastSpeech2Output:
-        """See the class docstring. ``max_frames`` pads/crops the frame axis (targets' ``L``)."""
+    def adapt(self, tokens: Tensor, lengths: Tensor | None = None, durations: Tensor | None = None,
+              pitch: Tensor | None = None, energy: Tensor | None = None, speaker: Tensor | None = None,
+              alpha: float = 1.0, pitch_shift: float = 0.0, energy_scale: float = 1.0,
+              max_frames: int | None = None) -> VarianceAdapted:
+        """Encoder and variance adaptor (Sec. 2.1-2.3): the frame-level hidden sequence the decoders take.
+
+        Arguments as :meth:`forward`; returns :class:`VarianceAdapted` (``frames (B, L, D)``, zero past each
+        item's ``mel_lengths``).
+        """
         c = self.config
         lengths = self._token_lengths(tokens, lengths)
         b, n = tokens.shape
@@ -263,7 +303,7 @@ class FastSpeech2(VarianceTTSModel):
             x = x + self.speaker_embed(speaker.long())[:, None]
         p_off, e_gain, e_off = self._controls(pitch_shift, energy_scale)
         log_d = self.duration_predictor(x, mask)
-        p_pred = e_pred = None
+        p_pred = e_pred = p_spec = p_moments = None
         if c.pitch_level == "phoneme":
             p_pred, emb = self._variance(x, mask, self.pitch_predictor, self.pitch_embed, self.pitch_bins, pitch, p_off)
             x = x + emb
@@ -296,16 +336,30 @@ class FastSpeech2(VarianceTTSModel):
             e_pred, emb = self._variance(frames, fmask, self.energy_predictor, self.energy_embed, self.energy_bins,
                                          energy, e_off, e_gain)
             frames = frames + emb
+        assert p_pred is not None and e_pred is not None
+        return VarianceAdapted(frames, fmask, mel_lengths, d, log_d, p_pred, e_pred, p_spec, p_moments)
+
+    def decode_mel(self, frames: Tensor, fmask: Tensor) -> tuple[Tensor, Tensor]:
+        """Mel decoder (+ post-net): ``frames (B, L, D)``, padding mask ``(B, L)`` -> ``(mel, mel_before)``, each
+        ``(B, n_mels, L)`` with padded frames at ``ln(1e-5)``."""
         h = self.decoder(frames, fmask)
         mel_before = self.mel_linear(h).transpose(1, 2)
         mel = mel_before + self.postnet(mel_before) if self.postnet is not None else mel_before
         pad = fmask[:, None]
-        mel = mel.masked_fill(pad, LOG_FLOOR)
-        mel_before = mel_before.masked_fill(pad, LOG_FLOOR)
-        assert p_pred is not None and e_pred is not None
-        if c.pitch_level == "cwt":
-            return FastSpeech2CWTOutput(mel, mel_lengths, d, log_d, p_pred, e_pred, mel_before, p_spec, p_moments)
-        return FastSpeech2Output(mel, mel_lengths, d, log_d, p_pred, e_pred, mel_before)
+        return mel.masked_fill(pad, LOG_FLOOR), mel_before.masked_fill(pad, LOG_FLOOR)
+
+    def forward(self, tokens: Tensor, lengths: Tensor | None = None, durations: Tensor | None = None,
+                pitch: Tensor | None = None, energy: Tensor | None = None, speaker: Tensor | None = None,
+                alpha: float = 1.0, pitch_shift: float = 0.0, energy_scale: float = 1.0,
+                max_frames: int | None = None) -> FastSpeech2Output:
+        """See the class docstring. ``max_frames`` pads/crops the frame axis (targets' ``L``)."""
+        a = self.adapt(tokens, lengths, durations, pitch, energy, speaker, alpha, pitch_shift, energy_scale,
+                       max_frames)
+        mel, mel_before = self.decode_mel(a.frames, a.fmask)
+        head = (mel, a.mel_lengths, a.durations, a.log_durations, a.pitch, a.energy, mel_before)
+        if self.config.pitch_level == "cwt":
+            return FastSpeech2CWTOutput(*head, a.pitch_spectrogram, a.pitch_moments)
+        return FastSpeech2Output(*head)
 
 
 # ------------------------------------------------------------------------------------------------ registry
@@ -373,3 +427,190 @@ _SMALL_WEIGHTS = {
 def fastspeech2_small(**overrides) -> FastSpeech2:
     """A small FastSpeech 2 that trains on CPU (hidden 128, 3 + 3 FFT blocks, FFN 256, no post-net)."""
     return _fastspeech2(_SMALL, overrides)
+
+
+# ================================================================================================ FastSpeech 2s
+# FastSpeech 2 + a waveform decoder, text to waveform end to end (Section 2.4, Appendix A); see the module docstring.
+@dataclass
+class FastSpeech2sConfig(FastSpeech2Config):
+    """FastSpeech 2s hyper-parameters: :class:`FastSpeech2Config` (paper defaults: CWT pitch, no post-net) plus the
+    waveform decoder's (Appendix A: transposed conv to 64 channels, 30 dilated residual blocks, skip 64, kernel 3;
+    the rest Parallel WaveGAN's)."""
+
+    pitch_level: str = "cwt"
+    postnet: bool = False
+    mel_decoder: bool = True  # the auxiliary mel decoder of training (False: waveform decoder only)
+    wave_channels: int = 64  # transposed conv output = residual channels ("filter size 64")
+    wave_layers: int = 30
+    wave_stacks: int = 3  # dilation cycles (Parallel WaveGAN: 30 layers, 3 stacks -> 1, 2, ..., 512)
+    wave_kernel: int = 3
+    wave_gate_channels: int = 128  # Parallel WaveGAN
+    wave_skip_channels: int = 64
+    wave_condition: bool = True  # 1x1 local conditioning of every block on the upsampled sequence
+    wave_dropout: float = 0.0
+    upsample_kernel: int = 0  # 0: = hop_length (non-overlapping); else a multiple m * hop (centred frames)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        k = self.upsample_kernel or self.hop_length
+        if k < self.hop_length or k % self.hop_length or (k - self.hop_length) % 2:
+            raise ConfigError(f"upsample_kernel must be 0 or a multiple m * hop_length ({self.hop_length}) with "
+                              f"(m - 1) * hop_length even, got {self.upsample_kernel}")
+        if self.wave_layers % self.wave_stacks:
+            raise ConfigError(f"wave_layers {self.wave_layers} is not divisible by wave_stacks {self.wave_stacks}")
+
+
+class FastSpeech2sOutput(NamedTuple):
+    """What :class:`FastSpeech2s` returns (waveform first).
+
+    wav: ``(B, T)`` waveform, ``T = segment_frames * hop`` when decoding slices, else ``L * hop``; zero past each
+        item's ``wav_lengths``.
+    wav_lengths: ``(B,)`` valid samples.
+    mel, mel_lengths, durations, log_durations, pitch, energy, mel_before: as
+        :class:`~audiozoo.models.tts.fastspeech2.FastSpeech2Output` (``mel`` / ``mel_before`` None when the mel
+        decoder did not run).
+    segment_starts: ``(B,)`` first frame of each decoded slice (zeros for full decoding); the matching audio is
+        ``[start * hop, (start + segment_frames) * hop)``.
+    pitch_spectrogram, pitch_moments: the CWT pitch predictor's outputs (None unless ``pitch_level="cwt"``).
+    """
+
+    wav: Tensor
+    wav_lengths: Tensor
+    mel: Tensor | None
+    mel_lengths: Tensor
+    durations: Tensor
+    log_durations: Tensor
+    pitch: Tensor
+    energy: Tensor
+    mel_before: Tensor | None
+    segment_starts: Tensor
+    pitch_spectrogram: Tensor | None
+    pitch_moments: Tensor | None
+
+
+class WaveformDecoder(nn.Module):
+    """FastSpeech 2s's waveform decoder: ``(B, L, D)`` frames -> ``(B, L * hop)`` waveform.
+
+    Transposed conv ``D -> C`` (stride ``hop``, kernel ``hop`` or a multiple ``m * hop`` with padding
+    ``(m - 1) hop / 2``, so the output has exactly ``L * hop`` samples and frame ``i`` is centred on its own hop)
+    then :class:`~audiozoo.nn.noncausal_wavenet.NonCausalWaveNet` to one channel.
+    """
+
+    def __init__(self, c: FastSpeech2sConfig):
+        super().__init__()
+        hop = int(c.hop_length)
+        k = int(c.upsample_kernel or hop)
+        self.hop_length = hop
+        self.upsample = nn.ConvTranspose1d(c.hidden, c.wave_channels, k, stride=hop, padding=(k - hop) // 2)
+        self.wavenet = NonCausalWaveNet(c.wave_channels, c.wave_gate_channels, c.wave_skip_channels, 1, c.wave_layers,
+                                        c.wave_stacks, c.wave_kernel, c.wave_channels if c.wave_condition else 0,
+                                        c.wave_dropout)
+        self.condition = bool(c.wave_condition)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        x = self.upsample(frames.transpose(1, 2))  # (B, C, L * hop)
+        return self.wavenet(x, x if self.condition else None)[:, 0]
+
+
+class FastSpeech2s(FastSpeech2):
+    """FastSpeech 2s: ``forward(tokens (B, N), lengths (B,), ...) -> FastSpeech2sOutput`` (waveform first).
+
+    Training passes the targets of :class:`~audiozoo.models.tts.fastspeech2.FastSpeech2` and ``segment_frames``
+    (decode a random slice of that many frames per item; ``segment_starts (B,)`` fixes the slices); without
+    ``segment_frames`` the whole utterance is decoded. :meth:`synthesize` returns ``(wav, wav_lengths)`` from
+    predicted durations, pitch and energy, without the mel decoder.
+    """
+
+    outputs_waveform = True  # synthesize() returns audio: no vocoder to add
+
+    def __init__(self, config: FastSpeech2sConfig):
+        super().__init__(config)
+        if not config.mel_decoder:  # FastSpeech2 built them; an inference-only model holds no such weights
+            self.decoder = self.mel_linear = self.postnet = None  # type: ignore[assignment]
+        self.waveform_decoder = WaveformDecoder(config)
+
+    def forward(self, tokens: Tensor, lengths: Tensor | None = None, durations: Tensor | None = None,  # type: ignore[override]
+                pitch: Tensor | None = None, energy: Tensor | None = None, speaker: Tensor | None = None,
+                alpha: float = 1.0, pitch_shift: float = 0.0, energy_scale: float = 1.0,
+                max_frames: int | None = None, segment_frames: int | None = None,
+                segment_starts: Tensor | None = None, decode_mel: bool | None = None) -> FastSpeech2sOutput:
+        """See the class docstring. ``decode_mel`` (default: whether the model has a mel decoder) runs the mel
+        decoder on the full sequence."""
+        a = self.adapt(tokens, lengths, durations, pitch, energy, speaker, alpha, pitch_shift, energy_scale,
+                       max_frames)
+        has_mel = self.decoder is not None
+        decode_mel = has_mel if decode_mel is None else bool(decode_mel)
+        if decode_mel and not has_mel:
+            raise ConfigError("this FastSpeech2s has no mel decoder (mel_decoder=False)")
+        mel = mel_before = None
+        if decode_mel:
+            mel, mel_before = self.decode_mel(a.frames, a.fmask)
+        hop = int(self.hop_length)
+        if segment_frames is not None:
+            seg = int(segment_frames)
+            starts = random_segment_starts(a.mel_lengths, seg) if segment_starts is None else segment_starts.long()
+            if starts.shape != a.mel_lengths.shape:
+                raise ConfigError(f"segment_starts must be (B,) = {tuple(a.mel_lengths.shape)}, got "
+                                  f"{tuple(starts.shape)}")
+            starts = starts.to(a.frames.device)
+            h = slice_segments(a.frames, starts, seg, dim=1)
+            valid = (a.mel_lengths - starts).clamp(0, seg)
+        else:
+            starts = torch.zeros_like(a.mel_lengths)
+            h, valid = a.frames, a.mel_lengths
+        wav = self.waveform_decoder(h)
+        wav_lengths = valid * hop
+        wav = wav.masked_fill(torch.arange(wav.shape[-1], device=wav.device)[None] >= wav_lengths[:, None], 0.0)
+        return FastSpeech2sOutput(wav, wav_lengths, mel, a.mel_lengths, a.durations, a.log_durations, a.pitch,
+                                  a.energy, mel_before, starts, a.pitch_spectrogram, a.pitch_moments)
+
+    @torch.no_grad()
+    def synthesize(self, tokens: Tensor, lengths: Tensor | None = None, alpha: float = 1.0,  # type: ignore[override]
+                   pitch_shift: float = 0.0, energy_scale: float = 1.0,
+                   speaker: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Inference (Sec. 2.4: the mel decoder is discarded): ``(wav (B, T), wav_lengths (B,))`` at
+        ``sample_rate`` from predicted durations, pitch and energy."""
+        return self._eval_forward(tokens, lengths, speaker=speaker, alpha=alpha, pitch_shift=pitch_shift,
+                                  energy_scale=energy_scale, decode_mel=False)
+
+    def input_spec(self) -> dict[str, Any]:
+        return {**super().input_spec(), "output": f"waveform (B, T) at {self.sample_rate} Hz, T = frames x "
+                                                  f"{self.hop_length}"}
+
+    def export_signature(self, batch: int = 2, length: int | None = None, on: str = "tokens") -> dict[str, Any]:
+        """As FastSpeech 2's, with the waveform as output (``synthesize``: no mel decoder)."""
+        spec = super().export_signature(batch, length, on)
+        spec["output_names"] = ["wav", "wav_lengths"]
+        spec["dynamic_axes"] = {**{k: v for k, v in spec["dynamic_axes"].items() if not k.startswith("mel")},
+                                "wav": {0: "batch", 1: "samples"}, "wav_lengths": {0: "batch"}}
+        return spec
+
+
+_PAPER_2S = dict(
+    family="tts",
+    paper="FastSpeech 2: Fast and High-Quality End-to-End Text to Speech (Ren et al., ICLR 2021), FastSpeech 2s",
+    arxiv="2006.04558",
+    official_repo="none (no official code; no reference implementation of FastSpeech 2s)",
+    license="this code: the project's",
+)
+# tiny: FastSpeech 2's tiny sizes, hop 64, a 4-block waveform decoder; no mel decoder, so that the registry's
+# generic "every parameter gets a gradient from the first output" check sees only parameters the waveform reaches
+_TINY_S = dict(_TINY, pitch_level="cwt", hop_length=64, wave_channels=8, wave_layers=4, wave_stacks=2,
+               wave_gate_channels=16, wave_skip_channels=8, mel_decoder=False)
+
+
+@register_model(params=30_062_815, verified="A", tiny=_TINY_S,
+                params_source="[calc] fastspeech2_base_cwt's encoder, variance adaptor (CWT pitch) and mel decoder "
+                              "without the post-net: 24,631,902 (mel decoder 11,568,208 of it) + waveform decoder "
+                              "5,430,913: transposed conv 256 -> 64, kernel = stride = hop 256 (4,194,368), 30 "
+                              "gated residual blocks of 64 residual / 128 gate / 64 skip channels, kernel 3, with "
+                              "1x1 local conditioning (41,216 each; the last has no residual 1x1: 37,056), output "
+                              "head 4,225; Piper's 256-symbol table. Inference drops the mel decoder: 18,494,607. "
+                              "The paper gives no count for 2s",
+                **_PAPER_2S)
+def fastspeech2s(**overrides) -> FastSpeech2s:
+    """FastSpeech 2s at the paper's sizes (Appendix A; the waveform decoder's unstated sizes from Parallel
+    WaveGAN): FastSpeech 2 (CWT pitch, no post-net) + transposed conv to 64 channels + 30 gated dilated residual
+    blocks; trained with the ``tts`` task's ``waveform`` option (MR-STFT + LSGAN vs Parallel WaveGAN's
+    discriminator)."""
+    return FastSpeech2s(build_config(FastSpeech2sConfig, {}, **overrides))

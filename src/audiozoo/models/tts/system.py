@@ -1,5 +1,7 @@
 """A text-to-speech system: an acoustic model (family ``tts``) followed by a vocoder (family ``vocoder``).
 
+A model that speaks waveforms itself (``outputs_waveform = True``: FastSpeech 2s) is a system with no vocoder.
+
 Built by :func:`audiozoo.resolve.resolve_model` from a composite spec (``"fastspeech2_small.piper_joe+
 hifigan_v1.universal"``, or ``"...+griffinlim:32"``); this file imports no other model file: both parts arrive
 as constructed modules.
@@ -25,8 +27,20 @@ class TTSSystem(nn.Module):
 
     family = "tts"
 
-    def __init__(self, acoustic: nn.Module, vocoder: nn.Module):
+    def __init__(self, acoustic: nn.Module, vocoder: nn.Module | None = None):
         super().__init__()
+        waveform = bool(getattr(acoustic, "outputs_waveform", False))
+        name = str(getattr(acoustic, "model_name", type(acoustic).__name__))
+        if waveform and vocoder is not None:
+            raise ConfigError(f"{name} outputs a waveform itself: give it without a vocoder (no '+VOCODER')")
+        if not waveform and vocoder is None:
+            raise ConfigError(f"{name} outputs a mel spectrogram: it needs a vocoder ('{name}+hifigan_v1.universal')")
+        if vocoder is None:
+            self.acoustic, self.vocoder = acoustic, None
+            self.sample_rate = int(acoustic.sample_rate)
+            self.hop_length = int(acoustic.hop_length)
+            self.model_name = name
+            return
         # a vocoder that changes the rate (HiFiNet: 16 kHz mel -> 48 kHz) states its mel's own rate and hop
         v_hop = getattr(vocoder, "mel_hop_length", getattr(vocoder, "hop_length", None))
         v_rate = getattr(vocoder, "mel_sample_rate", getattr(vocoder, "sample_rate", None))
@@ -49,6 +63,8 @@ class TTSSystem(nn.Module):
     def synthesize(self, tokens: Tensor, lengths: Tensor | None = None, **controls: Any) -> tuple[Tensor, Tensor]:
         """Token ids -> waveform ``(B, T)`` at :attr:`sample_rate` and sample lengths; ``controls`` go to the
         acoustic model's ``synthesize`` (``alpha``, ``pitch_shift``, ``energy_scale``...)."""
+        if self.vocoder is None:  # the model's own waveform decoder
+            return self.acoustic.synthesize(tokens, lengths, **controls)
         mel, frames = self.acoustic.synthesize(tokens, lengths, **controls)
         return self.vocoder(mel, frames)
 

@@ -34,6 +34,7 @@ from ...errors import ConfigError, DataError
 from ...nn.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from ...nn.discriminators_mbd import MultiBandDiscriminator
 from ...nn.discriminators_mrd import MultiResolutionDiscriminator
+from ...nn.discriminators_pwg import ParallelWaveGANDiscriminator
 from ..losses import ADVERSARIAL, discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from ..optim import build_optimizer, build_scheduler
 from ._common import check_gain_db, crop_to_hop, random_gain
@@ -44,7 +45,7 @@ __all__ = ["DISCRIMINATORS", "GANTask", "WaveformGANTask"]
 # ``discriminators: {name: {kind: ..., **kwargs}}`` in a recipe's task section
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "mpd": MultiPeriodDiscriminator, "msd": MultiScaleDiscriminator, "mbd": MultiBandDiscriminator,
-    "mrd": MultiResolutionDiscriminator}
+    "mrd": MultiResolutionDiscriminator, "pwg": ParallelWaveGANDiscriminator}
 
 Outputs = tuple[list[Tensor], list[list[Tensor]]]
 

@@ -36,6 +36,15 @@ is the mel alone (``L = sum(durations)`` frames when the manifest has durations,
 runs teacher-forced, and the loss is ``lambda_mel * (mel + post-net mel) + lambda_stop * stop-token BCE
 (stop_pos_weight on the last frame) + lambda_guided_attn * guided attention`` (on the first
 ``guided_attn_heads`` heads of the last ``guided_attn_layers`` decoder layers, as espnet; 0 = off).
+
+Waveform models (a ``waveform_decoder``: FastSpeech 2s) add, on a random slice of ``segment_frames`` frames decoded
+to waveform, Parallel WaveGAN's multi-resolution STFT loss and (with discriminators, the default Parallel WaveGAN's)
+an LSGAN term: the ``waveform`` option (:class:`~audiozoo.train.tasks._wave_terms.WaveformTerms`), its defaults the
+paper's. With discriminators the engine runs two optimiser stages per batch (discriminators, then the model).
+
+Flow-VAE models (``model.vae_flow``: PortaSpeech) run teacher-forced on the manifest's durations (summed per word)
+and the target mel; the loss is the ``vae_flow`` option's (:class:`~audiozoo.train.tasks._vae_flow_terms.VAEFlowTerms`:
+mel L1 + SSIM, word duration, flow-prior KL with its start step, post-glow NLL in a second stage).
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ from ..losses.tts import (
     sequence_mask,
     stop_token_loss,
 )
+from ._vae_flow_terms import VAEFlowTerms
+from ._wave_terms import WaveformTerms
 from .base import Task, register_task, unwrap
 
 __all__ = ["TTSTask", "cwt_targets", "pad_lists", "token_average"]
@@ -129,6 +140,11 @@ class TTSTask(Task):
         lambda_stop, stop_pos_weight: stop-token BCE weight and its positive-frame weight (autoregressive).
         lambda_guided_attn, guided_attn_sigma, guided_attn_layers, guided_attn_heads: guided attention loss
             (autoregressive; 0 = off).
+        waveform: settings of :class:`~audiozoo.train.tasks._wave_terms.WaveformTerms` (``segment_frames``,
+            ``lambda_stft``, ``lambda_adv``, ``discriminators``, ``d_optim``...) for waveform models (FastSpeech 2s;
+            their defaults when omitted); an error for mel models.
+        vae_flow: settings of :class:`~audiozoo.train.tasks._vae_flow_terms.VAEFlowTerms` (``lambda_kl``,
+            ``kl_start``, ``postflow_start``, ``two_stage``...) for flow-VAE models (PortaSpeech; defaults NATSpeech's).
         optim, schedule: as :class:`~audiozoo.train.tasks.base.Task`.
 
     Model key: the first model of the recipe (``model: {name: fastspeech2_small}``).
@@ -143,6 +159,7 @@ class TTSTask(Task):
                  duration_key: str = "durations", cache: bool = True, max_frames_mismatch: int = 1,
                  lambda_stop: float = 1.0, stop_pos_weight: float = 5.0, lambda_guided_attn: float = 0.0,
                  guided_attn_sigma: float = 0.4, guided_attn_layers: int = 2, guided_attn_heads: int = 2,
+                 waveform: Mapping[str, Any] | None = None, vae_flow: Mapping[str, Any] | None = None,
                  optim: Mapping[str, Any] | None = None, schedule: Mapping[str, Any] | None = None) -> None:
         super().__init__(optim=optim, schedule=schedule)
         if mel_loss not in ("l1", "mse"):
@@ -170,6 +187,8 @@ class TTSTask(Task):
         self.guided_attn_layers, self.guided_attn_heads = int(guided_attn_layers), int(guided_attn_heads)
         self._cache: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
         self._mel: nn.Module | None = None
+        self.waveform = None if waveform is None else WaveformTerms(**dict(waveform))
+        self.vae_flow = VAEFlowTerms(**dict(vae_flow or {}))
 
     # ---- targets ----------------------------------------------------------------------------------------
     def _acoustic(self) -> nn.Module:
@@ -180,6 +199,32 @@ class TTSTask(Task):
                               f"and energy_stats buffers), duration-only or autoregressive ones; got "
                               f"{type(m).__name__}")
         return m
+
+    # ---- waveform models (FastSpeech 2s) ---------------------------------------------------------------
+    def _wave(self) -> WaveformTerms | None:
+        """The waveform terms of a model with a ``waveform_decoder`` (the ``waveform`` option or its defaults)."""
+        if getattr(self._acoustic(), "waveform_decoder", None) is None:
+            if self.waveform is not None:
+                raise ConfigError("the tts task's waveform option needs a model with a waveform decoder")
+            return None
+        if self.waveform is None:
+            self.waveform = WaveformTerms()
+        return self.waveform
+
+    def setup(self, trainer: Any) -> None:
+        """Waveform models: their discriminators join ``trainer.models`` (optimised, checkpointed, resumed)."""
+        super().setup(trainer)
+        wave = self._wave()
+        if wave is not None:
+            wave.setup(trainer, self.device)
+            self.models = dict(trainer.models)
+
+    def configure_optimizers(self, models: Mapping[str, nn.Module]) -> tuple[list[torch.optim.Optimizer], list[Any]]:
+        """One optimiser; waveform models with discriminators: ``[discriminators', model's]``."""
+        wave = self._wave()
+        got = None if wave is None else wave.configure_optimizers(models, self.optim_cfg, self.schedule_cfg,
+                                                                  self.total_steps)
+        return got if got is not None else super().configure_optimizers(models)
 
     def _autoregressive(self) -> bool:
         return bool(getattr(self._acoustic(), "autoregressive", False))
@@ -374,20 +419,33 @@ class TTSTask(Task):
             out = self.model(t["tokens"], t["lengths"], mel=t["mel"], mel_lengths=t["mel_lengths"],
                              return_attention=self.lambda_guided_attn > 0, **kw)
             return {**t, "out": out}
+        if getattr(self._acoustic(), "vae_flow", False):  # PortaSpeech: teacher-forced on the target mel too
+            return {**t, "out": self.model(t["tokens"], t["lengths"], **self.vae_flow.forward_kwargs(t))}
         if self._duration_only():
             out = self.model(t["tokens"], t["lengths"], durations=t["durations"], max_frames=t["mel"].shape[-1])
             return {**t, "out": out}
+        wave = self._wave()
+        kw = {} if wave is None else {"segment_frames": wave.segment_frames,
+                                       "segment_starts": wave.starts(t["mel_lengths"], unwrap(self.model).training)}
         out = self.model(t["tokens"], t["lengths"], durations=t["durations"], pitch=t["pitch"], energy=t["energy"],
-                         max_frames=t["mel"].shape[-1])
+                         max_frames=t["mel"].shape[-1], **kw)
+        if wave is not None:  # the audio samples of the decoded slices
+            t["wav_real"] = wave.real_segments(batch["audio"], batch.get("lengths"), t["mel_lengths"],
+                                               out.segment_starts, int(self._acoustic().hop_length)).to(self.device)
         return {**t, "out": out}
 
-    def training_step(self, batch: dict[str, Any], optimizer_idx: int = 0) -> dict[str, Tensor]:
+    def training_step(self, batch: dict[str, Any], optimizer_idx: int | None = None) -> dict[str, Tensor]:
         out, m = batch["out"], self._acoustic()
         mel_len, tok_len = batch["mel_lengths"], batch["lengths"]
         if self._autoregressive():
             return self._autoregressive_step(batch)
+        if getattr(m, "vae_flow", False):
+            return self.vae_flow.terms(out, batch, int(getattr(self.trainer, "step", 0) or 0))
         if self._duration_only():
             return self._duration_step(batch)
+        wave = self._wave()
+        if wave is not None and optimizer_idx == 0 and wave.discriminators(self.models):  # stage 0: discriminators
+            return wave.discriminator_step(out.wav, batch["wav_real"], self.models, self.trainer)
         terms = {"mel_before": masked_mel_loss(out.mel_before, batch["mel"], mel_len, self.mel_loss)}
         if m.config.postnet:
             terms["mel_postnet"] = masked_mel_loss(out.mel, batch["mel"], mel_len, self.mel_loss)
@@ -408,6 +466,11 @@ class TTSTask(Task):
         loss = (self.lambda_mel * sum(v for k, v in terms.items() if k.startswith("mel_"))
                 + self.lambda_duration * terms["duration"] + self.lambda_pitch * pitch_terms
                 + self.lambda_energy * terms["energy"])
+        if wave is not None:  # FastSpeech 2s: MR-STFT (+ adversarial in the model's stage) on the decoded slices
+            adv = optimizer_idx == 1 and wave.adversarial_on(self.models, self.trainer)
+            w = wave.generator_terms(out.wav, batch["wav_real"], self.models, adv)
+            loss = loss + w.pop("loss")
+            terms.update(w, g_loss=loss)
         with torch.no_grad():
             mel_l1 = masked_mel_loss(out.mel.detach(), batch["mel"], mel_len, "l1")
         return {"loss": loss, "mel_l1": mel_l1, **{k: v.detach() for k, v in terms.items()}}
