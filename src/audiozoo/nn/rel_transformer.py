@@ -18,23 +18,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ChannelLayerNorm", "ConvReluNorm", "RelPosEncoder", "RelTransformerEncoder", "WindowedRelPosAttention"]
+from .conv import ChannelLayerNorm
 
-
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over dim 1 of ``(B, C, ...)`` with parameters ``gamma`` / ``beta`` (Glow-TTS's, eps 1e-4)."""
-
-    def __init__(self, channels: int, eps: float = 1e-4) -> None:
-        super().__init__()
-        self.eps = eps
-        self.gamma = nn.Parameter(torch.ones(channels))
-        self.beta = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: Tensor) -> Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = ((x - mean) ** 2).mean(1, keepdim=True)
-        shape = [1, -1] + [1] * (x.ndim - 2)
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.gamma.view(shape) + self.beta.view(shape)
+__all__ = ["ConvReluNorm", "RelPosEncoder", "RelTransformerEncoder", "WindowedRelPosAttention"]
 
 
 class WindowedRelPosAttention(nn.Module):
@@ -108,11 +94,11 @@ class RelPosEncoder(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.attn_layers = nn.ModuleList(WindowedRelPosAttention(hidden, hidden, heads, window, dropout)
                                          for _ in range(n_layers))
-        self.norm_layers_1 = nn.ModuleList(ChannelLayerNorm(hidden) for _ in range(n_layers))
+        self.norm_layers_1 = nn.ModuleList(ChannelLayerNorm(hidden, eps=1e-4) for _ in range(n_layers))
         self.ffn_layers = nn.ModuleList(_FFN(hidden, filter_channels, kernel_size, dropout) for _ in range(n_layers))
-        self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(hidden) for _ in range(n_layers))
+        self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(hidden, eps=1e-4) for _ in range(n_layers))
         if pre_ln:
-            self.last_ln = ChannelLayerNorm(hidden)
+            self.last_ln = ChannelLayerNorm(hidden, eps=1e-4)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         attn_mask = mask[:, :, None, :] * mask[:, :, :, None]  # (B, 1, T, T)
@@ -140,7 +126,7 @@ class ConvReluNorm(nn.Module):
         self.conv_layers = nn.ModuleList(
             nn.Conv1d(in_channels if i == 0 else hidden, hidden, kernel_size, padding=kernel_size // 2)
             for i in range(n_layers))
-        self.norm_layers = nn.ModuleList(ChannelLayerNorm(hidden) for _ in range(n_layers))
+        self.norm_layers = nn.ModuleList(ChannelLayerNorm(hidden, eps=1e-4) for _ in range(n_layers))
         self.relu_drop = nn.Sequential(nn.ReLU(), nn.Dropout(dropout))
         self.proj = nn.Conv1d(hidden, out_channels, 1)
         nn.init.zeros_(self.proj.weight)

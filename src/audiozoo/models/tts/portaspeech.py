@@ -450,14 +450,18 @@ class PortaSpeech(VarianceTTSModel):
 
 def checkpoint_filter_fn(state_dict: dict, model: PortaSpeech | None = None) -> dict:
     """NATSpeech ``PortaSpeechFlow`` state dict (``model.*`` of a ``model_ckpt_steps_*.ckpt``'s ``state_dict``,
-    unpacked by the caller: never unpickled here) -> this layout: legacy weight-norm keys renamed,
-    ``dur_predictor`` -> ``duration_predictor``, the LU buffers of the 1x1 convs kept, the unused FastSpeech leftovers
-    (``pitch_embed``, ``spk_*``) dropped. The official ``encoder.emb`` rows follow NATSpeech's own phone set, not
-    Piper's: such weights need ``vocab_size`` = that set's size and its ids."""
+    unpacked by the caller: never unpickled here) -> this layout: legacy weight-norm keys renamed, LayerNorm
+    ``gamma`` / ``beta`` -> ``weight`` / ``bias``, ``dur_predictor`` -> ``duration_predictor``, the LU buffers of the
+    1x1 convs kept, the unused FastSpeech leftovers (``pitch_embed``, ``spk_*``) dropped. The official ``encoder.emb``
+    rows follow NATSpeech's own phone set, not Piper's: such weights need ``vocab_size`` = that set's size and its
+    ids."""
     sd = {k[len("model."):] if k.startswith("model.") else k: v for k, v in state_dict.items()}
     sd = {k: v for k, v in sd.items() if not k.startswith(("pitch_embed", "spk_id_proj", "spk_embed_proj"))}
     sd = {("duration_predictor" + k[len("dur_predictor"):] if k.startswith("dur_predictor.") else k): v
           for k, v in sd.items()}
+    # Glow-TTS's channel LayerNorm names its affine parameters gamma / beta; nn.ChannelLayerNorm's are weight / bias
+    sd = {(k[:-len("gamma")] + "weight" if k.endswith(".gamma") else k[:-len("beta")] + "bias"
+           if k.endswith(".beta") else k): v for k, v in sd.items()}
     return convert_legacy_weight_norm_keys(sd)
 
 
