@@ -387,7 +387,7 @@ def adaspeech_base(**overrides) -> AdaSpeech:
     return _adaspeech({}, overrides)
 
 
-@register_model(params=3_287_899, verified="A", tiny=_TINY,
+@register_model(params=3_287_899, verified="AT", tiny=_TINY,
                 params_source="[calc] audiozoo's CPU config: hidden 128, 3 + 3 FFT blocks, conv FFN 256, variance "
                               "filter 128, acoustic encoders 128 channels, 6 decoder CLNs, 16 speakers",
                 **_PAPER)

@@ -1,0 +1,94 @@
+"""The AdaSpeech WORLD-voices recipes (recipes/tts/adaspeech_world*.py, issue #16): voice transform, init, batches."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import audiozoo
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"_{name}", REPO / "recipes" / "tts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def voices():
+    return _load("adaspeech_world_voices")
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return _load("adaspeech_world")
+
+
+def test_targets_are_not_source_voices(voices):
+    assert set(voices.SOURCE).isdisjoint(voices.TARGETS)
+    assert not set(voices.SOURCE.values()) & set(voices.TARGETS.values())
+
+
+def test_warp_moves_an_envelope_peak_by_the_factor(voices):
+    env = np.ones((3, 513))
+    env[:, 100] = 10.0
+    assert np.array_equal(voices.warp_envelope(env, 1.0), env)
+    for w in (0.9, 1.2):
+        peak = voices.warp_envelope(env, w).argmax(1)
+        assert np.all(np.abs(peak - 100 * w) <= 1), (w, peak)
+
+
+def test_transform_keeps_the_length_and_moves_f0(voices):
+    pytest.importorskip("pyworld")
+    sr, n = voices.SR, 11025
+    t = np.arange(n) / sr
+    wav = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 20)) * 0.3
+    ana = voices.analyse(wav.astype(np.float64))
+    y = voices.transform(ana, n, 1.5, 1.1, 1.0)
+    assert y.shape == (n,) and abs(np.abs(y).max() - 0.95) < 1e-6
+    f0 = voices.analyse(y.astype(np.float64))[0]
+    voiced = f0[f0 > 0]
+    assert voiced.size > 10 and abs(np.median(voiced) / 180.0 - 1) < 0.05
+
+
+def test_init_from_fastspeech2_copies_the_backbone_and_starts_cln_as_layernorm(recipe):
+    torch.manual_seed(0)
+    fs2 = audiozoo.create_model("fastspeech2_small")
+    with torch.no_grad():
+        for n, p in fs2.named_parameters():
+            if "norm" in n:
+                p.add_(torch.randn_like(p) * 0.1)  # non-trivial LayerNorm affines
+    ada = audiozoo.create_model("adaspeech_small", n_speakers=3)
+    info = recipe.init_from_fastspeech2(ada, fs2)
+    assert info["cln_biases"] == 2 * 2 * ada.config.decoder_layers
+    assert torch.equal(ada.encoder.blocks[0].ffn.w_1.weight, fs2.encoder.blocks[0].ffn.w_1.weight)
+    spk = ada.speaker_embed.weight
+    for a, f in zip(ada.conditional_norms(), [m for b in fs2.decoder.blocks for m in (b.norm1, b.norm2)]):
+        gamma, beta = a.affine(spk)
+        assert torch.allclose(gamma, f.weight.expand_as(gamma)) and torch.allclose(beta, f.bias.expand_as(beta))
+
+
+def test_collate_pads_and_normalises(recipe):
+    items = []
+    for n, d in ((3, [2, 1, 3]), (2, [4, 1])):
+        f = sum(d)
+        items.append({"tokens": torch.arange(1, n + 1), "durations": torch.tensor(d), "mel": torch.zeros(80, f).half(),
+                      "lf0": torch.tensor([math.log(100.0)] * (f - 1) + [0.0]), "energy": torch.ones(f),
+                      "speaker": 1})
+    b = recipe.collate(items, torch.tensor([math.log(100.0), 0.5]), torch.tensor([0.0, 2.0]))
+    assert b["tokens"].shape == (2, 3) and b["mel"].shape == (2, 80, 6)
+    assert b["mel_lengths"].tolist() == [6, 5] and b["speaker"].tolist() == [1, 1]
+    assert b["mel"][1, :, 5].eq(math.log(1e-5)).all() and b["mel"][1, :, :5].eq(0).all()
+    assert b["pitch"][0].abs().sum() == 0 and b["energy"][0].eq(0.5).all()
+    model = audiozoo.create_model("adaspeech_small", n_speakers=2).eval()
+    terms = recipe.losses(model, b)
+    assert set(terms) == {"mel", "duration", "pitch", "energy", "phoneme"}
+    assert all(torch.isfinite(v) for v in terms.values())
