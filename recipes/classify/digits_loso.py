@@ -251,22 +251,28 @@ def accuracy(model: torch.nn.Module, clips: list[torch.Tensor], labels: torch.Te
 
 def logmel_baseline(clips: list[torch.Tensor], labels: torch.Tensor, speakers: list[str]) -> dict[str, float]:
     """The issue's baseline: logistic regression (C = 1, standardised) on log-mel mean + std per fold."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     fe = audiozoo.create_model("ast_tiny", n_mels=64, max_length=101).frontend  # AST's Kaldi fbank
     x = []
     for w in clips:
         f, _ = fe(w[None, :WINDOW], torch.tensor([min(WINDOW, w.shape[0])]))
         n = fe.num_frames(min(WINDOW, w.shape[0]))
         x.append(torch.cat([f[0, :, :n].mean(1), f[0, :, :n].std(1)]))
-    x = torch.stack(x).numpy()
+    return loso_probe(torch.stack(x), labels, speakers, C=1.0)
+
+
+def loso_probe(x: torch.Tensor, labels: torch.Tensor, speakers: list[str], C: float) -> dict[str, float]:
+    """Per held-out speaker: a logistic regression (L2, ``C``) on standardised clip features ``x (N, D)`` fitted
+    on the other four speakers, its accuracy on the held-out one."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = x.numpy(), labels.numpy()
     out = {}
     for s in SPEAKERS:
         te = torch.tensor([sp == s for sp in speakers]).numpy()
         sc = StandardScaler().fit(x[~te])
-        clf = LogisticRegression(C=1.0, max_iter=3000).fit(sc.transform(x[~te]), labels.numpy()[~te])
-        out[s] = float(clf.score(sc.transform(x[te]), labels.numpy()[te]))
+        clf = LogisticRegression(C=C, max_iter=3000).fit(sc.transform(x[~te]), y[~te])
+        out[s] = float(clf.score(sc.transform(x[te]), y[te]))
     return out
 
 

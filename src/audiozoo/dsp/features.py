@@ -39,13 +39,18 @@ from audiozoo.errors import AudioError, ConfigError
 
 from .stft import ConstantBuffers
 
-__all__ = ["FeatureExtractor", "feature_extractor_from_config", "feature_extractors"]
+__all__ = ["CMVN_MODES", "FeatureExtractor", "feature_extractor_from_config", "feature_extractors",
+           "floor_db", "trim_quiet_frames", "utterance_cmvn"]
 
 #: class name -> FeatureExtractor subclass, filled by ``FeatureExtractor.__init_subclass__``
 _EXTRACTORS: dict[str, type[FeatureExtractor]] = {}
 
 # num_samples() searches up to this many samples (~6 days at 48 kHz) before declaring a frame count unreachable
 _MAX_SAMPLES = 1 << 35
+
+
+#: per-utterance normalisations a front end may apply (:func:`utterance_cmvn`): none, mean, mean and variance
+CMVN_MODES = ("none", "mean", "mean_var")
 
 
 def _jsonable(value: Any) -> Any:
@@ -248,11 +253,53 @@ def feature_extractor_from_config(config: Mapping[str, Any]) -> FeatureExtractor
     return cls.from_config(config)
 
 
-def utterance_cmvn(x: Tensor, lengths: Tensor) -> Tensor:
+def utterance_cmvn(x: Tensor, lengths: Tensor, variance: bool = True) -> Tensor:
     """Per-utterance, per-band mean and variance normalisation over the valid frames of ``x (B, F, L)``
-    (``lengths (B,)`` frames); padded frames become 0."""
+    (``lengths (B,)`` frames); padded frames become 0. ``variance=False``: the mean only (CMN).
+
+    The classic channel normalisation of speech recognisers: a fixed microphone response or level is an
+    additive constant per band of a log spectrum, which the per-utterance mean removes.
+    """
     valid = (torch.arange(x.shape[-1], device=x.device)[None] < lengths[:, None])[:, None].to(x.dtype)
     n = valid.sum(-1, keepdim=True).clamp(min=1)
     mean = (x * valid).sum(-1, keepdim=True) / n
+    if not variance:
+        return (x - mean) * valid
     var = ((x - mean).pow(2) * valid).sum(-1, keepdim=True) / n
     return (x - mean) * torch.rsqrt(var + 1e-5) * valid
+
+
+def frame_level_db(x: Tensor) -> Tensor:
+    """Level of each frame of dB-valued features ``x (B, F, L)``: ``10 log10`` of the mean power over ``F`` ->
+    ``(B, L)``."""
+    return 10.0 * torch.log10((10.0 ** (x.double() / 10.0)).mean(1)).to(x.dtype)
+
+
+def trim_quiet_frames(x: Tensor, lengths: Tensor, top_db: float) -> tuple[Tensor, Tensor]:
+    """Drop the leading and trailing frames of dB features ``x (B, F, L)`` whose level
+    (:func:`frame_level_db`) is more than ``top_db`` below the item's loudest valid frame (the frame-domain
+    ``librosa.effects.trim``); the kept frames move to the start, the rest become 0.
+
+    Returns ``(B, F, L)`` features and the new frame counts ``(B,)`` (an item with 0 frames keeps 0).
+    """
+    lengths = lengths.to(x.device)
+    valid = torch.arange(x.shape[-1], device=x.device)[None] < lengths[:, None]  # (B, L)
+    level = frame_level_db(x).masked_fill(~valid, -torch.inf)
+    active = (level >= level.amax(-1, keepdim=True) - top_db) & valid
+    idx = torch.arange(x.shape[-1], device=x.device)[None].expand_as(active)
+    first = torch.where(active, idx, x.shape[-1]).amin(-1).clamp(max=x.shape[-1] - 1)
+    last = torch.where(active, idx, -1).amax(-1)
+    new_len = torch.clamp(last - first + 1, min=0)
+    src = (first[:, None] + idx).clamp(max=x.shape[-1] - 1)  # (B, L): output frame t reads frame first + t
+    out = x.gather(-1, src[:, None, :].expand_as(x))
+    keep = (idx < new_len[:, None])[:, None, :]
+    return out * keep.to(x.dtype), new_len
+
+
+def floor_db(x: Tensor, lengths: Tensor, top_db: float) -> Tensor:
+    """Raise every value of dB features ``x (B, F, L)`` to at least the item's maximum over its valid frames
+    minus ``top_db`` (``librosa.power_to_db``'s ``top_db``, per item): quiet recordings' deep noise floors
+    and loud ones' shallow floors end ``top_db`` below the peak alike. Padded frames are left as they are."""
+    valid = (torch.arange(x.shape[-1], device=x.device)[None] < lengths.to(x.device)[:, None])[:, None]
+    peak = x.masked_fill(~valid, -torch.inf).amax(dim=(1, 2), keepdim=True)
+    return torch.where(valid, torch.maximum(x, peak - top_db), x)

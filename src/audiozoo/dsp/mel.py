@@ -26,7 +26,7 @@ from torch import nn
 
 from audiozoo.errors import AudioError, ConfigError
 
-from .features import FeatureExtractor
+from .features import CMVN_MODES, FeatureExtractor, floor_db, trim_quiet_frames, utterance_cmvn
 from .stft import ConstantBuffers, Spectrogram, stft_lengths
 
 __all__ = [
@@ -333,11 +333,25 @@ class DecibelMelFrontend(FeatureExtractor):
     Slaney filters, ``power_to_db(ref=1.0, amin, top_db=None)`` as torchlibrosa's ``LogmelFilterBank`` in
     PANNs and the models built on it (CoNeTTE's ConvNeXt). Defaults are PANNs CNN14's (32 kHz, 64 mels
     over 50-14,000 Hz, n_fft 1024, hop 320). Reflect padding needs ``T > n_fft / 2``.
+
+    Options that are not in PANNs (all off by default), applied in this order over each item's valid frames:
+    ``trim_db``: leading / trailing frames more than ``trim_db`` below the loudest frame are dropped
+    (:func:`~audiozoo.dsp.features.trim_quiet_frames`, frame lengths shrink); ``floor_db``: values below the
+    item's peak minus ``floor_db`` are raised to it (:func:`~audiozoo.dsp.features.floor_db`); ``cmvn``:
+    per-utterance mean (``"mean"``) or mean and variance (``"mean_var"``) normalisation of each mel bin
+    (:func:`~audiozoo.dsp.features.utterance_cmvn`), which removes a speaker's microphone response and level.
     """
 
     def __init__(self, sample_rate: int = 32000, n_fft: int = 1024, hop_length: int = 320, n_mels: int = 64,
-                 f_min: float = 50.0, f_max: float = 14000.0, amin: float = 1e-10) -> None:
+                 f_min: float = 50.0, f_max: float = 14000.0, amin: float = 1e-10, cmvn: str = "none",
+                 floor_db: float | None = None, trim_db: float | None = None) -> None:
         super().__init__()
+        if cmvn not in CMVN_MODES:
+            raise ConfigError(f"DecibelMelFrontend cmvn must be one of {CMVN_MODES}, got {cmvn!r}")
+        for name, v in (("floor_db", floor_db), ("trim_db", trim_db)):
+            if v is not None and not v > 0:
+                raise ConfigError(f"DecibelMelFrontend {name} must be None or > 0, got {v!r}")
+        self.cmvn, self.floor_db, self.trim_db = cmvn, floor_db, trim_db
         self.sample_rate, self.n_fft, self.hop_length, self.n_mels = sample_rate, n_fft, hop_length, n_mels
         self.f_min, self.f_max, self.amin = f_min, f_max, amin
         self.n_features = n_mels
@@ -353,6 +367,15 @@ class DecibelMelFrontend(FeatureExtractor):
 
     def compute(self, wav: torch.Tensor) -> torch.Tensor:
         return power_to_db(self.mel(wav), ref=1.0, amin=self.amin, top_db=None)
+
+    def finish(self, features: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.trim_db is not None:
+            features, frames = trim_quiet_frames(features, frames, self.trim_db)
+        if self.floor_db is not None:
+            features = floor_db(features, frames, self.floor_db)
+        if self.cmvn != "none":
+            features = utterance_cmvn(features, frames, variance=self.cmvn == "mean_var")
+        return features, frames
 
 
 class VocoderMel(FeatureExtractor):

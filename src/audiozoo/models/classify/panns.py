@@ -56,7 +56,7 @@ from ...config import build_config
 from ...dsp import DecibelMelFrontend
 from ...errors import AudioError, ConfigError
 from ...nn import ConvBlock2d
-from ...registry import register_model
+from ...registry import WeightSet, register_model
 from ..contracts import ClassifierModel
 
 
@@ -86,6 +86,12 @@ class PANNsConfig:
     f_min: float = 50.0
     f_max: float = 14000.0
     amin: float = 1e-10
+    # per-utterance options of audiozoo.dsp.DecibelMelFrontend, not in PANNs (off by default): a noise floor
+    # floor_db below the clip's peak, trimming of frames trim_db below the loudest one, and per-bin "mean" or
+    # "mean_var" normalisation (the FSDD leave-one-speaker-out digits model uses them)
+    cmvn: str = "none"
+    floor_db: float | None = None
+    trim_db: float | None = None
 
 
 class PANNsFrontend(DecibelMelFrontend):
@@ -97,12 +103,14 @@ class PANNsFrontend(DecibelMelFrontend):
     """
 
     config_class = PANNsConfig
-    config_fields = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "amin", "arch")
+    config_fields = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "amin", "arch", "cmvn",
+                     "floor_db", "trim_db")
 
     def __init__(self, config: PANNsConfig):
         c = config
         # ref=1.0, amin=1e-10, top_db=None: torchlibrosa LogmelFilterBank as the PANNs models configure it.
-        super().__init__(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, c.f_max, c.amin)
+        super().__init__(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, c.f_max, c.amin, c.cmvn,
+                         c.floor_db, c.trim_db)
         self.config = config
         if c.arch == "wavegram_logmel_cnn14":  # the packed waveform rides along under the log-mel rows
             self.n_features = c.n_mels + c.hop_length
@@ -359,7 +367,16 @@ def _panns(base: dict, overrides: dict) -> PANNs:
 
 @register_model(params=80_753_615, params_source="official Cnn14, 527 classes, trainable parameters (the "
                 "frozen torchlibrosa front-end tensors excluded); paper: 80.8M", verified="AP",
-                tiny=dict(n_mels=32, channels=(8, 16, 16), num_classes=5), **_PAPER)
+                tiny=dict(n_mels=32, channels=(8, 16, 16), num_classes=5), weights={
+                    "fsdd_digits_loso": WeightSet(
+                        "spoken digits 0-9 for unseen speakers: 3 ConvBlocks (16/32/64), 40 mels 50-4000 Hz, trimmed, "
+                        "floored, CMVN; FSDD leave-one-speaker-out 69.9 % (goal 90 %), trained on all 5 speakers",
+                        sha256="9a611413089e4d032fba30b2fb0c7c015c6ff6c91db427512d280cb4c2ba0e88",
+                        recipe="recipes/classify/digits_loso_cnn.py", commit="b3e5e20",
+                        license="CC-BY-SA-4.0 (FSDD)",
+                        metrics={"held_out": "FSDD leave-one-speaker-out, 5 folds x 500 clips (mean)",
+                                 "accuracy": 0.699, "same_recipe_takes_0_4_accuracy": 0.916})},
+                **_PAPER)
 def panns_cnn14(**overrides) -> PANNs:
     """Canonical CNN14 (AudioSet, 527 classes, 32 kHz log-mel 64)."""
     return _panns(dict(arch="cnn14"), overrides)

@@ -1,0 +1,279 @@
+"""Spoken digits for an unseen speaker (issue #13): a small PANNs CNN on trimmed, floored, CMVN log-mels.
+
+Protocol (as ``digits_loso.py``): fold k trains on the four other FSDD speakers (2,000 clips) and is scored on
+all 500 clips of speaker k (whole clips, through the model's own front end, one at a time as ``audiozoo tag``
+feeds them); the figure is the mean over the 5 folds. No label, score or checkpoint choice of the held-out
+speaker is used in its fold (docs/models/panns_cnn14.md says which settings were compared on which fold).
+``--final DIR`` trains on all five speakers (2,500 clips) and writes the weight set; ``--final-takes`` trains
+on takes 5-49 of all five speakers and scores takes 0-4 (the split of ``ast_tiny.fsdd_digits``, 98.4 %);
+``--baselines`` prints logistic-regression baselines per fold.
+
+Model (``model_kwargs``): ``panns_cnn14`` with 3 ConvBlocks (``--channels`` 16 32 64; 76,906 parameters), 16 kHz,
+40 Slaney mels over 50-4,000 Hz (FSDD is 8 kHz audio), n_fft 512, ``--hop`` 320 (20 ms), and the per-utterance
+front-end options of ``audiozoo.dsp.DecibelMelFrontend``: ``trim_db`` 45 (leading/trailing frames more than
+45 dB below the loudest dropped), ``floor_db`` 50 (values raised to at least the clip's peak - 50 dB),
+``cmvn="mean_var"`` (each mel bin normalised over the clip: removes microphone response and level). PANNs'
+max + mean pooling over time makes the word's position in the window irrelevant.
+
+Training, on the dB log-mel computed once per clip: tempo perturbation (frame axis resampled x 0.8-1.25), a
+vocal-tract-length warp of the mel axis (0.88-1.12), optional background noise in the power domain
+(``--noise-p``, 5-30 dB SNR, ``shared/data/noise``; default off), then the front end's own ``finish`` (trim,
+floor, CMVN: identical to test time), SpecAugment (2 x <= 5 bins, 2 x <= 10 % of frames, set to the normalised
+mean 0), label smoothing 0.1, AdamW (lr 2e-3, weight decay 0.01), one-cycle, batch 32, ``--epochs`` 20, seed 0.
+``--synth N`` adds N synthetic digits (espeak-ng / flite, ``digits_loso.build_synth``) to every fold's
+training set (``--synth 1000``, 4 folds: george 73.2, jackson 77.2, lucas 69.4, nicolas 69.6 %; theo not
+run; not in the shipped weights).
+
+Results (2 shared CPU cores, 1 thread; a fold 5.5-7 min, 5 folds 29 min), accuracy on the held-out speaker:
+
+    george / jackson / lucas / nicolas / theo / mean
+    67.8 / 74.8 / 62.6 / 64.2 / 80.2 / 69.9 %   this recipe (defaults)         -> panns_cnn14.fsdd_digits_loso
+    63.6 / 76.8 / 44.4 / 64.8 / 80.2 / 66.0 %   --trim-db 0 --floor-db 0
+    38.8 / 59.4 / 56.8 / 62.2 / 68.8 / 57.2 %   ast_tiny (digits_loso.py), the best before
+    39.4 / 68.4 / 48.0 / 39.2 / 64.0 / 51.8 %   log-mel mean + std logistic regression (digits_loso.py)
+    57.6 / 84.0 / 63.2 / 44.8 / 67.8 / 63.5 %   --baselines: thirds mean + std of this front end's dB log-mel
+    51.6 / 68.4 / 38.6 / 37.0 / 75.6 / 54.2 %   --baselines: the same after per-clip CMVN
+
+``--final-takes`` (seen speakers): 91.6 % on takes 0-4 (``ast_tiny.fsdd_digits``: 98.4 %).
+
+**0.90 is not reached** (69.9 %). Full table, baselines and what was not tried: docs/models/panns_cnn14.md.
+
+    python recipes/classify/digits_loso_cnn.py --folds all
+    python recipes/classify/digits_loso_cnn.py --final src/audiozoo/checkpoints/panns_cnn14.fsdd_digits_loso \
+        --loso-json runs/digits_loso_cnn/loso-all_<tag>.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from digits_loso import SPEAKERS, build_synth, load_fsdd, loso_probe, read16k, shared_data
+
+import audiozoo
+from audiozoo.dsp.features import utterance_cmvn
+from audiozoo.hub import save_pretrained
+
+
+def model_kwargs(args: argparse.Namespace) -> dict:
+    """The ``panns_cnn14`` overrides of the digits model."""
+    return dict(num_classes=10, sample_rate=16000, n_fft=512, hop_length=args.hop, n_mels=args.n_mels, f_min=50.0,
+                f_max=4000.0, channels=tuple(args.channels), dropout=0.1, head_dropout=0.3, cmvn="mean_var",
+                floor_db=args.floor_db or None, trim_db=args.trim_db or None)
+
+
+def db_features(model: torch.nn.Module, clips: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each clip's log-mel in dB ``(n_mels, L_i)``: the model's front end without its per-utterance steps."""
+    fe = model.frontend
+    saved = fe.cmvn, fe.floor_db, fe.trim_db
+    fe.cmvn, fe.floor_db, fe.trim_db = "none", None, None
+    try:
+        with torch.no_grad():
+            return [fe(w[None])[0][0] for w in clips]
+    finally:
+        fe.cmvn, fe.floor_db, fe.trim_db = saved
+
+
+def noise_mels(model: torch.nn.Module, root: Path) -> list[torch.Tensor]:
+    """Mel power spectrograms ``(n_mels, L)`` of the shared noise recordings (unit mean power)."""
+    out = []
+    for p in sorted((root / "noise").glob("*.wav")):
+        w = read16k(p)[: 16000 * 30]
+        with torch.no_grad():
+            db = db_features(model, [w / w.abs().max().clamp_min(1e-4)])[0]
+        pw = 10 ** (db / 10)
+        out.append(pw / pw.mean())
+    return out
+
+
+def augment(fe: torch.nn.Module, db: torch.Tensor, noises: list[torch.Tensor], noise_p: float) -> torch.Tensor:
+    """One clip's dB log-mel ``(F, L)`` -> perturbed, then through the front end's per-utterance steps
+    (``fe.finish``: floor, trim, CMVN, exactly as at test time) -> ``(F, L')`` (module docstring)."""
+    nf, n = db.shape
+    rate = math.exp(random.uniform(math.log(0.8), math.log(1.25)))
+    n2 = max(4, round(n * rate))
+    x = F.interpolate(db[None], size=n2, mode="linear", align_corners=False)[0]
+    alpha = random.uniform(0.88, 1.12)  # VTLP: output bin f reads bin f / alpha (Jaitly & Hinton 2013)
+    src = (torch.arange(nf) / alpha).clamp(max=nf - 1)
+    i0 = src.floor().long()
+    i1 = (i0 + 1).clamp(max=nf - 1)
+    frac = (src - i0)[:, None]
+    x = x[i0] * (1 - frac) + x[i1] * frac
+    if noises and random.random() < noise_p:
+        noise = random.choice(noises)
+        start = random.randint(0, max(0, noise.shape[1] - n2))
+        seg = noise[:, start:start + n2]
+        seg = F.pad(seg, (0, n2 - seg.shape[1]))
+        sig = 10 ** (x / 10)
+        snr = random.uniform(5.0, 30.0)
+        x = 10 * torch.log10(sig + seg * sig.mean() / seg.mean().clamp_min(1e-12) * 10 ** (-snr / 10))
+    x, n = fe.finish(x[None], torch.tensor([n2]))
+    n2 = max(1, int(n[0]))
+    x = x[0, :, :n2].clone()
+    for _ in range(2):  # SpecAugment (Park et al. 2019), masks at the normalised mean 0
+        w = random.randint(0, 5)
+        s = random.randint(0, nf - w)
+        x[s:s + w] = 0
+        w = random.randint(0, max(1, n2 // 10))
+        s = random.randint(0, n2 - w)
+        x[:, s:s + w] = 0
+    return x
+
+
+def thirds_baseline(db: list[torch.Tensor], labels: torch.Tensor, speakers: list[str], cmvn: bool) -> dict:
+    """A linear baseline per fold: logistic regression (C = 0.1, standardised, set before any fold) on each
+    mel bin's mean over the first / middle / last third of the clip plus its standard deviation (4 x 40
+    numbers), of the dB log-mel (``cmvn=False``) or of its per-clip CMVN (``cmvn=True``)."""
+    x = []
+    for f in db:
+        f = utterance_cmvn(f[None], torch.tensor([f.shape[1]]))[0] if cmvn else f
+        n = f.shape[1]
+        cuts = [round(i * n / 3) for i in range(4)]
+        parts = [f[:, cuts[i]:max(cuts[i + 1], cuts[i] + 1)].mean(1) for i in range(3)]
+        x.append(torch.cat(parts + [f.std(1, unbiased=False)]))
+    out = loso_probe(torch.stack(x), labels, speakers, C=0.1)
+    out["mean"] = sum(out.values()) / len(SPEAKERS)
+    return out
+
+
+def batch_of(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad ``(F, L_i)`` items into ``(B, F, max L)`` and their lengths ``(B,)``."""
+    out = torch.zeros(len(feats), feats[0].shape[0], max(f.shape[1] for f in feats))
+    for i, f in enumerate(feats):
+        out[i, :, : f.shape[1]] = f
+    return out, torch.tensor([f.shape[1] for f in feats])
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, clips: list[torch.Tensor], labels: torch.Tensor) -> float:
+    """Top-1 accuracy through the model's own front end (CMVN included), one clip at a time as ``tag``."""
+    model.eval()
+    preds = [int(model(*model.frontend(w[None])).argmax(-1)) for w in clips]
+    return float((torch.tensor(preds) == labels).float().mean())
+
+
+def train(args: argparse.Namespace, db: list[torch.Tensor], labels: torch.Tensor, noises: list[torch.Tensor],
+          log: str, monitor=None) -> torch.nn.Module:
+    """A fresh digits CNN trained on the dB log-mels ``db`` with the module docstring's recipe."""
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    model = audiozoo.create_model("panns_cnn14", **model_kwargs(args))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    per_epoch = len(db) // args.batch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * per_epoch,
+                                                pct_start=0.1)
+    t0 = time.time()
+    for ep in range(args.epochs):
+        model.train()
+        perm = torch.randperm(len(db)).tolist()
+        tot = 0.0
+        for b in range(per_epoch):
+            idx = perm[b * args.batch:(b + 1) * args.batch]
+            x, n = batch_of([augment(model.frontend, db[i], noises, args.noise_p) for i in idx])
+            loss = F.cross_entropy(model(x, n), labels[idx], label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss.detach())
+        msg = f"{log} epoch {ep + 1}/{args.epochs} loss {tot / per_epoch:.3f} {time.time() - t0:.0f}s"
+        if monitor is not None and args.curve and (ep + 1) % args.curve == 0 and ep + 1 < args.epochs:
+            msg += f" held-out {monitor(model):.3f}"  # a learning curve, printed only: nothing is chosen with it
+        print(msg, flush=True)
+    return model.eval()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--folds", default="", help="'all' or a comma list of held-out speakers")
+    ap.add_argument("--final", default=None, help="train on all five speakers and save the weight set here")
+    ap.add_argument("--final-takes", action="store_true", help="train on takes 5-49 of all speakers, score 0-4")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--hop", type=int, default=320, help="front-end hop in samples at 16 kHz (320 = 20 ms)")
+    ap.add_argument("--n-mels", type=int, default=40)
+    ap.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64])
+    ap.add_argument("--noise-p", type=float, default=0.0)
+    ap.add_argument("--floor-db", type=float, default=50.0, help="front end: noise floor below the clip's peak "
+                    "(0: none)")
+    ap.add_argument("--trim-db", type=float, default=45.0, help="front end: trim leading/trailing frames this far "
+                    "below the loudest (0: none)")
+    ap.add_argument("--synth", type=int, default=0, help="synthetic digit clips (espeak-ng / flite voices, "
+                    "rendered by digits_loso.build_synth into --cache) added to every fold's training set")
+    ap.add_argument("--cache", default="cache/digits_synth")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--baselines", action="store_true", help="the linear baselines of thirds_baseline, per fold")
+    ap.add_argument("--curve", type=int, default=0, help="print the held-out accuracy every N epochs")
+    ap.add_argument("--work", default="runs/digits_loso_cnn")
+    ap.add_argument("--loso-json", default=None, help="the --folds all JSON whose per-speaker table the final "
+                    "weight set's metadata records")
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    t0 = time.time()
+    root, work = shared_data(), Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    clips, labels, speakers = load_fsdd(root)
+    proto = audiozoo.create_model("panns_cnn14", **model_kwargs(args))
+    db = db_features(proto, clips)
+    noises = noise_mels(proto, root) if args.noise_p > 0 else []
+    syn_db, syn_labels = [], torch.zeros(0, dtype=torch.long)
+    if args.synth:
+        syn_clips, syn_labels = build_synth(Path(args.cache), args.synth, 0)
+        syn_db = db_features(proto, syn_clips)
+    print(f"{len(clips)} clips, features in {time.time() - t0:.0f}s", flush=True)
+    tag = (f"h{args.hop}_m{args.n_mels}_c{'-'.join(map(str, args.channels))}_e{args.epochs}_n{args.noise_p}"
+           f"_y{args.synth}_f{args.floor_db}_t{args.trim_db}_s{args.seed}")
+    result: dict = {"model": model_kwargs(args), "args": vars(args)}
+    if args.baselines:
+        for cmvn in (False, True):
+            key = f"logreg_thirds_{'cmvn' if cmvn else 'db'}"
+            result[key] = thirds_baseline(db, labels, speakers, cmvn)
+            print(key, json.dumps(result[key]), flush=True)
+        (work / "baselines.json").write_text(json.dumps(result, indent=1))
+    if args.final or args.final_takes:
+        takes = [int(p.stem.split("_")[2]) for p in sorted((root / "fsdd").glob("*.wav"))]
+        tr = list(range(len(clips))) if args.final else [i for i, t in enumerate(takes) if t >= 5]
+        model = train(args, [db[i] for i in tr] + syn_db, torch.cat([labels[tr], syn_labels]), noises, "[final]")
+        if args.final_takes:
+            te = [i for i, t in enumerate(takes) if t < 5]
+            result["test_takes_accuracy"] = accuracy(model, [clips[i] for i in te], labels[te])
+            print("takes 5-49 -> takes 0-4:", result["test_takes_accuracy"], flush=True)
+        if args.final:
+            metrics = {}
+            if args.loso_json:
+                metrics["fsdd_loso"] = json.loads(Path(args.loso_json).read_text())["loso"]
+            save_pretrained(model, args.final, metadata={
+                "recipe": "recipes/classify/digits_loso_cnn.py", "args": vars(args), "labels": list(range(10)),
+                "weights": "raw", "metrics": metrics})
+            print("saved", args.final, flush=True)
+        out = work / f"final{'_takes' if args.final_takes else ''}_{tag}.json"
+        result["seconds"] = round(time.time() - t0)
+        out.write_text(json.dumps(result, indent=1))
+    folds = list(SPEAKERS) if args.folds == "all" else [s for s in args.folds.split(",") if s]
+    if folds:
+        out = work / f"loso-{args.folds.replace(',', '+')}_{tag}.json"
+        result["loso"] = {}
+        for s in folds:
+            tr = [i for i, sp in enumerate(speakers) if sp != s]
+            te = [i for i, sp in enumerate(speakers) if sp == s]
+            model = train(args, [db[i] for i in tr] + syn_db, torch.cat([labels[tr], syn_labels]), noises, f"[{s}]",
+                          monitor=lambda m, te=te: accuracy(m, [clips[i] for i in te], labels[te]))
+            result["loso"][s] = accuracy(model, [clips[i] for i in te], labels[te])
+            print(s, result["loso"][s], f"{time.time() - t0:.0f}s", flush=True)
+            result["seconds"] = round(time.time() - t0)
+            out.write_text(json.dumps(result, indent=1))
+        result["loso"]["mean"] = sum(result["loso"][s] for s in folds) / len(folds)
+        out.write_text(json.dumps(result, indent=1))
+        print(json.dumps(result["loso"]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
