@@ -366,7 +366,7 @@ def _panns(base: dict, overrides: dict) -> PANNs:
 
 
 @register_model(params=80_753_615, params_source="official Cnn14, 527 classes, trainable parameters (the "
-                "frozen torchlibrosa front-end tensors excluded); paper: 80.8M", verified="AP",
+                "frozen torchlibrosa front-end tensors excluded); paper: 80.8M", verified="APTU",
                 tiny=dict(n_mels=32, channels=(8, 16, 16), num_classes=5), weights={
                     "fsdd_digits_loso": WeightSet(
                         "spoken digits 0-9 for unseen speakers: 3 ConvBlocks (16/32/64), 40 mels 50-4000 Hz, trimmed, "
