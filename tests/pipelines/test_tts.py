@@ -152,3 +152,27 @@ def test_waveform_model_speaks_without_a_vocoder(tmp_path) -> None:
     assert out["audio"].shape == (int(n[0]),) and torch.allclose(out["audio"], wav[0, : int(n[0])], atol=1e-6)
     with pytest.raises(ConfigError, match="without a vocoder"):
         pipeline("tts", model=f"{tmp_path / 'fs2s'}+griffinlim:1")
+
+
+@needs_espeak
+def test_hifigan_runs_fused_and_speaks_the_same(tmp_path) -> None:
+    """On CPU the pipeline vocodes through HiFi-GAN's fused inference copy (as ``vocode`` does): same audio as the
+    plain generator within float rounding, and the caller's system keeps its plain vocoder."""
+    from audiozoo.models.tts.system import TTSSystem
+    from audiozoo.nn.fast_conv import fast_conv_available
+
+    if not fast_conv_available():
+        pytest.skip("oneDNN fused convolutions are not available in this PyTorch build")
+    m, _ = _acoustic(tmp_path)
+    torch.manual_seed(1)
+    tiny = {**audiozoo.model_info("hifigan_v1").tiny, "n_mels": 80, "n_fft": 1024, "win_length": 1024,
+            "upsample_rates": (8, 8, 4), "upsample_kernel_sizes": (16, 16, 8)}  # the acoustic model's mel
+    voc = audiozoo.create_model("hifigan_v1", **tiny).eval()
+    system = TTSSystem(m, voc).eval()
+    fused = pipeline("tts", model=system)
+    plain = pipeline("tts", model=system, fast=False)
+    assert fused.system.vocoder._fused is not None and plain.system.vocoder._fused is None
+    assert system.vocoder is voc and voc._fused is None  # nothing the caller gave was changed
+    a, b = fused("Hello there.")["audio"], plain("Hello there.")["audio"]
+    assert a.shape == b.shape and float(b.abs().max()) > 0
+    assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
