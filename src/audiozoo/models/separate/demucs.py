@@ -53,11 +53,11 @@ from torch import Tensor, nn
 
 from ...config import build_config
 from ...errors import AudioError, CheckpointError, ConfigError
-from ...registry import register_model
+from ...registry import WeightSet, register_model
 from ..contracts import SeparatorModel
 
-__all__ = ["MUSDB_SOURCES", "Demucs", "DemucsConfig", "checkpoint_filter_fn", "demucs_v2", "demucs_v2_48",
-           "load_demucs_checkpoint", "sinc_resample_kernel"]
+__all__ = ["MUSDB_SOURCES", "Demucs", "DemucsConfig", "checkpoint_filter_fn", "demucs_small", "demucs_v2",
+           "demucs_v2_48", "load_demucs_checkpoint", "sinc_resample_kernel"]
 
 #: the MUSDB18 stems in the order of the official models
 MUSDB_SOURCES = ("drums", "bass", "other", "vocals")
@@ -364,3 +364,46 @@ def demucs_v2(**overrides: Any) -> Demucs:
 def demucs_v2_48(**overrides: Any) -> Demucs:
     """Demucs v2 with 48 initial channels (the official ``demucs48_hq`` checkpoint's size)."""
     return Demucs(build_config(DemucsConfig, {"channels": 48}, **overrides))
+
+
+# A CPU-sized configuration (issue #15, recipes/separate/demucs_small_music4.yaml): 16 kHz mono, 32 initial
+# channels growing x1.5 (32-48-72-108-162), depth 5, the paper's 2-layer BiLSTM, no x2 sinc upsampling.
+_SMALL = dict(sample_rate=16000, audio_channels=1, channels=32, growth=1.5, depth=5, lstm_layers=2, resample=False,
+              segment_seconds=4.0)
+_SMALL_WEIGHTS = {
+    "music4": WeightSet(
+        "4-stem music separator (drums, bass, other, vocals) at 16 kHz mono, trained here for 4,500 steps of 8 x 2 s "
+        "(43 min, one shared CPU thread) on rendered music21 pieces (recipes/separate/prepare_music4.py: WORLD-sung "
+        "melodies, fluidsynth bass / other, generated GM drums). On 144 clips of 31 held-out pieces sung by 3 "
+        "held-out voices it beats the mixture on every stem: SI-SDR drums 7.01 / bass 2.44 / other -1.72 / vocals "
+        "1.67 dB (mixture -4.63 / -6.77 / -5.61 / -4.34; oracle IRM 10.11 / 4.37 / 5.46 / 9.48); weights float16 "
+        "(docs/models/demucs.md)",
+        sha256="34f4158cb24451dd59781a6397678cc438d88aae37b22f164deee3de80b62ee1",
+        recipe="recipes/separate/demucs_small_music4.yaml (data: recipes/separate/prepare_music4.py; EMA weights of "
+               "the best validation step, 4500; eval: recipes/separate/eval_music4.py)",
+        commit="a8a391d",  # HEAD when trained; the recipe, data script and this factory land with these weights
+        license="weights: trained on project-made audio (music21 corpus scores, TimGM6mb soundfont renderings, "
+                "WORLD re-synthesis of espeak-ng / flite speech)",
+        metrics={"held_out": "cache/music4 test split: 144 x 4 s clips, 31 pieces, voices espeak-ng en-us+m7, "
+                             "en-gb+f5, flite kal16 (never trained or tuned on)",
+                 "si_sdr": {"drums": 7.01, "bass": 2.44, "other": -1.72, "vocals": 1.67},
+                 "mixture_si_sdr": {"drums": -4.63, "bass": -6.77, "other": -5.61, "vocals": -4.34},
+                 "oracle_irm_si_sdr": {"drums": 10.11, "bass": 4.37, "other": 5.46, "vocals": 9.48},
+                 "sdr": {"drums": 10.85, "bass": 4.63, "other": -0.32, "vocals": 3.07},
+                 "mixture_sdr": {"drums": -4.46, "bass": -6.01, "other": -5.10, "vocals": -4.12},
+                 "oracle_irm_sdr": {"drums": 11.12, "bass": 5.44, "other": 6.48, "vocals": 11.19},
+                 "valid_si_sdri": 7.11}),
+}
+
+
+@register_model(
+    family="separate", paper=_PAPER, arxiv="1911.13254", params=1_966_832,
+    params_source="[calc] audiozoo's CPU config of demucs_v2: 16 kHz mono, channels 32, growth 1.5, depth 5, "
+                  "2 BiLSTM layers, resample off, 4 MUSDB stems",
+    verified="ATU", tiny={**_TINY, "channels": 8}, official_repo="https://github.com/facebookresearch/demucs/tree/v2",
+    license="MIT", converter=checkpoint_filter_fn, weights=_SMALL_WEIGHTS,
+)
+def demucs_small(**overrides: Any) -> Demucs:
+    """A small Demucs v2 that trains on one CPU thread (16 kHz mono; see ``_SMALL``); MUSDB stem order. Weights:
+    ``demucs_small.music4`` (trained here on rendered 4-stem music)."""
+    return Demucs(build_config(DemucsConfig, _SMALL, **overrides))
