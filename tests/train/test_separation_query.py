@@ -152,3 +152,25 @@ def test_si_sdr_rises_with_the_right_query_only():
     after = score()
     assert after["si_sdri"] > 6.0 and after["si_sdri"] > before["si_sdri"] + 10.0, (before, after)
     assert after["si_sdri_wrong_query"] < after["si_sdri"] - 10.0, after
+
+
+def test_validation_scores_only_items_that_were_mixed():
+    """A batch whose items all share one label mixes nothing (no item has a partner): each "mixture" is the target
+    itself (SI-SDR ~ +inf). Validation must leave such items out, or they swamp the mean SI-SDRi (they did: the
+    small recipe's validation read about -8 dB for outputs near the mixture)."""
+    torch.manual_seed(0)
+    model = _uss(condition_dim=2, query_type="onehot", channels=(8, 16, 32)).eval()
+    task = SeparationTask(loss="si_sdr", query="label")
+    task.models = {"model": model}
+    clips, _ = _clips(4, 2048)
+
+    def score(*label_lists: list[int]) -> dict[str, float]:
+        task.on_validation_start()
+        for labels in label_lists:
+            task.validation_step({"audio": clips[: len(labels)], "label": torch.tensor(labels)})
+        return task.validation_end()
+
+    mixed = score([0, 1, 0, 1])
+    with_lonely = score([0, 1, 0, 1], [1, 1, 1])  # the second batch has no mixture
+    for k in ("si_sdr", "si_sdri", "si_sdri_wrong_query"):
+        assert with_lonely[k] == pytest.approx(mixed[k], abs=1e-4), (k, mixed, with_lonely)

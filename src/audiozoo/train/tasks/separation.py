@@ -333,20 +333,23 @@ class SeparationTask(Task):
     def _query_validation(self, batch: dict[str, Any]) -> None:
         mix, target, cond, partners, labels = self.query_inputs(batch)
         est = self.model(mix, cond).float()
-        live = target.flatten(1).pow(2).sum(-1) > 1e-10  # (B,)
+        # scored: items that are mixtures (a batch whose other items all share an item's label gives it no
+        # partner: its "mixture" is the target itself, SI-SDR ~ +inf, which would swamp the mean)
+        has = torch.tensor([bool(p) for p in partners], device=target.device)
+        live = (target.flatten(1).pow(2).sum(-1) > 1e-10) & has  # (B,)
         sdr = -neg_si_sdr(est, target, channels=True)[:, 0]
         base = -neg_si_sdr(mix[:, None], target, channels=True)[:, 0]
         n = max(1, int(live.sum()))
         out: dict[str, Any] = {"loss": float(self.loss_fn(est, target, channels=True, **self.loss_kw).mean()),
                                "si_sdr": float(sdr[live].sum()) / n, "si_sdri": float((sdr - base)[live].sum()) / n}
         # the same mixture queried for its first partner's class, scored against the target: should be low
-        has = torch.tensor([bool(p) for p in partners]) & live.cpu()
+        has = live.cpu()
         if bool(has.any()):
             other = torch.tensor([p[0] if p else i for i, p in enumerate(partners)])
             wrong = self.condition(target[:, 0][other], labels[other])
             sdr_w = -neg_si_sdr(self.model(mix, wrong).float(), target, channels=True)[:, 0]
             out["si_sdri_wrong_query"] = float((sdr_w - base)[has.to(sdr_w.device)].mean())
-        self._accumulate(out, batch_size(batch))
+        self._accumulate(out, int(live.sum()))  # weighted by the mixtures scored (0: the batch made none)
 
     @torch.no_grad()
     def validation_step(self, batch: dict[str, Any]) -> None:
