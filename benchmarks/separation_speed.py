@@ -7,6 +7,7 @@
   8 kHz speech-like audio (the song, mixed down and resampled: speed does not depend on content).
 * the real-time factor of every registered separator config (``--models`` to choose), fp32 and bf16
   (``torch.autocast("cpu", bfloat16)`` around fp32 weights), on ``--rtf-seconds`` of the song at its rate.
+  ``--precisions fp32`` skips bf16: without native bf16 (AVX2-only CPUs) autocast can be many times slower.
 
 The song is librosa's "Let's Go Fishin'" (Karissa Hobbs, CC BY; ``../shared/data/librosa``), 22.05 kHz mono,
 resampled to 44.1 kHz and given a second channel delayed by 5 ms; white noise when the data is absent. Rounds
@@ -97,6 +98,9 @@ def main() -> None:
     ap.add_argument("--rtf-seconds", type=float, default=10.0, help="length of the real-time-factor input")
     ap.add_argument("--models", default=None, help="comma-separated separators for the RTF table (default: all)")
     ap.add_argument("--no-peers", action="store_true", help="only the RTF table")
+    ap.add_argument("--precisions", default="fp32,bf16",
+                    help="comma-separated subset of fp32,bf16 (bf16 autocast has no native support on AVX2-only "
+                         "CPUs and can be many times slower there: 'fp32' alone skips it)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "separation_speed_cpu.json"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -136,7 +140,10 @@ def main() -> None:
         jobs[f"{name} (RTF)"] = (lambda m=m, z=z: m(z[None]), a.rtf_seconds,
                                  {"sample_rate": int(m.sample_rate), "channels": int(m.audio_channels),
                                   "params": sum(p.numel() for p in m.parameters()), "input": src})
-    runs = [(n, p) for n in jobs for p in ("fp32", "bf16")]
+    precs = [p for p in ("fp32", "bf16") if p in a.precisions.split(",")]
+    if not precs:
+        ap.error(f"--precisions: none of fp32, bf16 in {a.precisions!r}")
+    runs = [(n, p) for n in jobs for p in precs]
     times: dict[tuple[str, str], list[float]] = {r: [] for r in runs}
 
     def call(name: str, prec: str) -> float:
@@ -162,19 +169,20 @@ def main() -> None:
                             ("conv_tasnet_speech", "asteroid ConvTasNet(n_src=2)")):
         if ours_name in results and peer in results:
             ratios[f"{ours_name} / {peer}"] = {p: results[ours_name][f"seconds_{p}"] / results[peer][f"seconds_{p}"]
-                                              for p in ("fp32", "bf16")}
+                                              for p in precs}
     doc = {"benchmark": "separation CPU speed", "seconds": a.seconds, "rtf_seconds": a.rtf_seconds,
-           "threads": a.threads, "repeats": a.repeats, "torch": torch.__version__, "platform": platform.platform(),
+           "threads": a.threads, "repeats": a.repeats, "precisions": precs,
+           "torch": torch.__version__, "platform": platform.platform(),
            "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg(), "checks": checks,
            "time_ratios_ours_over_peer": ratios, "results": results}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"{'system':<36} {'s fp32':>8} {'s bf16':>8} {'RTF fp32':>9} {'RTF bf16':>9}")
+    print(f"{'system':<36}" + "".join(f" {'s ' + p:>8}" for p in precs) + "".join(f" {'RTF ' + p:>9}" for p in precs))
     for name, r in results.items():
-        print(f"{name:<36} {r['seconds_fp32']:>8.2f} {r['seconds_bf16']:>8.2f} {r['rtf_fp32']:>9.3f} "
-              f"{r['rtf_bf16']:>9.3f}")
+        print(f"{name:<36}" + "".join(f" {r['seconds_' + p]:>8.2f}" for p in precs)
+              + "".join(f" {r['rtf_' + p]:>9.3f}" for p in precs))
     for k, v in ratios.items():
-        print(f"time ratio {k}: fp32 {v['fp32']:.3f}, bf16 {v['bf16']:.3f}")
+        print(f"time ratio {k}: " + ", ".join(f"{p} {v[p]:.3f}" for p in precs))
     for k, v in checks.items():
         print(f"max |diff| {k}: {v:.2e}")
 
