@@ -32,7 +32,8 @@ import torch
 from audiozoo import resolve_model
 from audiozoo.data.manifest import read_manifest
 from audiozoo.dsp.io import load_audio
-from audiozoo.eval.separation import bss_eval_sources, nsdr, si_sdr
+from audiozoo.eval.separation import bss_eval_sources, nsdr, oracle_irm, si_sdr
+from audiozoo.train.checkpoint import load_ema_weights
 
 SYSTEMS = ("mixture", "oracle IRM", "model")
 
@@ -40,22 +41,8 @@ SYSTEMS = ("mixture", "oracle IRM", "model")
 def load_separator(spec: str) -> torch.nn.Module:
     """A separator from a resolver spec; a checkpoint folder's EMA weights are used when present."""
     model = resolve_model(spec, family="separate")
-    ema = Path(spec) / "ema.safetensors"
-    if ema.is_file():
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(ema)))
+    load_ema_weights(model, spec)
     return model.float().eval()
-
-
-def oracle_irm(mix: torch.Tensor, src: torch.Tensor, sr: int) -> torch.Tensor:
-    """Ideal ratio mask separation ``(S, T)`` of ``mix (T,)`` given the true stems ``src (S, T)`` (32 / 8 ms STFT)."""
-    n_fft, hop = round(0.032 * sr), round(0.008 * sr)
-    win = torch.hann_window(n_fft, dtype=mix.dtype)
-    spec = lambda x: torch.stft(x, n_fft, hop, window=win, return_complex=True)  # noqa: E731
-    mags = spec(src).abs()
-    mask = mags / mags.sum(0, keepdim=True).clamp_min(1e-8)
-    return torch.istft(spec(mix)[None] * mask, n_fft, hop, window=win, length=mix.shape[-1])
 
 
 def bss_sdr(est: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -82,7 +69,8 @@ def evaluate(model: torch.nn.Module, items: list[dict], bss: bool = True) -> dic
         with torch.no_grad():
             est = model(mix[None, None])[0, :, 0]  # (S, T), mono model
         seconds += time.perf_counter() - t0
-        outs = {"mixture": mix[None].expand_as(src).clone(), "oracle IRM": oracle_irm(mix, src, sr), "model": est}
+        irm = oracle_irm(mix, src, round(0.032 * sr), round(0.008 * sr))  # 32 / 8 ms STFT
+        outs = {"mixture": mix[None].expand_as(src).clone(), "oracle IRM": irm, "model": est}
         for s, e in outs.items():
             scores[s]["si_sdr"].append(si_sdr(e, src).numpy())
             scores[s]["nsdr"].append(nsdr(e, src).numpy())

@@ -30,28 +30,16 @@ import torch
 from audiozoo import resolve_model
 from audiozoo.data.manifest import read_manifest
 from audiozoo.dsp.io import load_audio
-from audiozoo.eval.separation import bss_eval_sources, pit_si_sdr, si_sdr
+from audiozoo.eval.separation import bss_eval_sources, oracle_irm, pit_si_sdr, si_sdr
+from audiozoo.train.checkpoint import load_ema_weights
 
 N_FFT, HOP = 256, 64  # 32 ms / 8 ms at 8 kHz
 
 
 def load_separator(spec: str) -> torch.nn.Module:
     model = resolve_model(spec, family="separate")
-    ema = Path(spec) / "ema.safetensors"
-    if ema.is_file():
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(ema)))
+    load_ema_weights(model, spec)  # a training folder: its EMA weights
     return model.eval()
-
-
-def oracle_irm(mix: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
-    """Ideal ratio mask separation ``(S, T)`` of ``mix (T,)`` given the true sources ``src (S, T)``."""
-    win = torch.hann_window(N_FFT, dtype=mix.dtype)
-    spec = lambda x: torch.stft(x, N_FFT, HOP, window=win, return_complex=True)  # noqa: E731
-    mags = spec(src).abs()
-    mask = mags / mags.sum(0, keepdim=True).clamp_min(1e-8)
-    return torch.istft(spec(mix)[None] * mask, N_FFT, HOP, window=win, length=mix.shape[-1])
 
 
 def main() -> None:
@@ -81,7 +69,7 @@ def main() -> None:
         _, perm = pit_si_sdr(est, src)
         refs.append(src)
         outs["model"].append(est[perm])
-        outs["oracle IRM"].append(oracle_irm(mix, src))
+        outs["oracle IRM"].append(oracle_irm(mix, src, N_FFT, HOP))
         outs["mixture"].append(mix[None].expand_as(src).clone())
     ref = torch.stack(refs)  # (N, S, T)
     res: dict[str, dict[str, float]] = {}

@@ -31,17 +31,10 @@ import torch
 from audiozoo.data.manifest import read_manifest
 from audiozoo.data.queries import tagger_condition
 from audiozoo.dsp.io import load_audio
-from audiozoo.eval.separation import si_sdr
+from audiozoo.eval.separation import oracle_irm, si_sdr
 from audiozoo.pipelines import pipeline
 from audiozoo.resolve import resolve_model
-
-
-def oracle_irm(mix: torch.Tensor, a: torch.Tensor, b: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
-    """Ideal ratio mask estimate of ``a`` from ``mix = a + b`` (all ``(T,)``)."""
-    win = torch.hann_window(n_fft)
-    spec = lambda x: torch.stft(x, n_fft, hop, window=win, return_complex=True)  # noqa: E731
-    ma, mb = spec(a).abs(), spec(b).abs()
-    return torch.istft(spec(mix) * ma / (ma + mb).clamp_min(1e-8), n_fft, hop, window=win, length=mix.shape[-1])
+from audiozoo.train.checkpoint import load_ema_weights
 
 
 def main() -> None:
@@ -54,11 +47,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.manual_seed(0)
     model = resolve_model(a.model, family="separate")
-    ema = Path(a.model) / "ema.safetensors"
-    if ema.is_file():  # a training folder: the EMA weights, as eval_real.py
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(ema)))
+    load_ema_weights(model, a.model)  # a training folder: its EMA weights
     model = model.eval()
     cfg = model.config
     tagger = resolve_model(cfg.query_model, family="classify", trained=True).eval()
@@ -86,7 +75,7 @@ def main() -> None:
             est = {"mixture": mix,
                    "label query": pipes[ca].separate(mix[None])[0, 0],
                    "wrong query": pipes[cb].separate(mix[None])[0, 0],
-                   "oracle IRM": oracle_irm(mix, xa, xb, int(cfg.n_fft), int(cfg.hop_length))}
+                   "oracle IRM": oracle_irm(mix, torch.stack([xa, xb]), int(cfg.n_fft), int(cfg.hop_length))[0]}
             p = pipes[ca]
             saved, p.condition = p.condition, tagger_condition(tagger, xq[None], sr)
             est["example query"] = p.separate(mix[None])[0, 0]

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from audiozoo import create_model
+from audiozoo.eval.separation import oracle_irm
 from audiozoo.hub import save_pretrained
 from audiozoo.registry import from_pretrained
 
@@ -226,16 +227,6 @@ def pyin_f0(x: np.ndarray) -> np.ndarray:
     return np.where(voiced, np.nan_to_num(f), 0.0)
 
 
-def oracle_irm(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Ideal ratio mask ``|V| / (|V| + |A|)`` on the STFT (1024 / 256), applied to the mixture."""
-    w = torch.hann_window(1024)
-    X = torch.stft(torch.from_numpy(x), 1024, 256, window=w, return_complex=True)
-    V = torch.stft(torch.from_numpy(v), 1024, 256, window=w, return_complex=True)
-    A = X - V
-    m = V.abs() / (V.abs() + A.abs() + 1e-8)
-    return torch.istft(X * m, 1024, 256, window=w, length=x.shape[-1]).numpy()
-
-
 def evaluate(args: argparse.Namespace) -> None:
     from audiozoo.data.midi import notes_to_midi_bytes
     from audiozoo.eval.music import note_metrics
@@ -254,7 +245,8 @@ def evaluate(args: argparse.Namespace) -> None:
     t0 = time.time()
     sep = from_pretrained(out / "separator")
     est = separate(sep, x)
-    irm = oracle_irm(x, v)
+    # ideal ratio mask |V| / (|V| + |A|) on a 1024 / 256 STFT, the accompaniment A = x - v
+    irm = np.stack([oracle_irm(xi, np.stack([vi, xi - vi]), 1024, 256)[0].numpy() for xi, vi in zip(x, v)])
     res["separation"] = {
         name: {"si_sdr": float(np.mean(si_sdr_db(e, v))), "sdr": float(np.mean(sdr_db(e, v)))}
         for name, e in (("mixture", x), ("mel_roformer_small", est), ("oracle_irm", irm))}

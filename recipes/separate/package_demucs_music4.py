@@ -20,17 +20,14 @@ import torch
 
 from audiozoo.hub import file_sha256, save_pretrained
 from audiozoo.registry import from_pretrained, shipped_checkpoints_dir
+from audiozoo.train.checkpoint import load_ema_weights
 
 RECIPE = "recipes/separate/demucs_small_music4.yaml"
 
 
 def _load(checkpoint: Path) -> torch.nn.Module:
     model = from_pretrained(checkpoint).eval()
-    ema = checkpoint / "ema.safetensors"
-    if ema.is_file():
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(ema)))
+    load_ema_weights(model, checkpoint)
     return model
 
 

@@ -317,11 +317,11 @@ def frame_times(n_samples: int) -> np.ndarray:
     return np.arange(n_samples // HOP + 1) * HOP / SR
 
 
-def make_clips(piece_id: str, melody, accomp, bank: VoiceBank, sf2: str, clips: int,
-               rng: np.random.Generator) -> list[dict]:
-    """Sing and accompany one piece; cut it into up to ``clips`` 4-s clips that are >= 30 % voiced."""
-    from audiozoo.data.builders.gm import LOW_PROGRAMS, MELODIC_PROGRAMS
-
+def place_melody(melody, bank: VoiceBank, clips: int, rng: np.random.Generator
+                 ) -> tuple[list[tuple[float, float, int]], float, float, int, float]:
+    """The melody ``[(start, end, midi)]`` (quarter lengths) moved to a tempo where its median note lasts 0.25-0.6 s,
+    transposed into the singer's range and cut to ``clips`` clips: ``(notes in seconds, t0, seconds per quarter
+    length, semitone shift, total seconds)``."""
     durs = np.array([b - a for a, b, _ in melody])
     scale = rng.uniform(0.25, 0.6) / float(np.median(durs))  # seconds per quarter length
     centre = rng.uniform(64, 70) if bank.female else rng.uniform(52, 58)
@@ -333,6 +333,15 @@ def make_clips(piece_id: str, melody, accomp, bank: VoiceBank, sf2: str, clips: 
     mel = [(a, b - (rng.uniform(0.03, min(0.25, b - a - 0.12)) if rng.random() < 0.35 and b - a > 0.2 else 0.0), p)
            for a, b, p in mel]
     mel = [(a, min(b, total), p) for a, b, p in mel if min(b, total) - a > 0.03]
+    return mel, t0, scale, shift, total
+
+
+def make_clips(piece_id: str, melody, accomp, bank: VoiceBank, sf2: str, clips: int,
+               rng: np.random.Generator) -> list[dict]:
+    """Sing and accompany one piece; cut it into up to ``clips`` 4-s clips that are >= 30 % voiced."""
+    from audiozoo.data.builders.gm import LOW_PROGRAMS, MELODIC_PROGRAMS
+
+    mel, t0, scale, shift, total = place_melody(melody, bank, clips, rng)
     acc = []
     for part in accomp:
         q = [((a - t0) * scale, min((b - t0) * scale, total), int(np.clip(p + shift, 24, 108)))

@@ -218,16 +218,7 @@ def make_clips4(piece_id: str, melody, bass, other, bar: float, beat: float, anc
     ``{"stems": {name: (n,) float64}, ...meta}`` with the stems at their mixing levels."""
     from audiozoo.data.builders.gm import MELODIC_PROGRAMS
 
-    durs = np.array([b - a for a, b, _ in melody])
-    scale = rng.uniform(0.25, 0.6) / float(np.median(durs))  # seconds per quarter length
-    centre = rng.uniform(64, 70) if bank.female else rng.uniform(52, 58)
-    shift = int(round(centre - np.median([p for _, _, p in melody])))
-    t0 = melody[0][0]
-    total = clips * CLIP_SECONDS
-    mel = [((a - t0) * scale, (b - t0) * scale, p + shift) for a, b, p in melody if (a - t0) * scale < total]
-    mel = [(a, b - (rng.uniform(0.03, min(0.25, b - a - 0.12)) if rng.random() < 0.35 and b - a > 0.2 else 0.0), p)
-           for a, b, p in mel]
-    mel = [(a, min(b, total), p) for a, b, p in mel if min(b, total) - a > 0.03]
+    mel, t0, scale, shift, total = pm.place_melody(melody, bank, clips, rng)  # tempo, key, breaths: as prepare_melody
 
     def place(part, lo: int, hi: int, down_to: float | None = None):
         q = [((a - t0) * scale, min((b - t0) * scale, total), p + shift)

@@ -94,3 +94,15 @@ def test_incomplete_folder_is_rejected(tmp_path):
     assert resolve_checkpoint(tmp_path / "last") is None
     with pytest.raises(CheckpointError, match="not a complete training checkpoint"):
         read_checkpoint(tmp_path / "last")
+
+
+def test_load_ema_weights_only_when_the_folder_has_them(tmp_path):
+    from torch import nn
+
+    from audiozoo.train.checkpoint import EMA_WEIGHTS, load_ema_weights, save_weights
+
+    model, ema = nn.Linear(3, 2), nn.Linear(3, 2)
+    assert not load_ema_weights(model, tmp_path)  # no ema.safetensors: model untouched
+    save_weights(tmp_path / EMA_WEIGHTS, ema.state_dict())
+    assert load_ema_weights(model, tmp_path)
+    assert torch.equal(model.weight, ema.weight) and torch.equal(model.bias, ema.bias)

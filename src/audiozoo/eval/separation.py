@@ -17,7 +17,7 @@ from audiozoo.errors import AudioError, ConfigError, require
 
 from ._common import ArrayLike, same_shape, to_numpy, to_tensor
 
-__all__ = ["si_sdr", "si_sdr_improvement", "pit_si_sdr", "nsdr", "bss_eval_sources"]
+__all__ = ["si_sdr", "si_sdr_improvement", "pit_si_sdr", "nsdr", "bss_eval_sources", "oracle_irm"]
 
 # Largest source count for the exhaustive permutation search (8! = 40,320 permutations).
 _MAX_PIT_SOURCES = 8
@@ -175,3 +175,31 @@ def bss_eval_sources(
         warnings.simplefilter("ignore", FutureWarning)
         sdr, sir, sar, perm = separation.bss_eval_sources(ref, est, compute_permutation=compute_permutation)
     return {"sdr": sdr, "sir": sir, "sar": sar, "perm": perm}
+
+
+def oracle_irm(mixture: ArrayLike, sources: ArrayLike, n_fft: int, hop_length: int) -> torch.Tensor:
+    """Ideal-ratio-mask separation, the usual upper bound of a mask-based separator.
+
+    Each source's mask is ``|S_i| / sum_j |S_j|`` on a Hann STFT (``n_fft`` / ``hop_length``) of the true sources;
+    applied to the mixture's STFT and inverted to the mixture's length.
+
+    Args:
+        mixture: ``(T,)``.
+        sources: ``(S, T)``, the true sources (their sum is normally the mixture).
+    Returns:
+        ``(S, T)`` estimates, float32.
+    """
+    mix, src = to_tensor(mixture, "mixture").float(), to_tensor(sources, "sources").float()
+    if mix.dim() != 1 or src.dim() != 2 or src.shape[-1] != mix.shape[-1]:
+        raise AudioError(f"oracle_irm: expected a (T,) mixture and (S, T) sources, got {tuple(mix.shape)} and "
+                         f"{tuple(src.shape)}")
+    if n_fft < 2 or not 0 < hop_length <= n_fft:
+        raise ConfigError(f"oracle_irm: need n_fft >= 2 and 0 < hop_length <= n_fft, got {n_fft}, {hop_length}")
+    win = torch.hann_window(n_fft, dtype=mix.dtype, device=mix.device)
+
+    def spec(x: torch.Tensor) -> torch.Tensor:
+        return torch.stft(x, n_fft, hop_length, window=win, return_complex=True)
+
+    mags = spec(src).abs()
+    mask = mags / mags.sum(0, keepdim=True).clamp_min(1e-8)
+    return torch.istft(spec(mix)[None] * mask, n_fft, hop_length, window=win, length=mix.shape[-1])

@@ -129,7 +129,7 @@ class TTSPipeline(Pipeline):
         super().__init__(device=device, batch_size=batch_size, progress=progress)
         self.speaker_encoder_spec, self._speaker_encoder, self._speaker_cache = speaker_encoder, None, {}
         from ..models.tts.system import TTSSystem
-        from .vocode import default_vocoder
+        from .vocode import default_vocoder, fast_cpu_vocoder
 
         self.notes: list[str] = []
         spec = DEFAULT_TTS if model is None else model
@@ -147,11 +147,9 @@ class TTSPipeline(Pipeline):
                 raise ConfigError(f"the tts pipeline needs an acoustic model (+ vocoder), got {type(system).__name__}")
         self.system = system.to(self.device).eval()
         voc = self.system.vocoder
-        if fast and voc is not None and self.device.type == "cpu" and hasattr(voc, "fuse_for_inference"):
-            from ..nn.fast_conv import fast_conv_available
-
-            if fast_conv_available():  # a new system around a fused copy: the caller's modules stay as given
-                self.system = TTSSystem(self.system.acoustic, voc.fuse_for_inference()).eval()
+        fused = fast_cpu_vocoder(voc, self.device) if fast and voc is not None else voc
+        if fused is not voc:  # a new system around the fused copy: the caller's modules stay as given
+            self.system = TTSSystem(self.system.acoustic, fused).eval()
         self.sample_rate = int(system.sample_rate)
         cfg = getattr(system.acoustic, "config", None)
         text_cfg = dict(getattr(cfg, "text", None) or {})

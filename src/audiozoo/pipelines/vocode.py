@@ -68,6 +68,17 @@ def default_vocoder() -> tuple[str, str]:
 
 
 @torch.no_grad()
+def fast_cpu_vocoder(model: nn.Module, device: torch.device) -> nn.Module:
+    """On CPU, a vocoder's inference rewrite when it has one and oneDNN allows it (HiFi-GAN's ``fuse_for_inference``:
+    prepacked channels-last convolutions, same output within ~1e-6): a new module, ``model`` is unchanged.
+    Otherwise ``model`` itself."""
+    if torch.device(device).type != "cpu" or not hasattr(model, "fuse_for_inference"):
+        return model
+    from ..nn.fast_conv import fast_conv_available
+
+    return model.fuse_for_inference() if fast_conv_available() else model
+
+
 def receptive_field_frames(model: nn.Module, n_frames: int = 32, max_frames: int = 2048) -> int:
     """Frames of mel context on each side that influence the samples of one frame (gradient probe).
 
@@ -122,14 +133,8 @@ class VocodePipeline(StreamingMixin, Pipeline):
             if note:
                 warnings.warn(note, stacklevel=2)
         self.model = self._plain = resolve_model(model, "vocoder").to(self.device).eval()
-        # fast=True: on CPU, vocoders with an inference rewrite (HiFi-GAN's fuse_for_inference: prepacked
-        # channels-last oneDNN convs, same output within ~1e-6) run through it; the receptive-field probe
-        # (autograd) uses the plain model
-        if fast and self.device.type == "cpu" and hasattr(self.model, "fuse_for_inference"):
-            from ..nn.fast_conv import fast_conv_available
-
-            if fast_conv_available():
-                self.model = self.model.fuse_for_inference()
+        # the receptive-field probe (autograd) uses the plain model
+        self.model = fast_cpu_vocoder(self.model, self.device) if fast else self.model
         for attr in ("sample_rate", "hop_length", "n_mels", "frontend"):
             if not hasattr(self.model, attr):
                 raise ConfigError(f"{type(self.model).__name__} is not a vocoder (no {attr!r})")

@@ -192,6 +192,16 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     return load_state_dict(path)
 
 
+def load_ema_weights(model: nn.Module, directory: str | os.PathLike) -> bool:
+    """Load the EMA weights of a training checkpoint folder (``ema.safetensors``) into ``model`` if the folder
+    has them (a hub folder or a run without EMA has not). Returns whether it did."""
+    path = Path(directory) / EMA_WEIGHTS
+    if not path.is_file():
+        return False
+    model.load_state_dict(load_weights(path))
+    return True
+
+
 def write_checkpoint(
     directory: str | os.PathLike,
     models: Mapping[str, nn.Module],
