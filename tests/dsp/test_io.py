@@ -355,3 +355,42 @@ def test_save_refuses_to_clip(tmp_path):
         save_audio(tmp_path / "x.xyz", _tone(), SR)
     with pytest.raises(AudioError, match="subtype"):
         save_audio(tmp_path / "x.flac", _tone(), SR, subtype="FLOAT")
+
+
+# ---------------------------------------------------------------------------------------------- AudioFileStream
+@pytest.mark.parametrize("file_rate,rate,file_ch,ch", [(44100, 16000, 2, 1), (16000, 44100, 1, 2), (22050, 22050, 2, 2),
+                                                      (48000, 44100, 2, 2), (8000, 16000, 1, 1)])
+def test_file_stream_equals_whole_read(tmp_path, file_rate, rate, file_ch, ch):
+    """Windows read block by block (mix, stream-resample) are bit-equal to loading and resampling it whole."""
+    rng = np.random.default_rng(file_rate + rate)
+    n = int(rng.integers(5000, 30000))
+    path = tmp_path / "x.wav"
+    sf.write(path, (0.1 * rng.standard_normal((n, file_ch))).astype(np.float32), file_rate, subtype="FLOAT")
+    whole, _ = load_audio(path, mono=False)
+    if whole.shape[0] != ch:
+        whole = whole.mean(0, keepdim=True).expand(ch, -1)
+    ref = resample(whole, file_rate, rate)
+    from audiozoo.dsp import AudioFileStream
+
+    with AudioFileStream(path, rate, ch, block=777) as s:
+        assert s.shape == tuple(ref.shape) and s.file_rate == file_rate
+        a, win, hop = 0, 3001, 2000
+        while True:
+            b = min(a + win, s.shape[1])
+            assert torch.equal(s[..., a:b], ref[:, a:b]), (a, b)
+            if b == s.shape[1]:
+                break
+            a += hop
+        with pytest.raises(AudioError, match="forward only"):
+            s[..., 0:10]
+
+
+def test_file_stream_bad_inputs(tmp_path):
+    from audiozoo.dsp import AudioFileStream
+
+    with pytest.raises(AudioError, match="not found"):
+        AudioFileStream(tmp_path / "missing.wav", 16000)
+    bad = tmp_path / "bad.wav"
+    sf.write(bad, np.array([[0.1], [np.nan], [0.2]], np.float32), 16000, subtype="FLOAT")
+    with AudioFileStream(bad, 16000) as s, pytest.raises(AudioError, match="non-finite"):
+        s[..., 0:3]

@@ -8,7 +8,7 @@ from .augment import SpecAugment, add_noise_snr, mixup, random_gain
 from .cqt import CQT1992, CQT2010, cqt
 from .features import FeatureExtractor, feature_extractor_from_config, feature_extractors
 from .griffinlim import griffin_lim, mel_to_linear
-from .io import audio_info, load_audio, resample, save_audio
+from .io import AudioFileStream, audio_info, load_audio, resample, save_audio
 from .kaldi import KaldiFbank, NormalizedKaldiFbank, kaldi_fbank
 from .mel import (
     MFCC,
@@ -33,6 +33,7 @@ from .specvqgan import SpecVQGANMel, specvqgan_mel_stats
 from .stft import InverseSpectrogram, OverlapAddISTFT, Spectrogram, get_window, istft, pad_window, stft, stft_lengths
 
 __all__ = [
+    "AudioFileStream",
     "DecibelMelFrontend",
     "CQT1992",
     "CQT2010",

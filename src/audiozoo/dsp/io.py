@@ -30,7 +30,7 @@ from audiozoo.errors import AudioError
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, IO[bytes], np.ndarray, torch.Tensor]
 
-__all__ = ["AudioSource", "audio_info", "load_audio", "resample", "save_audio"]
+__all__ = ["AudioFileStream", "AudioSource", "audio_info", "load_audio", "resample", "save_audio"]
 
 # Integer PCM full-scale values: x / 2**(bits-1) maps to [-1, 1) as libsndfile/librosa do.
 _INT_SCALE = {np.dtype(np.int8): 128.0, np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
@@ -299,6 +299,102 @@ def load_audio(
         sr = sample_rate
     out = torch.from_numpy(np.ascontiguousarray(wav, dtype=np_dtype))
     return (out[0] if mono else out), sr
+
+
+class AudioFileStream:
+    """A long audio file read on demand, as ``(C, N)`` float32 at a target rate and channel count.
+
+    For inputs too long to hold (a 10-minute stereo song is 212 MB at 44.1 kHz float32): windows ``x[..., a:b]``
+    are decoded block by block (``soundfile``), mixed to ``channels`` (a mono file is duplicated, more channels
+    are averaged, as the in-memory path of the pipelines) and resampled with soxr's streaming resampler, whose
+    output equals :func:`resample` on the whole signal exactly (same "HQ" filter; tested). Windows must move
+    forward (``a`` never below an earlier ``a``): only ``[a, end of the last window)`` is kept, so memory is
+    one window plus one decoding block whatever the file's length.
+
+    ``shape[-1]`` is the length :func:`resample` would give (``floor(frames * rate / file_rate + 0.5)``), known
+    before decoding; formats without an exact frame count (MP3) are refused: load them with :func:`load_audio`.
+    Use it as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int | None = None, channels: int | None = None,
+                 block: int = 65536):
+        self._stream, self.desc, _ = _open(path)
+        try:
+            self._file = _soundfile(self._stream, self.desc)
+        except AudioError:
+            self._stream.close()
+            raise
+        f = self._file
+        if f.format == "MP3":
+            self.close()
+            raise AudioError(f"{self.desc}: MP3 has no exact frame count to stream; load it whole with load_audio")
+        if f.frames == 0:
+            self.close()
+            raise AudioError(f"audio file has zero frames: {self.desc}")
+        self.file_rate = int(f.samplerate)
+        self.sample_rate = self.file_rate if sample_rate is None else _check_rate(sample_rate, "sample_rate")
+        self.channels = int(f.channels) if channels is None else int(channels)
+        if self.channels < 1:
+            raise AudioError(f"channels must be >= 1, got {channels}")
+        self.frames = int(f.frames)
+        n = self.frames if self.sample_rate == self.file_rate else \
+            math.floor(self.frames * self.sample_rate / self.file_rate + 0.5)
+        self.shape = (self.channels, n)
+        self._block = int(block)
+        self._resampler = None if self.sample_rate == self.file_rate else soxr.ResampleStream(
+            self.file_rate, self.sample_rate, self.channels, dtype="float32", quality="HQ")
+        self._buf = np.zeros((0, self.channels), np.float32)  # (frames, C) from absolute index self._start
+        self._start = 0
+        self._read = 0  # file frames decoded so far
+
+    def __enter__(self) -> AudioFileStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+        self._stream.close()
+
+    def _decode(self) -> bool:
+        """Append one decoded (and resampled) block to the buffer; False once the file is exhausted."""
+        if self._read >= self.frames:
+            return False
+        try:
+            data = self._file.read(min(self._block, self.frames - self._read), dtype="float32", always_2d=True)
+        except (RuntimeError, ValueError) as e:
+            raise AudioError(f"cannot decode {self.desc} (truncated or corrupt file?): {e}") from e
+        if data.shape[0] == 0:
+            raise AudioError(f"truncated or corrupt audio: {self.desc} declares {self.frames} frames but only "
+                             f"{self._read} could be decoded")
+        self._read += data.shape[0]
+        _check_finite(data, self.desc)
+        if data.shape[1] != self.channels:
+            data = np.repeat(data.mean(axis=1, keepdims=True), self.channels, axis=1)
+        if self._resampler is not None:
+            data = self._resampler.resample_chunk(data, last=self._read >= self.frames)
+        self._buf = np.concatenate([self._buf, data]) if len(self._buf) else data
+        return True
+
+    def __getitem__(self, index: Any) -> torch.Tensor:
+        """``x[..., a:b]`` -> ``(C, b - a)`` float32 (steps of 1 only; ``a`` never below an earlier ``a``)."""
+        sl = index[-1] if isinstance(index, tuple) else index
+        if not isinstance(sl, slice) or sl.step not in (None, 1):
+            raise AudioError("AudioFileStream takes windows x[..., a:b] only")
+        a, b, _ = sl.indices(self.shape[1])
+        if a < self._start:
+            raise AudioError(f"AudioFileStream reads forward only: window start {a} is before {self._start}")
+        while self._start + len(self._buf) < b and self._decode():
+            pass
+        self._buf = self._buf[a - self._start:]
+        self._start = a
+        out = self._buf[: max(0, b - a)]
+        if out.shape[0] < b - a:  # soxr's flush gives floor(n r + 0.5) frames, as its one-shot call (tested)
+            raise AudioError(f"{self.desc}: resampled stream ended at {self._start + out.shape[0]} of "
+                             f"{self.shape[1]} frames")
+        return torch.from_numpy(np.ascontiguousarray(out.T))
 
 
 def save_audio(

@@ -9,7 +9,9 @@ stereo model; a stereo file is averaged for a mono model) and resampled to the m
 the model's rate. Long inputs run in windows of ``chunk_seconds`` (default: the model's training segment)
 overlapping by ``overlap`` (a fraction), cross-faded linearly (:func:`~.streaming.overlap_add_stream`), as
 Demucs' ``apply_model(split=True)``; :meth:`SeparatePipeline.separate_to_files` writes each finished piece
-to disk at once, so memory holds the input and one window, not the outputs.
+to disk at once; a file input is also read window by window (:class:`~audiozoo.dsp.io.AudioFileStream`:
+decoded, mixed and resampled block by block, equal to reading it whole), so memory holds one window whatever
+the file's length.
 
 Query-conditioned separators (USS: ``forward(mixture, condition)``, a ``condition_dim`` attribute) separate what a
 query names: ``query="LABEL"`` (a class of the model's condition space: a one-hot condition for ``onehot`` models;
@@ -31,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.queries import label_condition, tagger_condition
-from ..dsp.io import load_audio, resample
+from ..dsp.io import AudioFileStream, audio_info, load_audio, resample
 from ..errors import AudioError, ConfigError
 from ..resolve import resolve_model
 from .base import Pipeline
@@ -165,6 +167,14 @@ class SeparatePipeline(StreamingMixin, Pipeline):
             raise AudioError(f"{name}: no samples")
         return wav.float(), int(sr), name
 
+    def _open_stream(self, x: Any) -> AudioFileStream | None:
+        """A path whose frame count is exact, opened for reading window by window (``None``: read it whole)."""
+        if not isinstance(x, (str, os.PathLike)):
+            return None
+        if audio_info(x)["format"] == "MP3":
+            return None
+        return AudioFileStream(x, self.sample_rate, self.channels)
+
     # ---- separation -------------------------------------------------------------------------------
     def _window(self, seg: Tensor) -> Tensor:
         """The model on one window ``(C, n) -> (S, C, n)`` (too-short windows are zero-padded, then trimmed)."""
@@ -195,7 +205,8 @@ class SeparatePipeline(StreamingMixin, Pipeline):
         """Separate ``x`` and write ``out_dir/<source>.wav`` (32-bit float, model rate) piece by piece."""
         import soundfile as sf
 
-        mix, rate, name = self.read(x, index)
+        stream = self._open_stream(x)
+        mix, rate, name = (stream, stream.file_rate, str(x)) if stream is not None else self.read(x, index)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {s: out / f"{s}.wav" for s in self.sources}
@@ -210,6 +221,8 @@ class SeparatePipeline(StreamingMixin, Pipeline):
         finally:
             for f in files:
                 f.close()
+            if stream is not None:
+                stream.close()
         return {"input": name, "files": {s: str(p) for s, p in paths.items()}, "sample_rate": self.sample_rate,
                 "input_rate": rate, "seconds": mix.shape[-1] / self.sample_rate, "peak": peak,
                 "model": self.model_spec}
