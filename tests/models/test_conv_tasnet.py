@@ -131,6 +131,22 @@ def test_decoder_is_overlap_add_of_masked_bases():
     assert y2.shape == (1, 2, 1, 103) and torch.all(y2[..., 100:] == 0)
 
 
+def test_global_layer_norm_is_eq_12_13():
+    """gLN (fused as a one-group GroupNorm) equals the paper's formula with per-channel gain and bias."""
+    from audiozoo.nn import GlobalLayerNorm
+
+    torch.manual_seed(0)
+    n = GlobalLayerNorm(6)
+    with torch.no_grad():
+        n.gamma.uniform_(0.5, 1.5)
+        n.beta.uniform_(-1, 1)
+    x = 3 * torch.randn(2, 6, 50) + 1
+    mean = x.mean(dim=(1, 2), keepdim=True)
+    var = (x - mean).pow(2).mean(dim=(1, 2), keepdim=True)
+    want = n.gamma[:, None] * (x - mean) / torch.sqrt(var + n.eps) + n.beta[:, None]
+    assert torch.allclose(n(x), want, atol=1e-5)
+
+
 def test_errors():
     m = audiozoo.create_model("conv_tasnet_speech", **audiozoo.model_info("conv_tasnet_speech").tiny)
     with pytest.raises(AudioError, match="at least one filter"):

@@ -86,9 +86,18 @@ def stop_token_loss(logits: Tensor, lengths: Tensor, pos_weight: float = 5.0) ->
     return (loss * v).sum() / v.sum().clamp_min(1.0)
 
 
-def guided_attention_loss(attn: Tensor, text_lengths: Tensor, frame_lengths: Tensor, sigma: float = 0.4) -> Tensor:
+def guided_attention_loss(attn: Tensor, text_lengths: Tensor, frame_lengths: Tensor, sigma: float = 0.4,
+                          durations: Tensor | None = None) -> Tensor:
     """Guided attention loss of attention maps ``attn (B, ..., L_frames, N_tokens)`` (any number of head / layer
-    axes): mean of ``A * W`` over valid (frame, token) pairs, ``W = 1 - exp(-(t/N - f/L)^2 / (2 sigma^2))``."""
+    axes): mean of ``A * W`` over valid (frame, token) pairs.
+
+    Without ``durations`` (Tachibana et al. 2018, espnet's default): the diagonal prior
+    ``W = 1 - exp(-(t/N - f/L)^2 / (2 sigma^2))``. With ``durations (B, N)`` (frames per token, e.g. a corpus'
+    own phoneme durations): the path of the durations, ``W = 1 - exp(-(t - k_f)^2 / (2 sigma^2))`` where
+    ``k_f`` is the token that frame ``f`` belongs to and ``sigma`` is in tokens — an attention target where the
+    diagonal is too loose for little data (not in Transformer TTS' paper; the model still aligns by itself at
+    inference).
+    """
     if attn.ndim < 3:
         raise DataError(f"attention must be (B, ..., L_frames, N_tokens), got {tuple(attn.shape)}")
     if sigma <= 0:
@@ -99,7 +108,15 @@ def guided_attention_loss(attn: Tensor, text_lengths: Tensor, frame_lengths: Ten
     fl = frame_lengths.to(dev).float()[:, None, None]
     f = torch.arange(big_l, device=dev, dtype=torch.float32)[None, :, None]
     t = torch.arange(big_n, device=dev, dtype=torch.float32)[None, None, :]
-    w = 1.0 - torch.exp(-((t / nl - f / fl) ** 2) / (2.0 * sigma ** 2))  # (B, L, N)
+    if durations is None:
+        w = 1.0 - torch.exp(-((t / nl - f / fl) ** 2) / (2.0 * sigma ** 2))  # (B, L, N)
+    else:
+        if durations.shape != (b, big_n):
+            raise DataError(f"durations must be (B, N_tokens) = {(b, big_n)}, got {tuple(durations.shape)}")
+        ends = durations.to(dev).long().cumsum(-1)  # (B, N): first frame after each token
+        frames = torch.arange(big_l, device=dev)[None].expand(b, -1).contiguous()
+        k = torch.searchsorted(ends, frames, right=True).clamp_max(big_n - 1).float()  # (B, L) token of frame f
+        w = 1.0 - torch.exp(-((t - k[:, :, None]) ** 2) / (2.0 * sigma ** 2))
     valid = (f < fl) & (t < nl)
     w = (w * valid).view(b, *([1] * (attn.ndim - 3)), big_l, big_n)
     count = valid.float().sum() * (attn[0, ..., 0, 0].numel())

@@ -140,6 +140,8 @@ class TTSTask(Task):
         lambda_stop, stop_pos_weight: stop-token BCE weight and its positive-frame weight (autoregressive).
         lambda_guided_attn, guided_attn_sigma, guided_attn_layers, guided_attn_heads: guided attention loss
             (autoregressive; 0 = off).
+        guided_attn_target: ``"diagonal"`` (espnet's prior) or ``"durations"`` (the path of the manifest's
+            durations, ``guided_attn_sigma`` in tokens; :func:`~audiozoo.train.losses.guided_attention_loss`).
         waveform: settings of :class:`~audiozoo.train.tasks._wave_terms.WaveformTerms` (``segment_frames``,
             ``lambda_stft``, ``lambda_adv``, ``discriminators``, ``d_optim``...) for waveform models (FastSpeech 2s;
             their defaults when omitted); an error for mel models.
@@ -159,7 +161,8 @@ class TTSTask(Task):
                  duration_key: str = "durations", cache: bool = True, max_frames_mismatch: int = 1,
                  lambda_stop: float = 1.0, stop_pos_weight: float = 5.0, lambda_guided_attn: float = 0.0,
                  guided_attn_sigma: float = 0.4, guided_attn_layers: int = 2, guided_attn_heads: int = 2,
-                 waveform: Mapping[str, Any] | None = None, vae_flow: Mapping[str, Any] | None = None,
+                 guided_attn_target: str = "diagonal", waveform: Mapping[str, Any] | None = None,
+                 vae_flow: Mapping[str, Any] | None = None,
                  optim: Mapping[str, Any] | None = None, schedule: Mapping[str, Any] | None = None) -> None:
         super().__init__(optim=optim, schedule=schedule)
         if mel_loss not in ("l1", "mse"):
@@ -185,6 +188,9 @@ class TTSTask(Task):
         self.lambda_stop, self.stop_pos_weight = float(lambda_stop), float(stop_pos_weight)
         self.lambda_guided_attn, self.guided_attn_sigma = float(lambda_guided_attn), float(guided_attn_sigma)
         self.guided_attn_layers, self.guided_attn_heads = int(guided_attn_layers), int(guided_attn_heads)
+        if guided_attn_target not in ("diagonal", "durations"):
+            raise ConfigError(f"guided_attn_target must be 'diagonal' or 'durations', got {guided_attn_target!r}")
+        self.guided_attn_target = guided_attn_target
         self._cache: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
         self._mel: nn.Module | None = None
         self.waveform = None if waveform is None else WaveformTerms(**dict(waveform))
@@ -488,7 +494,12 @@ class TTSTask(Task):
             if out.attention is None:
                 raise ConfigError("guided attention needs the model's attention (forward(..., return_attention=True))")
             attn = out.attention[:, -self.guided_attn_layers:, : self.guided_attn_heads]
-            terms["guided_attn"] = guided_attention_loss(attn, tok_len, mel_len, self.guided_attn_sigma)
+            durs = None
+            if self.guided_attn_target == "durations":
+                durs = batch.get("durations")
+                if durs is None:
+                    raise ConfigError("guided_attn_target='durations' needs the manifest's durations")
+            terms["guided_attn"] = guided_attention_loss(attn, tok_len, mel_len, self.guided_attn_sigma, durs)
             loss = loss + self.lambda_guided_attn * terms["guided_attn"]
         with torch.no_grad():
             mel_l1 = masked_mel_loss(out.mel.detach(), batch["mel"], mel_len, "l1")
