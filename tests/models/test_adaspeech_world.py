@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from recipe_modules import load_recipe
 
 import audiozoo
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_{name}", REPO / "recipes" / "tts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_recipe("tts", name)
 
 
 @pytest.fixture(scope="module")

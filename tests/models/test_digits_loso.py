@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
-
-REPO = Path(__file__).resolve().parents[2]
+from recipe_modules import load_recipe
 
 
 @pytest.fixture(scope="module")
 def recipe():
-    spec = importlib.util.spec_from_file_location("_digits_loso", REPO / "recipes" / "classify" / "digits_loso.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_recipe("classify", "digits_loso")
 
 
 def test_vtlp_moves_a_formant_within_the_warp_range(recipe):
