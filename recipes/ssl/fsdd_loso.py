@@ -93,6 +93,15 @@ def probe(x: torch.Tensor, y: torch.Tensor, speakers: list[str]) -> dict[str, fl
     return out
 
 
+def step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched, params: list, clip: float = 5.0) -> None:
+    """One fine-tuning update: backward, gradient-norm clipping, optimiser and scheduler steps."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+    sched.step()
+
+
 def finetune(model, feats, frames, y, speakers, held_out: str, epochs: int, lr: float, seed: int,
              batch: int = 32) -> float:
     torch.manual_seed(seed)
@@ -108,12 +117,7 @@ def finetune(model, feats, frames, y, speakers, held_out: str, epochs: int, lr: 
         perm = tr[torch.randperm(len(tr))]
         for i in range(0, len(perm) - batch + 1, batch):
             idx = perm[i:i + batch]
-            loss = F.cross_entropy(head(pooled(enc, feats[idx], frames[idx])), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
+            step(F.cross_entropy(head(pooled(enc, feats[idx], frames[idx])), y[idx]), opt, sched, params)
     enc.eval()
     with torch.no_grad():
         te = test.nonzero().squeeze(1)
