@@ -33,7 +33,7 @@ Results (2 CPU cores shared with 1-2 other jobs, 1 thread), accuracy on the held
     george / jackson / lucas / nicolas / theo / mean
     72.8 / 81.8 / 70.8 / 69.8 / 85.6 / 76.2 %   --synth 1000 --piper-voices 50 --piper-takes 2
                                                   -> panns_cnn14.fsdd_digits_loso (a fold 8-9 min, 5 folds 46 min)
-    71.2 /   -  / 81.8 / 69.6 /   -  /   -      same + --reverb-p 0.5 --noise-p 0.3 (3 folds only, ~16 min a fold)
+    71.2 / 81.2 / 81.8 / 69.6 / 91.0 / 79.0 %   same + --reverb-p 0.5 --noise-p 0.3 (not shipped yet: no --final run)
     73.2 / 77.2 / 69.4 / 69.6 / 82.2 / 74.3 %   --synth 1000                   (the weights shipped before)
     67.8 / 74.8 / 62.6 / 64.2 / 80.2 / 69.9 %   this recipe's defaults (no synthetic digits)
     63.6 / 76.8 / 44.4 / 64.8 / 80.2 / 66.0 %   --trim-db 0 --floor-db 0
