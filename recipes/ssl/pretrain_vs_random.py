@@ -43,9 +43,9 @@ import yaml
 
 import audiozoo
 from audiozoo.dsp import resample
-from audiozoo.eval.embeddings_bench import ProbeTask, chance, logmel_stats, score_task
+from audiozoo.eval.embeddings_bench import ProbeTask, chance, score_task
 from audiozoo.hub import read_config
-from audiozoo.pipelines.bench_embeddings import build_tasks
+from audiozoo.pipelines.bench_embeddings import build_tasks, clip_pool, embed_clips
 from audiozoo.pipelines.embeddings import AudioEmbeddingPipeline
 from audiozoo.registry import from_pretrained
 
@@ -77,29 +77,9 @@ def random_encoder(name: str, config: dict[str, Any], seed: int) -> torch.nn.Mod
 
 
 # --------------------------------------------------------------------------------------------- probe
-def clip_pool(tasks: Sequence[ProbeTask]) -> tuple[list[Any], dict[str, int]]:
-    """Unique clips over the tasks (the two FSDD tasks share theirs) and their index by key."""
-    pool: dict[str, Any] = {}
-    for t in tasks:
-        for c in t.clips:
-            pool.setdefault(c.key, c)
-    return list(pool.values()), {k: i for i, k in enumerate(pool)}
-
-
-@torch.no_grad()
-def embed_clips(clips: Sequence[Any], model: torch.nn.Module | None, layer: int) -> np.ndarray:
+def embed_with(clips: Sequence[Any], model: torch.nn.Module | None, layer: int) -> np.ndarray:
     """``(N, D)`` clip embeddings: time-mean of hidden state ``layer`` (``model=None``: the log-mel baseline)."""
-    if model is None:
-        return np.stack([np.asarray(logmel_stats(*c.load()), np.float64) for c in clips])
-    pipe = AudioEmbeddingPipeline(model, layer=layer)
-    out = []
-    for c in clips:
-        wav, sr = c.load()
-        x = pipe.preprocess({"array": wav, "sampling_rate": sr}).wav
-        if x.shape[-1] < pipe.min_samples:  # shorter than the model's shortest input: zero-padded
-            x = F.pad(x, (0, pipe.min_samples - x.shape[-1]))
-        out.append(np.asarray(pipe.scene(x), np.float64))
-    return np.stack(out)
+    return embed_clips(clips, None if model is None else AudioEmbeddingPipeline(model, layer=layer))
 
 
 def probe_all(tasks: Sequence[ProbeTask], emb: np.ndarray, index: dict[str, int],
@@ -233,13 +213,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                            "descriptions": {t.name: t.description for t in tasks},
                            "chance": {t.name: chance(t)["accuracy"] for t in tasks}, "timing_s": {}}
     tb = time.time()
-    res["baseline"] = probe_all(tasks, embed_clips(clips, None, args.layer), index, args.probe_seeds)
+    res["baseline"] = probe_all(tasks, embed_with(clips, None, args.layer), index, args.probe_seeds)
     res["timing_s"][BASELINE] = round(time.time() - tb, 1)
     print(f"[{time.time() - t0:.0f}s] {BASELINE}: {res['baseline']}", flush=True)
     res["scores"] = {}
     for label, model in inits.items():
         tb = time.time()
-        res["scores"][label] = probe_all(tasks, embed_clips(clips, model, args.layer), index, args.probe_seeds)
+        res["scores"][label] = probe_all(tasks, embed_with(clips, model, args.layer), index, args.probe_seeds)
         res["timing_s"][label] = round(time.time() - tb, 1)
         print(f"[{time.time() - t0:.0f}s] {label}: {res['scores'][label]}", flush=True)
     pre = [k for k in inits if k.startswith("pretrained:")]

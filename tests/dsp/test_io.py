@@ -10,7 +10,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from audiozoo.dsp import audio_info, load_audio, resample, save_audio
+from audiozoo.dsp import AudioFileStream, audio_info, load_audio, resample, save_audio
 from audiozoo.errors import AudioError
 
 SR = 16000
@@ -370,8 +370,6 @@ def test_file_stream_equals_whole_read(tmp_path, file_rate, rate, file_ch, ch):
     if whole.shape[0] != ch:
         whole = whole.mean(0, keepdim=True).expand(ch, -1)
     ref = resample(whole, file_rate, rate)
-    from audiozoo.dsp import AudioFileStream
-
     with AudioFileStream(path, rate, ch, block=777) as s:
         assert s.shape == tuple(ref.shape) and s.file_rate == file_rate
         a, win, hop = 0, 3001, 2000
@@ -386,8 +384,6 @@ def test_file_stream_equals_whole_read(tmp_path, file_rate, rate, file_ch, ch):
 
 
 def test_file_stream_bad_inputs(tmp_path):
-    from audiozoo.dsp import AudioFileStream
-
     with pytest.raises(AudioError, match="not found"):
         AudioFileStream(tmp_path / "missing.wav", 16000)
     bad = tmp_path / "bad.wav"

@@ -65,11 +65,29 @@ def build_tasks(names: Sequence[str] | None = None, *, data_root: str | Path | N
     return tasks, skipped
 
 
-def _embed_all(clips: list, embed: Any, desc: str, progress: bool) -> np.ndarray:
+def clip_pool(tasks: Sequence[ProbeTask]) -> tuple[list, dict[str, int]]:
+    """The unique clips over ``tasks`` (clips shared by several tasks are embedded once) and their index by key."""
+    pool: dict[str, Any] = {}
+    for t in tasks:
+        for c in t.clips:
+            pool.setdefault(c.key, c)
+    return list(pool.values()), {k: i for i, k in enumerate(pool)}
+
+
+def embed_clips(clips: Sequence[Any], pipe: AudioEmbeddingPipeline | None, desc: str = "",
+                progress: bool = False) -> np.ndarray:
+    """``(N, D)`` float64: ``pipe``'s clip (scene) embedding of every clip, zero-padded to the model's shortest
+    input; ``pipe=None``: the log-mel mean + std baseline."""
     out = []
     for c in tqdm(clips, desc=desc, disable=not progress, leave=False):
         wav, sr = c.load()
-        out.append(np.asarray(embed(wav, sr), np.float64))
+        if pipe is None:
+            out.append(np.asarray(logmel_stats(wav, sr), np.float64))
+            continue
+        x = pipe.preprocess({"array": wav, "sampling_rate": sr}).wav
+        if x.shape[-1] < pipe.min_samples:  # a clip shorter than the model's shortest input: zero-padded
+            x = torch.nn.functional.pad(x, (0, pipe.min_samples - x.shape[-1]))
+        out.append(np.asarray(pipe.scene(x), np.float64))
     return np.stack(out)
 
 
@@ -93,20 +111,13 @@ def run(tasks: Sequence[str] | Sequence[ProbeTask] | None = None, models: Sequen
     res: dict[str, Any] = {"tasks": names, "descriptions": {t.name: t.description for t in built},
                            "scores": {CHANCE: {t.name: chance(t) for t in built}, BASELINE: {}},
                            "skipped": skipped, "skipped_models": {}, "models": {}, "max_clips": max_clips, "seed": seed}
-    # clips shared by several tasks are embedded once per model
-    pool: dict[str, Any] = {}
-    for t in built:
-        for c in t.clips:
-            pool.setdefault(c.key, c)
-    keys = list(pool)
-    index = {k: i for i, k in enumerate(keys)}
+    clips, index = clip_pool(built)
 
     def score_all(row: str, emb: np.ndarray) -> None:
         res["scores"][row] = {t.name: score_task(t, emb[[index[c.key] for c in t.clips]], seed=seed) for t in built}
 
     if built:
-        score_all(BASELINE, _embed_all([pool[k] for k in keys], lambda w, sr: logmel_stats(w, sr), BASELINE,
-                                       progress))
+        score_all(BASELINE, embed_clips(clips, None, BASELINE, progress))
     for spec in (default_models() if models is None else models):
         name = spec if isinstance(spec, str) else getattr(spec, "model_name", type(spec).__name__)
         try:
@@ -117,14 +128,7 @@ def run(tasks: Sequence[str] | Sequence[ProbeTask] | None = None, models: Sequen
         if not built:
             continue
         tm = time.time()
-
-        def embed(wav: torch.Tensor, sr: int, pipe: AudioEmbeddingPipeline = pipe) -> torch.Tensor:
-            x = pipe.preprocess({"array": wav, "sampling_rate": sr}).wav
-            if x.shape[-1] < pipe.min_samples:  # a clip shorter than the model's shortest input: zero-padded
-                x = torch.nn.functional.pad(x, (0, pipe.min_samples - x.shape[-1]))
-            return pipe.scene(x)
-
-        emb = _embed_all([pool[k] for k in keys], embed, name, progress)
+        emb = embed_clips(clips, pipe, name, progress)
         score_all(name, emb)
         res["models"][name] = {"family": pipe.model_family, "embed_dim": int(emb.shape[1]),
                                "embed_seconds": round(time.time() - tm, 1)}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -205,24 +206,22 @@ class SeparatePipeline(StreamingMixin, Pipeline):
         """Separate ``x`` and write ``out_dir/<source>.wav`` (32-bit float, model rate) piece by piece."""
         import soundfile as sf
 
-        stream = self._open_stream(x)
-        mix, rate, name = (stream, stream.file_rate, str(x)) if stream is not None else self.read(x, index)
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {s: out / f"{s}.wav" for s in self.sources}
-        files = [sf.SoundFile(str(p), "w", samplerate=self.sample_rate, channels=self.channels, subtype="FLOAT")
-                 for p in paths.values()]
-        peak = 0.0
-        try:
+        with ExitStack() as opened:  # the input stream and the output files close whatever happens
+            stream = self._open_stream(x)
+            if stream is not None:
+                opened.enter_context(stream)
+            mix, rate, name = (stream, stream.file_rate, str(x)) if stream is not None else self.read(x, index)
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            paths = {s: out / f"{s}.wav" for s in self.sources}
+            files = [opened.enter_context(sf.SoundFile(str(p), "w", samplerate=self.sample_rate,
+                                                       channels=self.channels, subtype="FLOAT"))
+                     for p in paths.values()]
+            peak = 0.0
             for piece in self.stream(mix):
                 peak = max(peak, float(piece.abs().max()))
                 for f, y in zip(files, piece):
                     f.write(y.T.numpy())
-        finally:
-            for f in files:
-                f.close()
-            if stream is not None:
-                stream.close()
         return {"input": name, "files": {s: str(p) for s, p in paths.items()}, "sample_rate": self.sample_rate,
                 "input_rate": rate, "seconds": mix.shape[-1] / self.sample_rate, "peak": peak,
                 "model": self.model_spec}
