@@ -147,3 +147,32 @@ def test_reset_classifier():
     model.reset_classifier(3)
     assert model(torch.randn(2, model.config.n_mels, 40)).shape == (2, 3)
     assert model.config.num_classes == 3
+
+
+def test_time_segments_pool_each_part_of_the_valid_frames():
+    """``time_segments=s``: max + mean over s equal parts of the valid (downsampled) frames, concatenated; s=1 is
+    PANNs' clip pooling; padding beyond ``lengths`` is ignored; shorter clips than s frames still pool."""
+    tiny = audiozoo.model_info("panns_cnn14").tiny
+    torch.manual_seed(0)
+    one = audiozoo.create_model("panns_cnn14", **tiny).eval()
+    three = audiozoo.create_model("panns_cnn14", **{**tiny, "time_segments": 3}).eval()
+    assert three.embed_dim == 3 * one.embed_dim and three.fc1.in_features == 3 * three.fc1.out_features
+    feats = torch.randn(2, tiny["n_mels"], 48)
+    lengths = torch.tensor([48, 25])
+    with torch.no_grad():
+        emb = three.forward_features(feats, lengths)
+        body = three._body(three.bn0(feats.transpose(1, 2)[:, None].transpose(1, 3)).transpose(1, 3), None).mean(3)
+    assert emb.shape == (2, 3 * one.embed_dim)
+    # item 1: 25 // 4 = 6 valid frames -> segments [0, 2), [2, 4), [4, 6)
+    want = torch.cat([body[1, :, a:b].amax(1) + body[1, :, a:b].mean(1) for a, b in ((0, 2), (2, 4), (4, 6))])
+    torch.testing.assert_close(emb[1], want)
+    with torch.no_grad():  # the padding does not matter
+        cut = three.forward_features(feats[1:, :, :25], lengths[1:])
+    assert (cut[0] - emb[1]).abs().max() < (emb[1] - emb[0]).abs().max()
+    with torch.no_grad():
+        short = three(torch.randn(1, tiny["n_mels"], 5), torch.tensor([5]))  # 1 frame after downsampling
+    assert torch.isfinite(short).all()
+    three.reset_classifier(4)
+    assert three(feats, lengths).shape == (2, 4)
+    with pytest.raises(audiozoo.errors.ConfigError):
+        audiozoo.create_model("panns_cnn14", **{**tiny, "time_segments": 0})
