@@ -147,6 +147,11 @@ class TTSTask(Task):
             their defaults when omitted); an error for mel models.
         vae_flow: settings of :class:`~audiozoo.train.tasks._vae_flow_terms.VAEFlowTerms` (``lambda_kl``,
             ``kl_start``, ``postflow_start``, ``two_stage``...) for flow-VAE models (PortaSpeech; defaults NATSpeech's).
+        lambda_prosody: implicit-prosody models (DelightfulTTS, ``config.prosody``): when > 0 the target mel is
+            also the prosody reference (the utterance and phoneme encoders' vectors condition the decoder, as in
+            training in the paper) and the predictors learn them: ``lambda_prosody * (L1(u_pred, u_ref.detach())
+            + L1(p_pred, p_ref.detach()))`` over real tokens (coqui: 0.5 each). 0: no reference, the predictors'
+            vectors are used and learn through the mel loss only.
         optim, schedule: as :class:`~audiozoo.train.tasks.base.Task`.
 
     Model key: the first model of the recipe (``model: {name: fastspeech2_small}``).
@@ -162,7 +167,7 @@ class TTSTask(Task):
                  lambda_stop: float = 1.0, stop_pos_weight: float = 5.0, lambda_guided_attn: float = 0.0,
                  guided_attn_sigma: float = 0.4, guided_attn_layers: int = 2, guided_attn_heads: int = 2,
                  guided_attn_target: str = "diagonal", waveform: Mapping[str, Any] | None = None,
-                 vae_flow: Mapping[str, Any] | None = None,
+                 vae_flow: Mapping[str, Any] | None = None, lambda_prosody: float = 0.0,
                  optim: Mapping[str, Any] | None = None, schedule: Mapping[str, Any] | None = None) -> None:
         super().__init__(optim=optim, schedule=schedule)
         if mel_loss not in ("l1", "mse"):
@@ -172,13 +177,15 @@ class TTSTask(Task):
         if not 0 < f0_min < f0_max:
             raise ConfigError(f"need 0 < f0_min < f0_max, got {f0_min}, {f0_max}")
         weights = dict(lambda_mel=lambda_mel, lambda_duration=lambda_duration, lambda_pitch=lambda_pitch,
-                       lambda_energy=lambda_energy, lambda_stop=lambda_stop, lambda_guided_attn=lambda_guided_attn)
+                       lambda_energy=lambda_energy, lambda_stop=lambda_stop, lambda_guided_attn=lambda_guided_attn,
+                       lambda_prosody=lambda_prosody)
         bad = {k: v for k, v in weights.items() if v < 0}
         if bad:
             raise ConfigError(f"loss weights must be >= 0, got {bad}")
         self.mel_loss = mel_loss
         self.lambda_mel, self.lambda_duration = float(lambda_mel), float(lambda_duration)
         self.lambda_pitch, self.lambda_energy = float(lambda_pitch), float(lambda_energy)
+        self.lambda_prosody = float(lambda_prosody)
         self.pitch_method, self.f0_min, self.f0_max = pitch_method, float(f0_min), float(f0_max)
         self.token_key, self.duration_key = token_key, duration_key
         self.use_cache = bool(cache)
@@ -234,6 +241,14 @@ class TTSTask(Task):
 
     def _autoregressive(self) -> bool:
         return bool(getattr(self._acoustic(), "autoregressive", False))
+
+    def _prosody_reference(self) -> bool:
+        """Whether the target mel is also the prosody reference (``lambda_prosody`` > 0 on a prosody model)."""
+        if self.lambda_prosody <= 0:
+            return False
+        if not getattr(getattr(self._acoustic(), "config", None), "prosody", False):
+            raise ConfigError("lambda_prosody > 0 needs an implicit-prosody model (config.prosody: DelightfulTTS)")
+        return True
 
     def _duration_only(self) -> bool:
         return not self._autoregressive() and not hasattr(self._acoustic(), "pitch_stats")
@@ -433,6 +448,8 @@ class TTSTask(Task):
         wave = self._wave()
         kw = {} if wave is None else {"segment_frames": wave.segment_frames,
                                        "segment_starts": wave.starts(t["mel_lengths"], unwrap(self.model).training)}
+        if self._prosody_reference():
+            kw.update(mel=t["mel"], mel_lengths=t["mel_lengths"])
         out = self.model(t["tokens"], t["lengths"], durations=t["durations"], pitch=t["pitch"], energy=t["energy"],
                          max_frames=t["mel"].shape[-1], **kw)
         if wave is not None:  # the audio samples of the decoded slices
@@ -468,10 +485,16 @@ class TTSTask(Task):
                 continue
             valid = sequence_mask(mel_len if level == "frame" else tok_len, batch[name].shape[1])
             terms[name] = masked_value_loss(getattr(out, name), batch[name], valid)
+        if self._prosody_reference():  # the predictors learn the reference encoders' vectors (coqui's L1 terms)
+            terms["u_prosody"] = (out.u_prosody_pred.float() - out.u_prosody_ref.detach().float()).abs().mean()
+            valid = sequence_mask(tok_len, out.p_prosody_ref.shape[1])[..., None].float()
+            err = (out.p_prosody_pred.float() - out.p_prosody_ref.detach().float()).abs() * valid
+            terms["p_prosody"] = err.sum() / (valid.sum() * err.shape[-1]).clamp_min(1.0)
         pitch_terms = terms["pitch"] + terms.get("pitch_mean", 0.0) + terms.get("pitch_std", 0.0)
         loss = (self.lambda_mel * sum(v for k, v in terms.items() if k.startswith("mel_"))
                 + self.lambda_duration * terms["duration"] + self.lambda_pitch * pitch_terms
-                + self.lambda_energy * terms["energy"])
+                + self.lambda_energy * terms["energy"]
+                + self.lambda_prosody * (terms.get("u_prosody", 0.0) + terms.get("p_prosody", 0.0)))
         if wave is not None:  # FastSpeech 2s: MR-STFT (+ adversarial in the model's stage) on the decoded slices
             adv = optimizer_idx == 1 and wave.adversarial_on(self.models, self.trainer)
             w = wave.generator_terms(out.wav, batch["wav_real"], self.models, adv)
