@@ -21,6 +21,7 @@ waveform (FastSpeech 2, fp32 and bf16 autocast, this machine's CPU, one thread).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import subprocess
@@ -94,6 +95,9 @@ def main() -> int:
     ap.add_argument("--save-wavs", default=None, help="folder for the synthesised wavs")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                     help="also time bf16 autocast (--no-bf16 on CPUs without native bf16: 10-100x slower there)")
+    ap.add_argument("--attention-window", type=int, nargs=2, default=None, metavar=("BACK", "FORWARD"),
+                    help="autoregressive models: constrain inference attention to this window around a monotonic "
+                         "focus (TransformerTTS.synthesize's attention_window)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     items = read_manifest(args.manifest)[: args.limit]
@@ -110,6 +114,9 @@ def main() -> int:
     with torch.no_grad():
         copy = [voc(mel_fn(w[None])[0])[0][0] for w in piper]
     tts = pipeline("tts", model=f"{args.model}+{args.vocoder}")
+    if args.attention_window:
+        acoustic = tts.system.acoustic
+        acoustic.synthesize = functools.partial(acoustic.synthesize, attention_window=tuple(args.attention_window))
     fs2, rtf = [], {}
     t0 = time.perf_counter()
     for t in texts:
@@ -141,7 +148,8 @@ def main() -> int:
                 save_audio(out / f"{i:02d}_{key}_{name.split()[-1].strip('()')}.wav", w.clamp(-1, 1), SR)
     ref_cep = [mel_cepstrum(w, mel_fn) for w in piper]
     results: dict = {"items": len(items), "manifest": str(args.manifest), "model": args.model,
-                     "vocoder": args.vocoder, "rtf_text_to_wave": rtf, "systems": {}}
+                     "vocoder": args.vocoder, "attention_window": args.attention_window, "rtf_text_to_wave": rtf,
+                     "systems": {}}
     for name, wavs in systems.items():
         wavs = [w.clamp(-1, 1) for w in wavs]
         intel = intelligibility(wavs, SR, texts)

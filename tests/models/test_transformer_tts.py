@@ -56,6 +56,32 @@ def test_cached_synthesis_equals_teacher_forcing_on_its_own_frames():
     assert torch.equal(again, mel)
 
 
+def test_attention_window_at_inference():
+    """``attention_window=(back, forward)``: a window wider than the text is free attention; otherwise every
+    cross-attention step sees at most ``back + forward + 1`` tokens, in a window that never moves backwards."""
+    from audiozoo.nn.transformer_tts import cross_attention_probs
+
+    m = _model()
+    tokens, lengths, _, _ = _batch()
+    kw = dict(threshold=0.999, max_len_ratio=3.0, prenet_dropout=False)
+    free = m.synthesize(tokens, lengths, **kw)[0]
+    assert torch.equal(m.synthesize(tokens, lengths, attention_window=(20, 20), **kw)[0], free)
+    seen: list = []
+    hook = m.decoder.blocks[0].cross.register_forward_pre_hook(
+        lambda mod, args: seen.append(cross_attention_probs(mod, *args[:3])[:, :, -1]))
+    try:
+        windowed = m.synthesize(tokens, lengths, attention_window=(1, 2), **kw)[0]
+    finally:
+        hook.remove()
+    support = torch.stack(seen, 1).amax(2) > 0  # (B, steps, N): tokens any head could attend
+    first = support.float().argmax(-1)
+    assert int(support.sum(-1).max()) <= 4 and (first[:, 1:] >= first[:, :-1]).all()
+    assert int(first.max()) > 0  # the focus moved
+    assert not torch.allclose(windowed[..., : free.shape[-1]], free[..., : windowed.shape[-1]])
+    with pytest.raises(ConfigError, match="attention_window"):
+        m.synthesize(tokens, lengths, attention_window=(-1, 2))
+
+
 def test_stop_token_and_length_guards():
     m = _model()
     tokens, lengths, _, _ = _batch()

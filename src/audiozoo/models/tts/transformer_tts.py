@@ -204,12 +204,29 @@ class TransformerTTS(AutoregressiveTTSModel):
         return durations_from_attention(attn, lengths, out.mel_lengths)
 
     # ---- inference --------------------------------------------------------------------------------------
+    def _windowed_step(self, frame: Tensor, memory: Tensor, mask: Tensor, cache: KVCache, t: int,
+                       prenet_dropout: bool, focus: Tensor, ids: Tensor, window: tuple[int, int],
+                       heads: tuple[int, int], lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """One decoding step with the attention window around ``focus (B,)``; returns the states and the new
+        focus (see :meth:`synthesize`)."""
+        back, fwd = window
+        outside = (ids[None] < (focus - back)[:, None]) | (ids[None] > (focus + fwd)[:, None])
+        store: list = []
+        with self._capture_cross_inputs(store):
+            h = self._decode(frame, memory, mask | outside, cache=cache, offset=t, prenet_dropout=prenet_dropout)
+        n_layers, n_heads = heads
+        att = torch.stack([cross_attention_probs(blk.cross, *args[:3])[:, :n_heads, -1]
+                           for blk, args in zip(self.decoder.blocks[-n_layers:], store[-n_layers:])], 1)
+        peak = att.mean((1, 2)).argmax(-1)  # (B,) inside the window: everything else has probability 0
+        return h, torch.minimum(torch.maximum(focus, peak), lengths - 1)
+
     @torch.no_grad()
     def synthesize(self, tokens: Tensor, lengths: Tensor | None = None, threshold: float | None = None,
                    max_len_ratio: float | None = None, min_len_ratio: float | None = None,
                    max_frames: int | None = None, prenet_dropout: bool = True,
                    return_details: bool = False, alpha: float = 1.0, pitch_shift: float = 0.0,
-                   energy_scale: float = 1.0) -> tuple[Tensor, ...]:
+                   energy_scale: float = 1.0, attention_window: tuple[int, int] | None = None,
+                   window_heads: tuple[int, int] = (2, 2)) -> tuple[Tensor, ...]:
         """Autoregressive inference with a KV cache: ``(mel (B, n_mels, L), mel_lengths (B,))``; with
         ``return_details`` also the stop probabilities ``(B, L)`` and the mel before the post-net (the frames
         fed back to the decoder), ``(B, n_mels, L)``.
@@ -219,8 +236,16 @@ class TransformerTTS(AutoregressiveTTSModel):
         tokens). ``prenet_dropout=False`` makes decoding deterministic (the paper keeps the dropout on).
         ``alpha`` / ``pitch_shift`` / ``energy_scale`` (the tts pipeline's controls) must stay at their neutral
         values: an autoregressive model has no duration, pitch or energy input to scale.
+
+        ``attention_window=(back, forward)`` constrains the encoder-decoder attention to tokens ``[f - back, f +
+        forward]`` around a monotonic focus ``f`` (espnet's ``use_att_constraint`` for Tacotron 2, here for every
+        cross-attention head): ``f`` starts at 0 and moves to the argmax, inside the window, of the mean attention
+        of the heads the guided-attention loss trained (``window_heads = (last layers, first heads)``, the ``tts``
+        task's ``guided_attn_layers`` / ``guided_attn_heads``), never backwards. ``None``: free attention.
         """
         c = self.config
+        if attention_window is not None and (min(attention_window) < 0 or len(attention_window) != 2):
+            raise ConfigError(f"attention_window must be (back, forward) >= 0, got {attention_window}")
         was = self.training
         self.eval()
         try:
@@ -235,8 +260,14 @@ class TransformerTTS(AutoregressiveTTSModel):
             out_len = max_len.clone()
             done = torch.zeros(b, dtype=torch.bool, device=tokens.device)
             mels, probs = [], []
+            focus = torch.zeros(b, dtype=torch.long, device=tokens.device)
+            ids = torch.arange(tokens.shape[1], device=tokens.device)
             for t in range(steps):
-                h = self._decode(frame, memory, mask, cache=cache, offset=t, prenet_dropout=prenet_dropout)
+                if attention_window is None:
+                    h = self._decode(frame, memory, mask, cache=cache, offset=t, prenet_dropout=prenet_dropout)
+                else:
+                    h, focus = self._windowed_step(frame, memory, mask, cache, t, prenet_dropout, focus, ids,
+                                                   attention_window, window_heads, lengths)
                 frame = self.mel_out(h)
                 p = torch.sigmoid(self.stop_out(h)[:, 0, 0]) if self.stop_out is not None else h.new_zeros(b)
                 mels.append(frame)
