@@ -9,7 +9,9 @@ split, ``audiozoo.data.builders.piper_speech.sentence_split``):
 * ``piper``: the Piper voice itself (en_US-joe-medium, the training data's speaker) — the anchor;
 * ``piper -> hifigan``: Piper's audio re-synthesised through its mel by hifigan_v1.universal (the best a perfect
   acoustic model could do with this vocoder);
-* ``fastspeech2 + hifigan``: text -> the pipeline (predicted durations, pitch, energy) -> hifigan_v1.universal;
+* ``MODEL + hifigan`` (the acoustic model's registry name): text -> the pipeline (predicted durations, pitch,
+  energy) -> hifigan_v1.universal; ``MODEL teacher-forced + hifigan``: the same with Piper's durations, pitch and
+  energy (models with variance inputs);
 * ``espeak-ng``: the formant synthesiser (``espeak-ng -v en-us``), a second anchor.
 
 Metrics: Whisper tiny.en WER / CER (``audiozoo.eval.judges``, Whisper's English normaliser), DNSMOS P.835 OVRL /
@@ -68,7 +70,7 @@ def mel_cepstrum(wav: torch.Tensor, mel_fn, n: int = 25) -> torch.Tensor:
 @torch.no_grad()
 def teacher_forced(system, items: list[dict], wavs: list[torch.Tensor]) -> list[torch.Tensor]:
     """Mel from the manifest's ids and durations with the target pitch / energy of Piper's audio, vocoded."""
-    from audiozoo.train.tasks.tts import TTSTask
+    from audiozoo.train.tasks.tts import TTSTask, token_average
 
     am = system.acoustic.eval()
     task = TTSTask()
@@ -80,6 +82,10 @@ def teacher_forced(system, items: list[dict], wavs: list[torch.Tensor]) -> list[
         (pm, ps), (em, es) = am.pitch_stats.tolist(), am.energy_stats.tolist()
         p = torch.where(lf0 > 0, (lf0 - pm) / ps, torch.zeros_like(lf0))[None]
         e = ((en - em) / es)[None]
+        if am.config.pitch_level == "phoneme":  # DelightfulTTS: per-token targets, as the tts task makes them
+            p = token_average(p, dur)
+        if am.config.energy_level == "phoneme":
+            e = token_average(e, dur)
         res = am(torch.tensor([it["phoneme_ids"]]), durations=dur, pitch=p, energy=e)
         out.append(system.vocoder(res.mel, res.mel_lengths)[0][0])
     return out
@@ -132,10 +138,11 @@ def main() -> int:
     esp = [espeak(t) for t in texts]
     # diagnostic: the same model given Piper's own durations, pitch and energy (teacher forcing), so the table
     # separates the decoder's mel quality from the variance predictors'
-    label = "fastspeech2" if hasattr(tts.system.acoustic, "pitch_stats") else str(args.model)
+    has_variance = hasattr(tts.system.acoustic, "pitch_stats")
+    label = getattr(tts.system.acoustic, "model_name", None) or str(args.model)
     systems = {"piper (en_US-joe-medium)": piper, "piper -> hifigan (copy-synthesis)": copy,
                f"{label} + hifigan": fs2, "espeak-ng": esp}
-    if label == "fastspeech2":  # pitch/energy teacher forcing exists for FastSpeech 2 only
+    if has_variance and getattr(tts.system.acoustic.config, "pitch_level", "") != "cwt":  # pitch/energy inputs
         systems[f"{label} teacher-forced + hifigan"] = teacher_forced(tts.system, items, piper)
     if args.save_wavs:
         from audiozoo.dsp.io import save_audio

@@ -33,7 +33,8 @@ def test_reverb_lengthens_and_smears_a_click(cnn):
     """A one-frame click in the power domain becomes a decaying tail; the front end's finish still applies."""
     import argparse
 
-    args = argparse.Namespace(hop=320, n_mels=40, channels=[4, 4, 4], floor_db=0.0, trim_db=0.0)
+    args = argparse.Namespace(hop=320, n_mels=40, channels=[4, 4, 4], floor_db=0.0, trim_db=0.0,
+                              segments=1)
     fe = cnn.audiozoo.create_model("panns_cnn14", **cnn.model_kwargs(args)).frontend
     db = torch.full((40, 30), -80.0)
     db[:, 5] = 0.0

