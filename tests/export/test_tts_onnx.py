@@ -1,6 +1,6 @@
-"""ONNX export of the acoustic TTS models: FastSpeech and FastSpeech 2 export their whole inference (text ids ->
-durations -> length regulator -> mel) with the number of frames decided inside the graph; Transformer TTS exports
-its encoder only (its decoder is an autoregressive loop that stops on data)."""
+"""ONNX export of the acoustic TTS models: FastSpeech, FastSpeech 2 and DelightfulTTS export their whole inference
+(text ids -> durations -> length regulator -> mel) with the number of frames decided inside the graph; Transformer
+TTS exports its encoder only (its decoder is an autoregressive loop that stops on data)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 # measured max abs diffs (log-mel units, values ~ -11..2): 4.8e-6 (fastspeech2_small.piper_joe), 6.2e-6
-# (fastspeech_small.piper_joe); a frame-count mismatch would be a shape error, not a small difference
+# (fastspeech_small.piper_joe), 4.3e-6 (delightful_tts_small.piper_joe); a frame-count mismatch would be a shape
+# error, not a small difference
 ATOL = 1e-4
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("spec", ["fastspeech_small.piper_joe", "fastspeech2_small.piper_joe"])
+@pytest.mark.parametrize("spec", ["fastspeech_small.piper_joe", "fastspeech2_small.piper_joe",
+                                  "delightful_tts_small.piper_joe"])
 def test_non_autoregressive_tts_exports_with_data_dependent_frames(spec, tmp_path):
     model = resolve_model(spec, "tts", trained=True).eval()
     ex = export_spec(model, length=20)
