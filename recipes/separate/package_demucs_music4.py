@@ -1,7 +1,12 @@
-"""Package a trained small-Demucs run as the shipped weight set ``demucs_small.music4``.
+"""Package a trained 4-stem music separator run as a shipped weight set ``MODEL.music4``.
 
     python recipes/separate/package_demucs_music4.py runs/demucs_small_music4/best \
         --results recipes/separate/results_demucs_small_music4.json
+    python recipes/separate/package_demucs_music4.py runs/conv_tasnet_small_music4/best \
+        --results recipes/separate/results_conv_tasnet_small_music4.json \
+        --recipe recipes/separate/conv_tasnet_small_music4.yaml
+
+MODEL is the run's registry name (``demucs_small``, ``conv_tasnet_music``).
 
 Writes ``src/audiozoo/checkpoints/demucs_small.music4/`` (``config.json`` + ``model.safetensors``) from the run's
 EMA weights (when present), stored as float16 (the loader casts back to the model's float32; 3.9 MB instead of
@@ -37,6 +42,7 @@ def main() -> int:
     ap.add_argument("--tag", default="music4")
     ap.add_argument("--results", default=None, help="JSON written by eval_music4.py")
     ap.add_argument("--out", default=None, help="default: the package's checkpoints folder")
+    ap.add_argument("--recipe", default=RECIPE, help=f"the recipe that trained it (default {RECIPE})")
     args = ap.parse_args()
     ck = Path(args.checkpoint)
     model = _load(ck)
@@ -46,7 +52,7 @@ def main() -> int:
     state_json = ck / "trainer_state.json"
     step = json.loads(state_json.read_text())["state"].get("progress", {}).get("step") if state_json.is_file() \
         else None
-    meta = {"recipe": RECIPE, "step": step, "source_checkpoint": str(ck), "weights": "EMA",
+    meta = {"recipe": args.recipe, "step": step, "source_checkpoint": str(ck), "weights": "EMA",
             "corpus": "recipes/separate/prepare_music4.py (cache/music4), test pieces and voices held out",
             "weights_dtype": "float16"}
     if args.results:
