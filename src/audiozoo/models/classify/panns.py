@@ -317,7 +317,7 @@ class PANNs(ClassifierModel):
         return (x_max + x_mean).flatten(1)  # (B, s * C), segment-major
 
     def forward_head(self, embedding: Tensor) -> Tensor:
-        """``(B, D)`` -> logits ``(B, num_classes)``."""
+        """``(B, D * time_segments)`` -> logits ``(B, num_classes)``."""
         x = F.dropout(embedding, p=self.config.head_dropout, training=self.training)
         return self.fc_audioset(F.relu(self.fc1(x)))
 
