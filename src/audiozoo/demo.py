@@ -77,6 +77,12 @@ def shared_data_dir() -> Path | None:
     return next((c for c in cands if c.is_dir()), None)
 
 
+def _espeak_wav(exe: str, text: str, path: Path, *options: str) -> Path:
+    """``espeak-ng -v en-us [options] -w path text``: the US-English formant voice, written to ``path``."""
+    subprocess.run([exe, "-v", "en-us", *options, "-w", str(path), text], check=True, capture_output=True)
+    return path
+
+
 def _espeak_digits(out: Path) -> list[dict[str, Any]]:
     exe = shutil.which("espeak-ng")
     if exe is None:
@@ -86,8 +92,7 @@ def _espeak_digits(out: Path) -> list[dict[str, Any]]:
     for i, word in enumerate(DIGITS):
         wav = out / f"{i}_espeak.wav"
         if not wav.exists():
-            subprocess.run([exe, "-v", "en-us", "-s", "150", "-w", str(wav), word], check=True,
-                           capture_output=True)
+            _espeak_wav(exe, word, wav, "-s", "150")
         items.append({"path": str(wav), "label": str(i), "source": "espeak-ng en-us (synthesised)"})
     return items
 
@@ -354,14 +359,14 @@ def _demo_tts(out: Path, summary: dict[str, Any], report: list[str], notes: list
     baseline = "espeak-ng not installed"
     exe = shutil.which("espeak-ng")
     if exe is not None:
-        esp = []
-        for i, t in enumerate(texts):
-            path = out / f"espeak_{i}.wav"
-            subprocess.run([exe, "-v", "en-us", "-w", str(path), t], check=True, capture_output=True)
-            esp.append(load_audio(path, sample_rate=sr)[0].reshape(-1))
-        e = intelligibility(esp, sr, texts)
-        row["espeak_ng"] = {"wer": e["wer"], "cer": e["cer"]}
-        baseline = f"espeak-ng WER {e['wer']:.2f} CER {e['cer']:.2f}"
+        try:  # the baseline failing must not lose the voice's row
+            esp = [load_audio(_espeak_wav(exe, t, out / f"espeak_{i}.wav"), sample_rate=sr)[0].reshape(-1)
+                   for i, t in enumerate(texts)]
+            e = intelligibility(esp, sr, texts)
+            row["espeak_ng"] = {"wer": e["wer"], "cer": e["cer"]}
+            baseline = f"espeak-ng WER {e['wer']:.2f} CER {e['cer']:.2f}"
+        except Exception as err:
+            baseline = f"espeak-ng failed ({err})"
     summary["pipelines"]["tts"] = row
     add_row(summary, "tts", DEFAULT_TTS, f"{len(texts)} ARCTIC prompts", str(out),
             f"Whisper WER {judged['wer']:.2f} CER {judged['cer']:.2f}", baseline)
