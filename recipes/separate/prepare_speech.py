@@ -8,6 +8,12 @@ Training voices (none of them a held-out speaker):
 * the five real FSDD speakers (george, jackson, lucas, nicolas, theo): takes 5-49 of their digits joined into
   ~2 s utterances with short pauses (takes 0-4 make the validation utterances);
 * the real speaker of the Kaldi yes/no corpus (recordings 0-49; 50-59 for validation);
+* 12 festival voices built from recordings of real people (``speech-synth`` ``festival:NAME``: US English kal /
+  ked diphones and ARCTIC slt's HTS voice, Italian, Czech, Finnish diphones, the Russian unit-selection voice),
+  the non-English ones reading the English sentences with an accent;
+* **WORLD voices** (``--world-voices``): every Piper, festival, FSDD and yes/no utterance is also re-synthesised
+  by WORLD as ``--world-voices`` other voices (:func:`audiozoo.dsp.pitch.world_voice`: F0 register x0.6-1.9,
+  intonation range x0.6-1.4, formants warped x0.84-1.2, i.e. another vocal-tract length), each a new speaker label;
 * **voice perturbation**: every training utterance is also played ``--speeds`` times faster (resampling,
   which shifts pitch and formants together, as Kaldi's speed perturbation does), each speed a new speaker
   label, and given a random first-order spectral tilt (a different microphone / channel).
@@ -25,7 +31,8 @@ Every mixture (``mixtures`` builder, ``speech+speech``) is 2 s at 8 kHz, the fir
 second, and exactly the sum of its two stems. Deterministic and resumable (re-running skips finished work).
 
 Usage: ``python recipes/separate/prepare_speech.py [--out cache/separate_speech] [--hours 0.25]
-[--train-count 6000]``, then ``audiozoo train recipes/separate/conv_tasnet_small_speech.yaml``.
+[--festival-hours 0.3] [--world-voices 3] [--train-count 10000]``, then
+``audiozoo train recipes/separate/conv_tasnet_small_speech.yaml``.
 """
 
 from __future__ import annotations
@@ -39,12 +46,17 @@ import numpy as np
 import soundfile as sf
 
 from audiozoo.data.builders import build
+from audiozoo.data.builders.speech_synth import FESTIVAL_VOICES
 from audiozoo.data.manifest import read_manifest, write_manifest
 from audiozoo.dsp.io import load_audio
+from audiozoo.dsp.pitch import world_analyse, world_voice
 
 TRAIN_VOICES = ("en-us,en-gb,en-us+m3,en-us+f2,en-gb+f3,en-gb-scotland+m4,en-gb-x-rp+f4,en-029+m2,"
                 "flite:slt,flite:rms,flite:awb")
 HELD_OUT_VOICES = "en-us+m7,en-gb+f5,flite:kal16"
+FESTIVAL_TRAIN_VOICES = ",".join(f"festival:{v}" for v in FESTIVAL_VOICES)
+# WORLD voice grid (uniform draws): F0 register, intonation range, envelope warp (vocal-tract length)
+WORLD_F0, WORLD_RANGE, WORLD_WARP = (0.6, 1.9), (0.6, 1.4), (0.84, 1.2)
 PIPER_STYLES = ((1.0, 0.667, 0), (0.85, 0.8, 1), (1.2, 0.5, 2))  # (length_scale, noise_scale, seed)
 SR = 8000
 
@@ -119,13 +131,37 @@ def perturb(items: list[dict], out: Path, speeds: list[float], rng: np.random.Ge
     return res
 
 
+def world_voices(items: list[dict], out: Path, n: int, rng: np.random.Generator) -> list[dict]:
+    """``n`` WORLD re-syntheses of every item, each with a random (F0 register, intonation range, formant
+    warp) drawn from the grid; speaker label ``<speaker>~w<k>`` (the k-th draw is a new voice). The level of the
+    source is kept (peak matched)."""
+    res = []
+    for k, it in enumerate(items):
+        x = load_audio(it["audio_filepath"], sample_rate=SR)[0].numpy()
+        ana = world_analyse(x, SR)
+        for j in range(n):
+            path = out / f"{k:06d}_{j}.wav"
+            if path.exists():
+                res.append({"audio_filepath": str(path.resolve()), "duration": round(len(x) / SR, 6),
+                            "speaker": f"{it['speaker']}~w{j}"})
+                rng.uniform(size=3)  # keep the draws aligned on a resumed run
+                continue
+            f0, rg, wp = rng.uniform(*WORLD_F0), rng.uniform(*WORLD_RANGE), rng.uniform(*WORLD_WARP)
+            y = world_voice(ana, f0, wp, rg, peak=float(np.abs(x).max()) or None)
+            res.append({**_write(path, y), "speaker": f"{it['speaker']}~w{j}"})
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="cache/separate_speech")
     ap.add_argument("--hours", type=float, default=0.25, help="synthetic espeak-ng/flite speech of the training voices")
     ap.add_argument("--piper-hours", type=float, default=0.06, help="Piper joe speech per style (3 styles)")
+    ap.add_argument("--festival-hours", type=float, default=0.3, help="festival speech of 12 voices (0: none)")
+    ap.add_argument("--world-voices", type=int, default=3,
+                    help="WORLD re-syntheses of every Piper / festival / FSDD / yes-no utterance (0: none)")
     ap.add_argument("--speeds", type=float, nargs="+", default=[0.85, 0.93, 1.0, 1.08, 1.18])
-    ap.add_argument("--train-count", type=int, default=6000)
+    ap.add_argument("--train-count", type=int, default=10000)
     ap.add_argument("--test-count", type=int, default=100)
     a = ap.parse_args()
     out = Path(a.out)
@@ -138,15 +174,23 @@ def main() -> None:
     build("speech-synth", held, voices=HELD_OUT_VOICES, hours=max(0.02, a.hours / 8), sample_rate=16000, seed=1)
     train = read_manifest(synth / "train.jsonl")
     valid = read_manifest(held / "manifest.jsonl")
+    natural = []  # recorded or natural-sounding speech: also re-voiced by WORLD
     for ls, ns, seed in PIPER_STYLES:
         d = build("piper-speech", out / f"piper_{ls:g}", hours=a.piper_hours, splits=["train"], seed=seed,
                   length_scale=ls, noise_scale=ns)
-        train += [{**it, "speaker": "piper_joe"} for it in read_manifest(d)]
+        natural += [{**it, "speaker": "piper_joe"} for it in read_manifest(d)]
+    if a.festival_hours > 0:
+        fest = out / "festival_train"
+        build("speech-synth", fest, voices=FESTIVAL_TRAIN_VOICES, hours=a.festival_hours, sample_rate=16000, seed=3)
+        natural += read_manifest(fest / "train.jsonl")
     fy_train, fy_valid = fsdd_yesno(root, out / "real_train", rng)
-    train += fy_train
+    natural += fy_train
     valid += fy_valid
-    train_sources = write_manifest(out / "train_sources.jsonl", perturb(train, out / "perturbed", a.speeds, rng),
-                                   relative=False)
+    train += natural
+    sources = perturb(train, out / "perturbed", a.speeds, rng)
+    if a.world_voices > 0:
+        sources += world_voices(natural, out / "world", a.world_voices, np.random.default_rng(7))
+    train_sources = write_manifest(out / "train_sources.jsonl", sources, relative=False)
     valid_sources = write_manifest(out / "valid_sources.jsonl", valid, relative=False)
     n_spk = len({it["speaker"] for it in read_manifest(train_sources)})
     print(f"training sources: {train_sources} ({n_spk} speaker labels)")

@@ -36,12 +36,12 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import audiozoo
 from audiozoo.data.manifest import read_manifest
 from audiozoo.dsp.io import load_audio, save_audio
+from audiozoo.dsp.pitch import world_analyse, world_voice
 from audiozoo.train.tasks.tts import TTSTask
 
 SR = 22050
@@ -61,42 +61,6 @@ TARGETS: dict[str, tuple[float, float, float]] = {
     "t2": (1.20, 1.22, 1.5),   # short tract, very lively intonation
 }
 VOICES = {**SOURCE, **TARGETS}
-
-
-def analyse(wav: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """WORLD analysis ``(f0 (F,), sp (F, K), ap (F, K))`` of a float64 waveform at 22.05 kHz."""
-    import pyworld as pw
-
-    f0, t = pw.dio(wav, SR, f0_floor=60.0, f0_ceil=500.0, frame_period=FRAME_MS)
-    f0 = pw.stonemask(wav, f0, t, SR)
-    return f0, pw.cheaptrick(wav, f0, t, SR), pw.d4c(wav, f0, t, SR)
-
-
-def warp_envelope(env: np.ndarray, warp: float) -> np.ndarray:
-    """``env'(f) = env(f / warp)`` along the frequency bins ``(F, K)`` (linear interpolation, edge held)."""
-    if warp == 1.0:
-        return env
-    k = np.arange(env.shape[1], dtype=np.float64)
-    src = np.clip(k / warp, 0, env.shape[1] - 1)
-    lo = np.floor(src).astype(int)
-    hi = np.minimum(lo + 1, env.shape[1] - 1)
-    frac = src - lo
-    return np.ascontiguousarray(env[:, lo] * (1 - frac) + env[:, hi] * frac)
-
-
-def transform(analysis: tuple[np.ndarray, np.ndarray, np.ndarray], n: int, f0_scale: float, warp: float,
-              f0_range: float) -> np.ndarray:
-    """One voice: WORLD synthesis of the modified analysis, cut / padded to ``n`` samples, peak 0.95."""
-    import pyworld as pw
-
-    f0, sp, ap = analysis
-    voiced = f0 > 0
-    lf0 = np.log(np.where(voiced, f0, 1.0))
-    m = lf0[voiced].mean() if voiced.any() else 0.0
-    new = np.where(voiced, np.exp(np.log(f0_scale) + m + f0_range * (lf0 - m)), 0.0)
-    y = pw.synthesize(np.ascontiguousarray(new), warp_envelope(sp, warp), warp_envelope(ap, warp), SR, FRAME_MS)
-    y = y[:n] if y.shape[0] >= n else np.pad(y, (0, n - y.shape[0]))
-    return (0.95 * y / max(np.abs(y).max(), 1e-6)).astype(np.float32)
 
 
 def plan(train: list[dict], test: list[dict], per_voice: int, n_adapt: int, n_test: int, pool: int
@@ -142,8 +106,9 @@ def main() -> None:
                 p = Path(key) if Path(key).is_absolute() else root / key
                 wav = load_audio(p, mono=True)[0].reshape(-1).double().numpy()
                 if key not in cache:
-                    cache[key] = analyse(wav)
-                y = transform(cache[key], wav.shape[0], *VOICES[voice])
+                    cache[key] = world_analyse(wav, SR, FRAME_MS)
+                f0_scale, warp, f0_range = VOICES[voice]
+                y = world_voice(cache[key], f0_scale, warp, f0_range)
                 f = d / Path(key).name
                 save_audio(f, torch.from_numpy(y)[None], SR)
                 frames = int(sum(it["durations"]))

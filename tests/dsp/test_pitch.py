@@ -205,3 +205,66 @@ def test_clear_errors():
         frame_rms(torch.zeros(0))
     with pytest.raises(AudioError, match="shape of f0"):
         interpolate_unvoiced(torch.ones(5), torch.ones(4, dtype=torch.bool))
+
+
+# -------------------------------------------------------------------------------------------------
+# WORLD voice transform (new voices for separation / TTS corpora)
+# -------------------------------------------------------------------------------------------------
+
+
+def _spectral_centroid(x: np.ndarray, sr: int) -> float:
+    mag = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float((np.fft.rfftfreq(len(x), 1 / sr) * mag).sum() / mag.sum())
+
+
+def test_world_voice_moves_pitch_and_formants_and_keeps_timing():
+    from audiozoo.dsp.pitch import warp_envelope, world_analyse, world_voice
+
+    # a 150 Hz harmonic tone through one resonance at ~1 kHz (a crude vowel)
+    sr = 8000
+    t = np.arange(sr) / sr
+    x = sum(np.sin(2 * np.pi * k * 150 * t) / (1 + ((k * 150 - 1000) / 150) ** 2) for k in range(1, 26))
+    x = (0.4 * x / np.abs(x).max()).astype(np.float64)
+    ana = world_analyse(x, sr)
+    same = world_voice(ana, peak=None)
+    up = world_voice(ana, f0_scale=1.5, warp=1.0, peak=None)
+    bright = world_voice(ana, f0_scale=1.0, warp=1.25, peak=0.5)
+    assert same.shape == up.shape == bright.shape == (sr,)
+    assert same.dtype == np.float32 and abs(float(np.abs(bright).max()) - 0.5) < 1e-6
+    f_same, v_same = f0_world(same, sr, frame_period_ms=5.0, method="dio")
+    f_up, v_up = f0_world(up, sr, frame_period_ms=5.0, method="dio")
+    mid = slice(20, -20)
+    assert float(_cents(f_same[mid][v_same[mid]], 150.0).abs().median()) < 20
+    assert float(_cents(f_up[mid][v_up[mid]], 225.0).abs().median()) < 20  # 150 Hz x 1.5
+    # the resonance moves up with the warp (~1.25x), not with the pitch alone
+    assert _spectral_centroid(bright, sr) > 1.12 * _spectral_centroid(same, sr)
+    env = np.abs(np.random.default_rng(0).normal(size=(3, 65))) + 0.1
+    assert np.array_equal(warp_envelope(env, 1.0), env)
+    assert np.allclose(warp_envelope(env, 2.0)[:, ::2][:, :33], env[:, :33])  # env'(2f) = env(f)
+    with pytest.raises(ConfigError):
+        world_voice(ana, f0_scale=0.0)
+    with pytest.raises(ConfigError):
+        warp_envelope(env, -1.0)
+
+
+def test_warp_moves_an_envelope_peak_by_the_factor():
+    from audiozoo.dsp.pitch import warp_envelope
+
+    env = np.ones((3, 513))
+    env[:, 100] = 10.0
+    for w in (0.9, 1.2):
+        peak = warp_envelope(env, w).argmax(1)
+        assert np.all(np.abs(peak - 100 * w) <= 1), (w, peak)
+
+
+def test_world_voice_at_22k_keeps_the_length_and_moves_f0():
+    from audiozoo.dsp.pitch import world_analyse, world_voice
+
+    sr, n = 22050, 11025
+    t = np.arange(n) / sr
+    wav = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 20)) * 0.3
+    y = world_voice(world_analyse(wav, sr), 1.5, 1.1, 1.0)
+    assert y.shape == (n,) and abs(np.abs(y).max() - 0.95) < 1e-6
+    f0 = world_analyse(y, sr)[0]
+    voiced = f0[f0 > 0]
+    assert voiced.size > 10 and abs(np.median(voiced) / 180.0 - 1) < 0.05

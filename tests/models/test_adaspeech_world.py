@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from recipe_modules import load_recipe
@@ -29,28 +28,6 @@ def recipe():
 def test_targets_are_not_source_voices(voices):
     assert set(voices.SOURCE).isdisjoint(voices.TARGETS)
     assert not set(voices.SOURCE.values()) & set(voices.TARGETS.values())
-
-
-def test_warp_moves_an_envelope_peak_by_the_factor(voices):
-    env = np.ones((3, 513))
-    env[:, 100] = 10.0
-    assert np.array_equal(voices.warp_envelope(env, 1.0), env)
-    for w in (0.9, 1.2):
-        peak = voices.warp_envelope(env, w).argmax(1)
-        assert np.all(np.abs(peak - 100 * w) <= 1), (w, peak)
-
-
-def test_transform_keeps_the_length_and_moves_f0(voices):
-    pytest.importorskip("pyworld")
-    sr, n = voices.SR, 11025
-    t = np.arange(n) / sr
-    wav = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 20)) * 0.3
-    ana = voices.analyse(wav.astype(np.float64))
-    y = voices.transform(ana, n, 1.5, 1.1, 1.0)
-    assert y.shape == (n,) and abs(np.abs(y).max() - 0.95) < 1e-6
-    f0 = voices.analyse(y.astype(np.float64))[0]
-    voiced = f0[f0 > 0]
-    assert voiced.size > 10 and abs(np.median(voiced) / 180.0 - 1) < 0.05
 
 
 def test_init_from_fastspeech2_copies_the_backbone_and_starts_cln_as_layernorm(recipe):

@@ -28,7 +28,7 @@ from .mel import (
     mfcc,
     power_to_db,
 )
-from .pitch import energy, f0_world, f0_yin, frame_rms, interpolate_unvoiced
+from .pitch import energy, f0_world, f0_yin, frame_rms, interpolate_unvoiced, warp_envelope, world_analyse, world_voice
 from .specvqgan import SpecVQGANMel, specvqgan_mel_stats
 from .stft import InverseSpectrogram, OverlapAddISTFT, Spectrogram, get_window, istft, pad_window, stft, stft_lengths
 
@@ -43,6 +43,9 @@ __all__ = [
     "feature_extractor_from_config",
     "feature_extractors",
     "f0_world",
+    "warp_envelope",
+    "world_analyse",
+    "world_voice",
     "f0_yin",
     "frame_rms",
     "interpolate_unvoiced",

@@ -137,6 +137,61 @@ def f0_world(
     return f0_t, f0_t > 0
 
 
+class WorldAnalysis(tuple):
+    """``(f0 (F,), sp (F, K), ap (F, K), sample_rate, frame_period_ms, num_samples)`` of :func:`world_analyse`."""
+
+
+def world_analyse(wav: np.ndarray, sample_rate: int, frame_period_ms: float = 5.0, f0_min: float = 60.0,
+                  f0_max: float = 500.0) -> WorldAnalysis:
+    """WORLD analysis of a mono waveform ``(T,)``: DIO + StoneMask F0, CheapTrick envelope, D4C aperiodicity."""
+    pw = require("pyworld", "WORLD analysis", "pitch")
+    x = np.ascontiguousarray(np.asarray(wav, dtype=np.float64).reshape(-1))
+    if not np.isfinite(x).all():
+        raise AudioError("wav contains NaN or Inf samples")
+    _check_range(sample_rate, f0_min, f0_max)
+    f0, t = pw.dio(x, sample_rate, f0_floor=f0_min, f0_ceil=f0_max, frame_period=frame_period_ms)
+    f0 = pw.stonemask(x, f0, t, sample_rate)
+    return WorldAnalysis((f0, pw.cheaptrick(x, f0, t, sample_rate), pw.d4c(x, f0, t, sample_rate), sample_rate,
+                          frame_period_ms, x.shape[0]))
+
+
+def warp_envelope(env: np.ndarray, warp: float) -> np.ndarray:
+    """``env'(f) = env(f / warp)`` along the frequency bins of ``(F, K)`` (linear interpolation, edge held):
+    ``warp > 1`` moves every formant up (a shorter vocal tract), ``< 1`` down."""
+    if warp <= 0:
+        raise ConfigError(f"warp must be positive, got {warp}")
+    if warp == 1.0:
+        return env
+    k = np.arange(env.shape[1], dtype=np.float64)
+    src = np.clip(k / warp, 0, env.shape[1] - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, env.shape[1] - 1)
+    frac = src - lo
+    return np.ascontiguousarray(env[:, lo] * (1 - frac) + env[:, hi] * frac)
+
+
+def world_voice(analysis: WorldAnalysis, f0_scale: float = 1.0, warp: float = 1.0, f0_range: float = 1.0,
+                peak: float | None = 0.95) -> np.ndarray:
+    """A new voice from a :func:`world_analyse` result: WORLD synthesis with the F0 register scaled by
+    ``f0_scale``, its excursions around the utterance's mean log-F0 scaled by ``f0_range``
+    (``ln f0' = ln f0_scale + m + f0_range (ln f0 - m)``) and the envelope and aperiodicity warped by ``warp``
+    (:func:`warp_envelope`). Timing is unchanged: float32 ``(num_samples,)``, peak-normalised unless ``peak``
+    is None."""
+    pw = require("pyworld", "WORLD synthesis", "pitch")
+    if f0_scale <= 0:
+        raise ConfigError(f"f0_scale must be positive, got {f0_scale}")
+    f0, sp, ap, sr, period, n = analysis
+    voiced = f0 > 0
+    lf0 = np.log(np.where(voiced, f0, 1.0))
+    m = lf0[voiced].mean() if voiced.any() else 0.0
+    new = np.where(voiced, np.exp(np.log(f0_scale) + m + f0_range * (lf0 - m)), 0.0)
+    y = pw.synthesize(np.ascontiguousarray(new), warp_envelope(sp, warp), warp_envelope(ap, warp), sr, period)
+    y = y[:n] if y.shape[0] >= n else np.pad(y, (0, n - y.shape[0]))
+    if peak is not None:
+        y = peak * y / max(np.abs(y).max(), 1e-6)
+    return y.astype(np.float32)
+
+
 # ----------------------------------------------------------------------------------------------
 # YIN (pure torch, batched)
 # ----------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,22 @@ def test_speech_synth_multi_voice_hours(tmp_path):
     speakers = [it["speaker"] for it in items]
     assert len(set(speakers)) == len(speakers) >= 2  # round-robin over the voices
     assert speakers[:2] == ["espeak:en-us", "espeak:en-gb"]
+
+
+@pytest.mark.skipif(shutil.which("text2wave") is None or not any(
+    Path("/usr/share/festival/voices").glob("*/ked_diphone")),
+    reason="festival and festvox-kdlpc16k are not installed (the builder installs them on demand as root)")
+def test_speech_synth_festival_voice(tmp_path):
+    man = build("speech-synth", tmp_path / "fest", voices="festival:ked_diphone,en-us", limit=2, sample_rate=16000,
+                progress=False)
+    items = read_manifest(man, check_files=True)
+    assert [it["speaker"] for it in items] == ["festival:ked_diphone", "espeak:en-us"]
+    assert 0.5 < items[0]["duration"] < 15 and items[0]["phonemes"]
+    assert "festival" in (tmp_path / "fest" / "README.md").read_text()
+
+
+def test_speech_synth_bad_festival_voice(tmp_path):
+    from audiozoo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown festival voice"):
+        build("speech-synth", tmp_path / "bad", voices="festival:nobody", limit=1, progress=False)
