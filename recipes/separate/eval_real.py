@@ -29,7 +29,7 @@ import torch
 
 from audiozoo import resolve_model
 from audiozoo.data.manifest import read_manifest
-from audiozoo.dsp.io import load_audio
+from audiozoo.dsp.io import load_audio, resample
 from audiozoo.eval.separation import bss_eval_sources, oracle_irm, pit_si_sdr, si_sdr
 from audiozoo.train.checkpoint import load_ema_weights
 
@@ -74,6 +74,12 @@ def main() -> None:
     ref = torch.stack(refs)  # (N, S, T)
     res: dict[str, dict[str, float]] = {}
     base = si_sdr(torch.stack(outs["mixture"]), ref)
+    # per speaker: the model's SI-SDRi on every source that speaker utters (a voice it separates badly shows)
+    gains = (si_sdr(torch.stack(outs["model"]), ref) - base).tolist()
+    per_speaker: dict[str, list[float]] = {}
+    for it, g in zip(items, gains):
+        for spk, v in zip(it.get("speakers", ["?"] * len(g)), g):
+            per_speaker.setdefault(spk, []).append(v)
     for s in systems:
         est = torch.stack(outs[s])
         sis = si_sdr(est, ref)
@@ -95,8 +101,12 @@ def main() -> None:
         for s in systems:
             hyp = transcribe(flat(torch.stack(outs[s])), sr)
             res[s]["wer"] = 100 * whisper_wer([hyp[i] for i in keep], [truth[i] for i in keep])
+        def at16k(ws: list[torch.Tensor]) -> list[torch.Tensor]:  # DNSMOS' rate; scaled only if it overshoots 1
+            ws = [resample(w, sr, 16000) for w in ws]
+            return [w * min(1.0, 0.99 / max(float(w.abs().max()), 1e-8)) for w in ws]
+
         for s, x in (("clean source", ref), *((s, torch.stack(outs[s])) for s in systems)):
-            d = dnsmos(flat(x), sr)
+            d = dnsmos(at16k(flat(x)), 16000)
             res[s].update({k: float(d[k].mean()) for k in ("ovrl", "sig", "bak")})
         res["clean source"]["wer_items"] = len(keep)
         res["clean source"]["judged_mixtures"] = min(nj, len(items))
@@ -108,12 +118,16 @@ def main() -> None:
     print("|---" * (len(cols) + 1) + "|")
     for s, r in res.items():
         print(f"| {s} | " + " | ".join(f"{r[c]:.2f}" if c in r else "" for c in cols) + " |")
+    print("model SI-SDRi per speaker (dB, sources): " + ", ".join(
+        f"{k} {np.mean(v):+.2f} ({len(v)})" for k, v in sorted(per_speaker.items())))
     if "clean source" in res:
         c = res["clean source"]
         print(f"WER and DNSMOS on the first {c['judged_mixtures']} mixtures; WER over the {c['wer_items']} sources "
               "Whisper hears words in (reference: Whisper's transcript of the clean source)")
     if a.json:
-        Path(a.json).write_text(json.dumps({"manifest": a.manifest, "model": a.model, "items": n, "results": res},
+        Path(a.json).write_text(json.dumps({"manifest": a.manifest, "model": a.model, "items": n, "results": res,
+                                            "model_si_sdri_per_speaker": {k: [float(np.mean(v)), len(v)] for k, v
+                                                                          in sorted(per_speaker.items())}},
                                            indent=1))
 
 

@@ -15,7 +15,8 @@ from audiozoo.nn.tcn import ChannelwiseLayerNorm, GlobalLayerNorm, TemporalConvN
 BOUND = 1e-5
 #: the shipped speech separator, and its least mean SI-SDRi on the real SiSEC pairs below (measured 2.44 dB)
 WEIGHTS = "conv_tasnet_speech.voices_8k"
-BOUND_REAL = 1.2
+# shipped speech weight set -> bound on its mean SI-SDRi over 4 real SiSEC pairs (about half the measured value)
+BOUND_REAL = {WEIGHTS: 1.2, "conv_tasnet_speech.voices_medium_8k": 1.9}
 
 
 def _asteroid():
@@ -170,19 +171,21 @@ def _real_pair(root, a: str, b: str, seconds: float = 2.0, offset: float = 1.0) 
     return src.sum(0), src
 
 
-def test_shipped_speech_separator_beats_the_mixture_on_real_voices(shared_data):
+@pytest.mark.parametrize("name", list(BOUND_REAL))
+def test_shipped_speech_separator_beats_the_mixture_on_real_voices(name, shared_data):
     """The shipped weights separate real two-speaker mixtures of people they never heard (SiSEC 2011) better than
-    the unprocessed mixture (measured: mean SI-SDRi 2.44 dB on these pairs; bound: half of it)."""
+    the unprocessed mixture (measured: mean SI-SDRi 2.44 dB (voices_8k) / 3.76 dB (voices_medium_8k) on these
+    pairs; bound: about half of it)."""
     from audiozoo.eval.separation import pit_si_sdr, si_sdr
 
-    m = audiozoo.resolve_model(WEIGHTS, family="separate").eval()
+    m = audiozoo.resolve_model(name, family="separate").eval()
     gains = []
     for k in (1, 2, 3, 4):
         mix, src = _real_pair(shared_data, f"female4_src_{k}", f"male4_src_{k % 4 + 1}")
         with torch.no_grad():
             est = m(mix[None, None])[0, :, 0]
         gains.append(float(pit_si_sdr(est, src)[0].mean() - si_sdr(mix[None].expand_as(src), src).mean()))
-    assert sum(gains) / len(gains) > BOUND_REAL, gains
+    assert sum(gains) / len(gains) > BOUND_REAL[name], gains
 
 
 @pytest.mark.parametrize("name", ["conv_tasnet_music.music4", "demucs_small.music4"])
