@@ -8,7 +8,7 @@
   Piper does. Each take draws its own VITS noise (seeded) and ``length_scale`` 0.8-1.5 (slow isolated words,
   like FSDD's), ``noise_scale`` 0.3-0.9, ``noise_w`` 0.4-1.2.
 * **Pseudo-speaker** (fixed per voice, seeded): WORLD re-synthesis with the transforms of
-  ``recipes/tts/adaspeech_world_voices.py`` (imported, not copied): F0 scale log-uniform 0.6-1.8 (Joe's low male
+  :func:`audiozoo.dsp.pitch.world_voice` (as the AdaSpeech voices): F0 scale log-uniform 0.6-1.8 (Joe's low male
   register up to female / child ranges), intonation range 0.5-1.5, spectral-envelope (vocal-tract length) warp
   0.86-1.18; voice 0 is Joe himself through WORLD.
 * **Channel**: leading / trailing silence cut (|x| < 1e-3 of the peak-normalised clip, 30 ms kept), a random
@@ -66,9 +66,8 @@ def build_piper_synth(out: Path, n_voices: int, takes: int, seed: int = 0
     todo = [(v, t, d) for v in range(n_voices) for t in range(takes) for d in range(10)]
     paths = [out / f"{v:03d}_{t}_{d}.wav" for v, t, d in todo]
     if not all(p.exists() for p in paths):
-        from adaspeech_world_voices import analyse, transform
-
         from audiozoo.data.builders.piper_speech import load_voice, piper_sentences
+        from audiozoo.dsp.pitch import world_analyse, world_voice
         from audiozoo.text.phonemes import EspeakPhonemizer
 
         voice = load_voice()
@@ -85,7 +84,7 @@ def build_piper_synth(out: Path, n_voices: int, takes: int, seed: int = 0
                 noise_scale=rng.uniform(0.3, 0.9), noise_w=rng.uniform(0.4, 1.2))
             w = _trim(audio.astype(np.float64), PIPER_SR)
             f0_scale, warp, f0_range = voices[v]
-            y = transform(analyse(np.ascontiguousarray(w)), len(w), f0_scale, warp, f0_range)
+            y = world_voice(world_analyse(w, PIPER_SR), f0_scale, warp, f0_range)
             y8 = resample(torch.from_numpy(_trim(y, PIPER_SR).astype(np.float32)), PIPER_SR, 8000)
             y8 = y8 / y8.abs().max().clamp_min(1e-6) * rng.uniform(0.2, 0.95)
             sf.write(path, y8.numpy(), 8000, subtype="PCM_16")

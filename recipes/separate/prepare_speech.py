@@ -13,7 +13,10 @@ Training voices (none of them a held-out speaker):
   the non-English ones reading the English sentences with an accent;
 * **WORLD voices** (``--world-voices``): every Piper, festival, FSDD and yes/no utterance is also re-synthesised
   by WORLD as ``--world-voices`` other voices (:func:`audiozoo.dsp.pitch.world_voice`: F0 register x0.6-1.9,
-  intonation range x0.6-1.4, formants warped x0.84-1.2, i.e. another vocal-tract length), each a new speaker label;
+  intonation range x0.6-1.4, formants warped x0.84-1.2, i.e. another vocal-tract length), each a new speaker label.
+  Done at 8 kHz, where WORLD's D4C rates much of the voicing aperiodic: these voices come out partly breathy /
+  whispered (measured on the first three: 10-28 % of frames voiced by Harvest); what the shipped
+  ``voices_medium_8k`` trained on. Analysing at 16 kHz would give fully voiced voices (not tried yet);
 * **voice perturbation**: every training utterance is also played ``--speeds`` times faster (resampling,
   which shifts pitch and formants together, as Kaldi's speed perturbation does), each speed a new speaker
   label, and given a random first-order spectral tilt (a different microphone / channel).

@@ -149,5 +149,6 @@ def test_clean_sentence():
     assert clean_sentence("(an aside) in brackets here") is None
     assert resolve_voices("single") == ["espeak:en-us"]
     assert resolve_voices("en-gb+f3, flite:slt") == ["espeak:en-gb+f3", "flite:slt"]
+    assert resolve_voices("festival:kal_diphone") == ["festival:kal_diphone"]  # installed / checked by prepare()
     with pytest.raises(ConfigError):
-        resolve_voices("festival:kal")
+        resolve_voices("mbrola:us1")
