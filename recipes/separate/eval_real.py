@@ -29,7 +29,7 @@ import torch
 
 from audiozoo import resolve_model
 from audiozoo.data.manifest import read_manifest
-from audiozoo.dsp.io import load_audio, resample
+from audiozoo.dsp.io import load_audio
 from audiozoo.eval.separation import bss_eval_sources, oracle_irm, pit_si_sdr, si_sdr
 from audiozoo.train.checkpoint import load_ema_weights
 
@@ -101,12 +101,8 @@ def main() -> None:
         for s in systems:
             hyp = transcribe(flat(torch.stack(outs[s])), sr)
             res[s]["wer"] = 100 * whisper_wer([hyp[i] for i in keep], [truth[i] for i in keep])
-        def at16k(ws: list[torch.Tensor]) -> list[torch.Tensor]:  # DNSMOS' rate; scaled only if it overshoots 1
-            ws = [resample(w, sr, 16000) for w in ws]
-            return [w * min(1.0, 0.99 / max(float(w.abs().max()), 1e-8)) for w in ws]
-
         for s, x in (("clean source", ref), *((s, torch.stack(outs[s])) for s in systems)):
-            d = dnsmos(at16k(flat(x)), 16000)
+            d = dnsmos(flat(x), sr)
             res[s].update({k: float(d[k].mean()) for k in ("ovrl", "sig", "bak")})
         res["clean source"]["wer_items"] = len(keep)
         res["clean source"]["judged_mixtures"] = min(nj, len(items))

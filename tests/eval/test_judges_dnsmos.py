@@ -80,3 +80,16 @@ def test_short_input_and_errors(scorer, speechlike):
         scorer(5.0 * speechlike, 16000)
     with pytest.raises(AudioError, match="NaN"):
         scorer(np.full(16000, np.nan, np.float32), 16000)
+
+
+def test_resampling_overshoot_is_not_an_input_error(scorer):
+    """An 8 kHz square wave at peak 0.99 rings past 1 when resampled to 16 kHz: scored, not refused; an input that
+    is itself louder than 1 still is."""
+    sq = np.where(np.sin(2 * np.pi * 200 * np.arange(16000) / 8000) >= 0, 0.99, -0.99).astype(np.float32)
+    from audiozoo.dsp.io import resample
+
+    assert float(resample(torch.from_numpy(sq), 8000, 16000).abs().max()) > 1.01  # the overshoot is real
+    out = scorer([sq], 8000)
+    assert 1.0 <= float(out["ovrl"][0]) <= 5.0
+    with pytest.raises(AudioError, match=r"waveform 0 has a peak of 1\.200"):
+        scorer([sq / 0.99 * 1.2], 8000)

@@ -23,6 +23,7 @@ Waveforms are ``(T,)`` or ``(B, T)``; per-frame outputs are ``(L,)`` or ``(B, L)
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -137,8 +138,15 @@ def f0_world(
     return f0_t, f0_t > 0
 
 
-class WorldAnalysis(tuple):
-    """``(f0 (F,), sp (F, K), ap (F, K), sample_rate, frame_period_ms, num_samples)`` of :func:`world_analyse`."""
+class WorldAnalysis(NamedTuple):
+    """What :func:`world_analyse` measured and :func:`world_voice` re-synthesises from."""
+
+    f0: np.ndarray  # (F,) Hz, 0 where unvoiced
+    sp: np.ndarray  # (F, K) CheapTrick spectral envelope
+    ap: np.ndarray  # (F, K) D4C aperiodicity
+    sample_rate: int
+    frame_period_ms: float
+    num_samples: int
 
 
 def world_analyse(wav: np.ndarray, sample_rate: int, frame_period_ms: float = 5.0, f0_min: float = 60.0,
@@ -151,8 +159,8 @@ def world_analyse(wav: np.ndarray, sample_rate: int, frame_period_ms: float = 5.
     _check_range(sample_rate, f0_min, f0_max)
     f0, t = pw.dio(x, sample_rate, f0_floor=f0_min, f0_ceil=f0_max, frame_period=frame_period_ms)
     f0 = pw.stonemask(x, f0, t, sample_rate)
-    return WorldAnalysis((f0, pw.cheaptrick(x, f0, t, sample_rate), pw.d4c(x, f0, t, sample_rate), sample_rate,
-                          frame_period_ms, x.shape[0]))
+    return WorldAnalysis(f0, pw.cheaptrick(x, f0, t, sample_rate), pw.d4c(x, f0, t, sample_rate), sample_rate,
+                         frame_period_ms, x.shape[0])
 
 
 def warp_envelope(env: np.ndarray, warp: float) -> np.ndarray:

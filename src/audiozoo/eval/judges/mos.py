@@ -103,7 +103,15 @@ class DNSMOS:
         return out
 
     def __call__(self, wavs: WavBatch, sample_rate: int) -> dict[str, torch.Tensor]:
-        items, single = as_wav_list(wavs, sample_rate, SAMPLE_RATE, "DNSMOS")
+        items, single = as_wav_list(wavs, sample_rate, sample_rate, "DNSMOS")
+        for i, w in enumerate(items):  # the caller's samples must be in [-1, 1] ...
+            if float(np.abs(w).max()) > 1.01:
+                raise AudioError(f"DNSMOS expects samples in [-1, 1], waveform {i} has a peak of "
+                                 f"{float(np.abs(w).max()):.3f}")
+        if sample_rate != SAMPLE_RATE:
+            # ... but resampling a legal waveform may overshoot 1 (Gibbs ringing): scaled back, not refused
+            items, _ = as_wav_list(items, sample_rate, SAMPLE_RATE, "DNSMOS")
+            items = [w / max(1.0, float(np.abs(w).max())) for w in items]
         scores = [self.score(w) for w in items]
         out = {k: torch.tensor([s[k] for s in scores], dtype=torch.float64) for k in ("sig", "bak", "ovrl", "p808")}
         return {k: v[0] for k, v in out.items()} if single else out
