@@ -8,6 +8,9 @@
     python recipes/separate/package_separator.py runs/conv_tasnet_medium_speech/best --tag voices_medium_8k \
         --results recipes/separate/results_conv_tasnet_medium_speech.json \
         --recipe recipes/separate/conv_tasnet_medium_speech.yaml --corpus recipes/separate/prepare_speech.py
+    python recipes/separate/package_separator.py runs/conv_tasnet_medium_speech_stage2/best --tag voices_medium_s2_8k \
+        --results recipes/separate/results_conv_tasnet_medium_speech_stage2.json \
+        --recipe recipes/separate/conv_tasnet_medium_speech_stage2.yaml --corpus recipes/separate/prepare_speech.py
 
 MODEL is the run's registry name (``demucs_small``, ``conv_tasnet_music``, ``conv_tasnet_speech``); ``--results``
 is the JSON of ``eval_music4.py`` or of ``eval_real.py``.

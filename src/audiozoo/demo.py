@@ -374,7 +374,7 @@ def _demo_tts(out: Path, summary: dict[str, Any], report: list[str], notes: list
                   f"(RTF {rtf:.2f}); e.g. {texts[0]!r} -> {judged['hypotheses'][0]!r}")
 
 
-DEMO_SEPARATOR = "conv_tasnet_speech.voices_medium_8k"
+DEMO_SEPARATOR = "conv_tasnet_speech.voices_medium_s2_8k"
 
 
 def _demo_separate(out: Path, summary: dict[str, Any], report: list[str], notes: list[str]) -> None:
