@@ -25,9 +25,9 @@ mean 0), label smoothing 0.1, AdamW (lr 2e-3, weight decay 0.01), one-cycle, bat
 natural Piper VITS voice re-synthesised by WORLD with F0 x 0.6-1.8, intonation range x 0.5-1.5, vocal-tract warp
 0.86-1.18, random VITS length / noise scales, through 8 kHz) to every fold's training set (and to ``--final``'s);
 the shipped weights use ``--segments 3 --synth 1000 --piper-voices 50 --piper-takes 2 --reverb-p 0.5 --noise-p
-0.3`` (``--segments``: max + mean pooling over each third of the clip, panns ``time_segments``; 4,000 training clips
-a fold; ``--reverb-p``: mel-power-domain reverberation, ``reverb_kernel``: the shared RIRs or
-synthetic exponential tails; both off by default).
+0.3 --crop-p 0.5 --crop-max 0.25`` (``--segments``: max + mean pooling over each third of the clip, panns
+``time_segments``; 4,000 training clips a fold; ``--reverb-p``: mel-power-domain reverberation, ``reverb_kernel``:
+the shared RIRs or synthetic exponential tails; ``--crop-p``: words cut at onset / coda; all off by default).
 
 Results (2 CPU cores shared with 1-2 other jobs, 1 thread), accuracy on the held-out speaker:
 
@@ -35,7 +35,8 @@ Results (2 CPU cores shared with 1-2 other jobs, 1 thread), accuracy on the held
     72.8 / 81.8 / 70.8 / 69.8 / 85.6 / 76.2 %   --synth 1000 --piper-voices 50 --piper-takes 2 (shipped before;
                                                   a fold 8-9 min, 5 folds 46 min)
     71.2 / 81.2 / 81.8 / 69.6 / 91.0 / 79.0 %   same + --reverb-p 0.5 --noise-p 0.3 (a fold 10-11 min)
-    77.6 / 82.4 / 81.0 / 75.2 / 89.6 / 81.2 %   same + --segments 3 -> panns_cnn14.fsdd_digits_loso
+    77.6 / 82.4 / 81.0 / 75.2 / 89.6 / 81.2 %   same + --segments 3 (shipped in stop 24)
+    81.4 / 81.8 / 81.0 / 78.0 / 88.8 / 82.2 %   same + --crop-p 0.5 --crop-max 0.25 -> panns_cnn14.fsdd_digits_loso
     73.2 / 77.2 / 69.4 / 69.6 / 82.2 / 74.3 %   --synth 1000                   (the weights shipped before)
     67.8 / 74.8 / 62.6 / 64.2 / 80.2 / 69.9 %   this recipe's defaults (no synthetic digits)
     63.6 / 76.8 / 44.4 / 64.8 / 80.2 / 66.0 %   --trim-db 0 --floor-db 0
@@ -47,12 +48,19 @@ Results (2 CPU cores shared with 1-2 other jobs, 1 thread), accuracy on the held
 ``--final-takes`` (seen speakers, measured for ``--synth 1000`` only): 91.6 % on takes 0-4
 (``ast_tiny.fsdd_digits``: 98.4 %).
 
-**0.90 is not reached** (81.2 %). Full table, partial runs and what was not tried: docs/models/panns_cnn14.md.
+Tried on the two hardest folds and dropped (nicolas / george): ``--festival-voices 30 --revoice 2 --epochs 10``
+(festival + WORLD pseudo-speakers, ``digits_piper.build_festival_synth``, and WORLD re-voicings of the real training
+speakers, ``digits_piper.revoice_fsdd``) 73.4 / 75.4; ``--tempo 0.67 1.5`` 73.8 / 74.8; ``--channels 32 64 128``
+76.4 / -. ``--crop-p P --crop-max F`` (``crop_ends``): with probability P, cut a random 0-F of the (trimmed) word
+at its start and, independently, at its end — nicolas's recordings start and stop inside the word.
+
+**0.90 is not reached** (82.2 %). Full table, partial runs and what was not tried: docs/models/panns_cnn14.md.
 
     python recipes/classify/digits_loso_cnn.py --folds all --segments 3 --synth 1000 --piper-voices 50 \
-        --piper-takes 2 --reverb-p 0.5 --noise-p 0.3
+        --piper-takes 2 --reverb-p 0.5 --noise-p 0.3 --crop-p 0.5 --crop-max 0.25
     python recipes/classify/digits_loso_cnn.py --segments 3 --synth 1000 --piper-voices 50 --piper-takes 2 \
-        --reverb-p 0.5 --noise-p 0.3 --final src/audiozoo/checkpoints/panns_cnn14.fsdd_digits_loso \
+        --reverb-p 0.5 --noise-p 0.3 --crop-p 0.5 --crop-max 0.25 \
+        --final src/audiozoo/checkpoints/panns_cnn14.fsdd_digits_loso \
         --loso-json runs/digits_loso_cnn/loso-all_<tag>.json
 """
 
@@ -69,10 +77,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from digits_loso import SPEAKERS, build_synth, load_fsdd, loso_probe, read16k, shared_data
-from digits_piper import build_piper_synth
+from digits_piper import build_festival_synth, build_piper_synth, revoice_fsdd
 
 import audiozoo
-from audiozoo.dsp.features import utterance_cmvn
+from audiozoo.dsp.features import trim_quiet_frames, utterance_cmvn
 from audiozoo.hub import save_pretrained
 
 
@@ -134,12 +142,28 @@ def reverb_kernel(nf: int, hop_s: float, rirs: list[torch.Tensor]) -> torch.Tens
     return torch.cat([torch.ones(nf, 1), tail], 1)
 
 
+def crop_ends(db: torch.Tensor, max_frac: float, top_db: float = 45.0) -> torch.Tensor:
+    """Cut a clip's dB log-mel ``(F, L)`` into its word: after trimming frames more than ``top_db`` below the
+    loudest, drop a random fraction (uniform 0-``max_frac``) of the remaining frames at the start and,
+    independently, at the end -> ``(F, L')`` (kept whole when fewer than 4 frames would remain). Simulates
+    recordings whose end-pointing clipped the onset / coda of the word."""
+    x, n = trim_quiet_frames(db[None], torch.tensor([db.shape[1]]), top_db)
+    n = int(n[0])
+    a, b = int(random.uniform(0, max_frac) * n), int(random.uniform(0, max_frac) * n)
+    return db if n - a - b < 4 else x[0, :, a:n - b]
+
+
 def augment(fe: torch.nn.Module, db: torch.Tensor, noises: list[torch.Tensor], noise_p: float,
-            rirs: list[torch.Tensor] | None = None, reverb_p: float = 0.0) -> torch.Tensor:
+            rirs: list[torch.Tensor] | None = None, reverb_p: float = 0.0,
+            tempo: tuple[float, float] = (0.8, 1.25), crop_p: float = 0.0, crop_max: float = 0.25) -> torch.Tensor:
     """One clip's dB log-mel ``(F, L)`` -> perturbed, then through the front end's per-utterance steps
-    (``fe.finish``: floor, trim, CMVN, exactly as at test time) -> ``(F, L')`` (module docstring)."""
+    (``fe.finish``: floor, trim, CMVN, exactly as at test time) -> ``(F, L')`` (module docstring). ``tempo``:
+    the range of the frame-count factor (log-uniform; < 1 = faster speech); with probability ``crop_p`` the
+    word's ends are cut first (:func:`crop_ends`, up to ``crop_max`` of it at each end)."""
+    if crop_p and random.random() < crop_p:
+        db = crop_ends(db, crop_max, fe.trim_db or 45.0)
     nf, n = db.shape
-    rate = math.exp(random.uniform(math.log(0.8), math.log(1.25)))
+    rate = math.exp(random.uniform(math.log(tempo[0]), math.log(tempo[1])))
     n2 = max(4, round(n * rate))
     x = F.interpolate(db[None], size=n2, mode="linear", align_corners=False)[0]
     alpha = random.uniform(0.88, 1.12)  # VTLP: output bin f reads bin f / alpha (Jaitly & Hinton 2013)
@@ -192,6 +216,18 @@ def thirds_baseline(db: list[torch.Tensor], labels: torch.Tensor, speakers: list
     return out
 
 
+def fold_training_set(keep: list[int], db: list[torch.Tensor], labels: torch.Tensor, syn_db: list[torch.Tensor],
+                      syn_labels: torch.Tensor, rv_db: list[torch.Tensor], rv_src: list[int]
+                      ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The real clips ``keep`` (indices into ``db`` / ``labels``), every synthetic clip, and the re-voicings
+    ``rv_db`` whose source clip ``rv_src[j]`` is in ``keep`` — so a fold never trains on a re-voicing of its
+    held-out speaker, nor ``--final-takes`` on one of a test take. Returns features and labels ``(N,)``."""
+    keep_set = set(keep)
+    rv = [j for j, i in enumerate(rv_src) if i in keep_set]
+    return ([db[i] for i in keep] + syn_db + [rv_db[j] for j in rv],
+            torch.cat([labels[keep], syn_labels, labels[[rv_src[j] for j in rv]].reshape(-1)]))
+
+
 def batch_of(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-pad ``(F, L_i)`` items into ``(B, F, max L)`` and their lengths ``(B,)``."""
     out = torch.zeros(len(feats), feats[0].shape[0], max(f.shape[1] for f in feats))
@@ -201,11 +237,14 @@ def batch_of(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, clips: list[torch.Tensor], labels: torch.Tensor) -> float:
-    """Top-1 accuracy through the model's own front end (CMVN included), one clip at a time as ``tag``."""
+def predict(model: torch.nn.Module, clips: list[torch.Tensor]) -> torch.Tensor:
+    """Top-1 digit ``(N,)`` through the model's own front end (CMVN included), one clip at a time as ``tag``."""
     model.eval()
-    preds = [int(model(*model.frontend(w[None])).argmax(-1)) for w in clips]
-    return float((torch.tensor(preds) == labels).float().mean())
+    return torch.tensor([int(model(*model.frontend(w[None])).argmax(-1)) for w in clips])
+
+
+def accuracy(model: torch.nn.Module, clips: list[torch.Tensor], labels: torch.Tensor) -> float:
+    return float((predict(model, clips) == labels).float().mean())
 
 
 def train(args: argparse.Namespace, db: list[torch.Tensor], labels: torch.Tensor, noises: list[torch.Tensor],
@@ -225,8 +264,8 @@ def train(args: argparse.Namespace, db: list[torch.Tensor], labels: torch.Tensor
         tot = 0.0
         for b in range(per_epoch):
             idx = perm[b * args.batch:(b + 1) * args.batch]
-            x, n = batch_of([augment(model.frontend, db[i], noises, args.noise_p, rirs, args.reverb_p)
-                             for i in idx])
+            x, n = batch_of([augment(model.frontend, db[i], noises, args.noise_p, rirs, args.reverb_p,
+                                     tuple(args.tempo), args.crop_p, args.crop_max) for i in idx])
             loss = F.cross_entropy(model(x, n), labels[idx], label_smoothing=0.1)
             opt.zero_grad()
             loss.backward()
@@ -268,6 +307,18 @@ def main() -> None:
                     "fold's training set")
     ap.add_argument("--piper-takes", type=int, default=2)
     ap.add_argument("--piper-cache", default="cache/digits_piper")
+    ap.add_argument("--festival-voices", type=int, default=0, help="festival + WORLD pseudo-speakers "
+                    "(digits_piper.build_festival_synth), 10 digits x --festival-takes each")
+    ap.add_argument("--festival-takes", type=int, default=2)
+    ap.add_argument("--festival-cache", default="cache/digits_festival")
+    ap.add_argument("--revoice", type=int, default=0, help="WORLD pseudo-speakers made from each real training "
+                    "speaker (digits_piper.revoice_fsdd); a fold drops the held-out speaker's")
+    ap.add_argument("--revoice-cache", default="cache/digits_revoice")
+    ap.add_argument("--tempo", type=float, nargs=2, default=[0.8, 1.25], metavar=("LO", "HI"),
+                    help="tempo perturbation: range of the frame-count factor (< 1 = faster speech)")
+    ap.add_argument("--crop-p", type=float, default=0.0, help="probability of cutting into the word's onset "
+                    "and coda (crop_ends; off by default)")
+    ap.add_argument("--crop-max", type=float, default=0.25, help="at most this fraction of the word cut at each end")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--baselines", action="store_true", help="the linear baselines of thirds_baseline, per fold")
     ap.add_argument("--curve", type=int, default=0, help="print the held-out accuracy every N epochs")
@@ -292,11 +343,28 @@ def main() -> None:
         pip_clips, pip_labels = build_piper_synth(Path(args.piper_cache), args.piper_voices, args.piper_takes)
         syn_db = syn_db + db_features(proto, pip_clips)
         syn_labels = torch.cat([syn_labels, pip_labels])
+    if args.festival_voices:
+        fes_clips, fes_labels = build_festival_synth(Path(args.festival_cache), args.festival_voices,
+                                                     args.festival_takes)
+        syn_db = syn_db + db_features(proto, fes_clips)
+        syn_labels = torch.cat([syn_labels, fes_labels])
+    rv_db, rv_src, rv_spk = [], [], []
+    if args.revoice:
+        rv_clips, rv_src, rv_spk = revoice_fsdd(clips, speakers, Path(args.revoice_cache), args.revoice)
+        rv_db = db_features(proto, rv_clips)
+
+    def training_set(keep: list[int]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        return fold_training_set(keep, db, labels, syn_db, syn_labels, rv_db, rv_src)
+
     print(f"{len(clips)} clips, features in {time.time() - t0:.0f}s", flush=True)
     tag = (f"h{args.hop}_m{args.n_mels}_c{'-'.join(map(str, args.channels))}_e{args.epochs}"
            f"_n{args.noise_p}_r{args.reverb_p}"
            f"_y{args.synth}_p{args.piper_voices}x{args.piper_takes}_f{args.floor_db}_t{args.trim_db}_s{args.seed}"
-           + (f"_g{args.segments}" if args.segments != 1 else ""))
+           + (f"_g{args.segments}" if args.segments != 1 else "")
+           + (f"_fv{args.festival_voices}x{args.festival_takes}" if args.festival_voices else "")
+           + (f"_rv{args.revoice}" if args.revoice else "")
+           + (f"_tp{args.tempo[0]}-{args.tempo[1]}" if args.tempo != [0.8, 1.25] else "")
+           + (f"_cp{args.crop_p}x{args.crop_max}" if args.crop_p else ""))
     result: dict = {"model": model_kwargs(args), "args": vars(args)}
     if args.baselines:
         for cmvn in (False, True):
@@ -307,8 +375,7 @@ def main() -> None:
     if args.final or args.final_takes:
         takes = [int(p.stem.split("_")[2]) for p in sorted((root / "fsdd").glob("*.wav"))]
         tr = list(range(len(clips))) if args.final else [i for i, t in enumerate(takes) if t >= 5]
-        model = train(args, [db[i] for i in tr] + syn_db, torch.cat([labels[tr], syn_labels]), noises, "[final]",
-                      rirs=rirs)
+        model = train(args, *training_set(tr), noises, "[final]", rirs=rirs)
         if args.final_takes:
             te = [i for i, t in enumerate(takes) if t < 5]
             result["test_takes_accuracy"] = accuracy(model, [clips[i] for i in te], labels[te])
@@ -331,9 +398,13 @@ def main() -> None:
         for s in folds:
             tr = [i for i, sp in enumerate(speakers) if sp != s]
             te = [i for i, sp in enumerate(speakers) if sp == s]
-            model = train(args, [db[i] for i in tr] + syn_db, torch.cat([labels[tr], syn_labels]), noises, f"[{s}]",
-                          monitor=lambda m, te=te: accuracy(m, [clips[i] for i in te], labels[te]), rirs=rirs)
-            result["loso"][s] = accuracy(model, [clips[i] for i in te], labels[te])
+            model = train(args, *training_set(tr), noises, f"[{s}]", rirs=rirs,
+                          monitor=lambda m, te=te: accuracy(m, [clips[i] for i in te], labels[te]))
+            pred = predict(model, [clips[i] for i in te])
+            result["loso"][s] = float((pred == labels[te]).float().mean())
+            # rows: the digit said, columns: the digit recognised
+            result.setdefault("confusion", {})[s] = torch.bincount(labels[te] * 10 + pred, minlength=100
+                                                                   ).view(10, 10).tolist()
             print(s, result["loso"][s], f"{time.time() - t0:.0f}s", flush=True)
             result["seconds"] = round(time.time() - t0)
             out.write_text(json.dumps(result, indent=1))

@@ -16,12 +16,27 @@
 
 Clips are cached in ``out`` (``{voice:03d}_{take}_{digit}.wav``) and reused; a fresh machine rebuilds them (one
 thread: ~0.15 s a clip). Nothing here is an FSDD speaker: no real recording is used.
+
+Two more sources of voices share the WORLD pseudo-speaker and channel steps (``_revoice``):
+
+* ``build_festival_synth(out, n_voices, takes)``: the three English festival voices built from recordings of
+  real people (``kal_diphone``, ``ked_diphone``: US male diphone voices; ``cmu_us_slt_arctic_hts``: ARCTIC's US
+  female, HTS), round robin over the pseudo-speakers (voices 0-2 are the three unchanged), festival's
+  ``Duration_Stretch`` 0.9-1.6 per take; the same pseudo-speaker ranges as Piper. ~0.4 s a clip.
+* ``revoice_fsdd(clips, speakers, out, k)``: ``k`` WORLD pseudo-speakers made from each *real* FSDD speaker
+  (every clip of that speaker re-synthesised with the speaker's fixed F0 x 0.75-1.5, intonation range x 0.6-1.4,
+  vocal-tract warp 0.9-1.15: moderate ranges, since every FSDD speaker is an adult man). Each re-voiced clip keeps
+  its source speaker, so a leave-one-speaker-out fold drops the held-out speaker's re-voicings with him. WORLD
+  analyses the 16 kHz up-sampled clip (at 8 kHz D4C makes the re-synthesis breathy). ~0.06 s a clip.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +82,6 @@ def build_piper_synth(out: Path, n_voices: int, takes: int, seed: int = 0
     paths = [out / f"{v:03d}_{t}_{d}.wav" for v, t, d in todo]
     if not all(p.exists() for p in paths):
         from audiozoo.data.builders.piper_speech import load_voice, piper_sentences
-        from audiozoo.dsp.pitch import world_analyse, world_voice
         from audiozoo.text.phonemes import EspeakPhonemizer
 
         voice = load_voice()
@@ -82,14 +96,88 @@ def build_piper_synth(out: Path, n_voices: int, takes: int, seed: int = 0
             audio, _ = voice.synthesize_ids(
                 ids[d, rng.choice(".!?")], seed=rng.randrange(2**31), length_scale=rng.uniform(0.8, 1.5),
                 noise_scale=rng.uniform(0.3, 0.9), noise_w=rng.uniform(0.4, 1.2))
-            w = _trim(audio.astype(np.float64), PIPER_SR)
-            f0_scale, warp, f0_range = voices[v]
-            y = world_voice(world_analyse(w, PIPER_SR), f0_scale, warp, f0_range)
-            y8 = resample(torch.from_numpy(_trim(y, PIPER_SR).astype(np.float32)), PIPER_SR, 8000)
-            y8 = y8 / y8.abs().max().clamp_min(1e-6) * rng.uniform(0.2, 0.95)
-            sf.write(path, y8.numpy(), 8000, subtype="PCM_16")
+            _revoice(_trim(audio.astype(np.float64), PIPER_SR), PIPER_SR, voices[v], rng, path)
     wavs = [read16k(p) for p in paths]
     return wavs, torch.tensor([d for _, _, d in todo])
+
+
+def _revoice(w: np.ndarray, sr: int, voice: tuple[float, float, float], rng: random.Random, path: Path,
+             trim: bool = True) -> None:
+    """WORLD re-synthesis of ``w`` ``(T,)`` at ``sr`` as pseudo-speaker ``voice`` = ``(f0_scale, warp,
+    f0_range)``, trimmed, at a random level (0.2-0.95 peak), band-limited through 8 kHz and written to ``path``
+    as 8 kHz PCM-16 (FSDD's format)."""
+    from audiozoo.dsp.pitch import world_analyse, world_voice
+
+    f0_scale, warp, f0_range = voice
+    y = world_voice(world_analyse(w, sr), f0_scale, warp, f0_range)
+    y8 = resample(torch.from_numpy((_trim(y, sr) if trim else y).astype(np.float32)), sr, 8000)
+    y8 = y8 / y8.abs().max().clamp_min(1e-6) * rng.uniform(0.2, 0.95)
+    sf.write(path, y8.numpy(), 8000, subtype="PCM_16")
+
+
+FESTIVAL_EN = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+
+
+def build_festival_synth(out: Path, n_voices: int, takes: int, seed: int = 0
+                         ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """``n_voices * 10 * takes`` digit clips of the English festival voices made into pseudo-speakers (module
+    docstring) as 16 kHz waveforms ``(n_i,)`` and labels ``(N,)``, rendered once into ``out``."""
+    from digits_loso import read16k
+
+    from audiozoo.data.builders.base import apt_install, run_tool
+    from audiozoo.data.builders.speech_synth import FESTIVAL_VOICES
+
+    out.mkdir(parents=True, exist_ok=True)
+    voices = [(1.0, 1.0, 1.0)] * len(FESTIVAL_EN) + voice_params(n_voices + 1, seed + 1)[1:]
+    todo = [(v, t, d) for v in range(n_voices) for t in range(takes) for d in range(10)]
+    paths = [out / f"{v:03d}_{t}_{d}.wav" for v, t, d in todo]
+    if not all(p.exists() for p in paths):
+        if shutil.which("text2wave") is None:
+            apt_install("festival", "festival digit voices")
+        for name in FESTIVAL_EN:
+            if not (Path("/usr/share/festival/voices") / ("us" if "arctic" in name else "english") / name).is_dir():
+                apt_install(FESTIVAL_VOICES[name], f"festival voice {name}")
+        with tempfile.TemporaryDirectory(prefix="azdigits") as tmp:
+            raw = os.path.join(tmp, "raw.wav")
+            for (v, t, d), path in zip(todo, paths):
+                if path.exists():
+                    continue
+                rng = random.Random(f"festival-{seed}-{v}-{t}-{d}")
+                stretch = rng.uniform(0.9, 1.6)
+                run_tool(["text2wave", "-eval", f"(voice_{FESTIVAL_EN[v % len(FESTIVAL_EN)]})", "-eval",
+                          f"(Parameter.set 'Duration_Stretch {stretch:.3f})", "-o", raw], "festival text2wave",
+                         input=DIGITS[d] + rng.choice(".!?"))
+                w, sr = sf.read(raw, dtype="float64", always_2d=True)
+                _revoice(_trim(w.mean(1), sr), sr, voices[v], rng, path)
+    wavs = [read16k(p) for p in paths]
+    return wavs, torch.tensor([d for _, _, d in todo])
+
+
+def revoice_fsdd(clips: list[torch.Tensor], speakers: list[str], out: Path, k: int, seed: int = 0
+                 ) -> tuple[list[torch.Tensor], list[int], list[str]]:
+    """``k`` WORLD pseudo-speakers of every real FSDD speaker (module docstring): for the 16 kHz ``clips``
+    ``(n_i,)`` of ``speakers``, the re-voiced clips (16 kHz), the index of each one's source clip and its source
+    speaker (so a fold can drop the held-out speaker's re-voicings). Rendered once into ``out``."""
+    from digits_loso import read16k
+
+    out.mkdir(parents=True, exist_ok=True)
+    params = {}
+    for s in sorted(set(speakers)):
+        rng = random.Random(f"revoice-{seed}-{s}")
+        params[s] = [(float(np.exp(rng.uniform(np.log(0.75), np.log(1.5)))), rng.uniform(0.9, 1.15),
+                      rng.uniform(0.6, 1.4)) for _ in range(k)]
+    wavs, src, spk = [], [], []
+    for i, (w, s) in enumerate(zip(clips, speakers)):
+        for j in range(k):
+            path = out / f"{s}_{i:05d}_{j}.wav"
+            if not path.exists():
+                # no trimming: the clip keeps the real recording's own leading / trailing silence
+                _revoice(w.double().numpy(), 16000, params[s][j], random.Random(f"revoice-{seed}-{i}-{j}"), path,
+                         trim=False)
+            wavs.append(read16k(path))
+            src.append(i)
+            spk.append(s)
+    return wavs, src, spk
 
 
 if __name__ == "__main__":

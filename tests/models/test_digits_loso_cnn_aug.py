@@ -72,3 +72,50 @@ def test_piper_digits_are_rendered_band_limited_and_labelled(tmp_path):
     spec = torch.stft(wavs[3], 512, window=torch.hann_window(512), return_complex=True).abs() ** 2
     assert spec[140:].sum() < 1e-3 * spec.sum()
     assert wavs[13].shape != wavs[3].shape or not torch.allclose(wavs[13], wavs[3])  # voice 1 != Joe
+
+
+def test_fold_training_set_drops_the_held_out_speakers_revoicings(cnn):
+    db = [torch.full((2, 3), float(i)) for i in range(6)]
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    syn_db, syn_labels = [torch.full((2, 3), -1.0)], torch.tensor([9])
+    rv_src = [0, 0, 1, 4, 5, 5]  # two re-voicings of clip 0, one of 1, ...
+    rv_db = [torch.full((2, 3), 100.0 + j) for j in range(6)]
+    feats, y = cnn.fold_training_set([0, 1, 2], db, labels, syn_db, syn_labels, rv_db, rv_src)
+    assert y.tolist() == [0, 1, 2, 9, 0, 0, 1]  # clips 4 and 5 (held out) lose their re-voicings too
+    assert [float(f[0, 0]) for f in feats] == [0, 1, 2, -1, 100, 101, 102]
+    feats, y = cnn.fold_training_set([3], db, labels, [], torch.zeros(0, dtype=torch.long), rv_db, rv_src)
+    assert y.tolist() == [3] and len(feats) == 1
+
+
+def test_revoiced_fsdd_keeps_source_and_moves_the_pitch(tmp_path):
+    pytest.importorskip("pyworld")
+    piper = _load("digits_piper")
+    from audiozoo.dsp.pitch import f0_world
+
+    t = torch.arange(8000) / 16000
+    # a 120 Hz harmonic "vowel" (the register of FSDD's adult male speakers), 0.5 s at 16 kHz
+    clip = sum(torch.sin(2 * torch.pi * 120 * k * t) / k for k in range(1, 15)) * 0.3
+    wavs, src, spk = piper.revoice_fsdd([clip, clip * 0.5], ["a", "b"], tmp_path, 2)
+    assert src == [0, 0, 1, 1] and spk == ["a", "a", "b", "b"] and len(list(tmp_path.glob("*.wav"))) == 4
+    again, _, _ = piper.revoice_fsdd([clip, clip * 0.5], ["a", "b"], tmp_path, 2)  # cached: read back as is
+    assert all(torch.equal(x, y) for x, y in zip(wavs, again))
+    for w in wavs:
+        assert w.shape[0] == pytest.approx(8000, abs=200) and float(w.abs().max()) <= 0.951
+        f0 = f0_world(w, 16000, hop_length=160)[0]
+        voiced = f0[f0 > 0]
+        assert len(voiced) > 0.5 * len(f0) and 0.74 * 120 < float(voiced.median()) < 1.51 * 120
+    med = [float(f0_world(w, 16000, hop_length=160)[0].median()) for w in wavs[:2]]
+    assert med[0] != pytest.approx(med[1], rel=0.02)  # two pseudo-speakers of 'a'
+
+
+def test_crop_ends_cuts_into_the_word_not_only_its_silence(cnn):
+    db = torch.full((4, 40), -90.0)
+    db[:, 10:30] = torch.linspace(0, -10, 20)  # a 20-frame word inside 10 frames of silence either side
+    random.seed(0)
+    lengths = set()
+    for _ in range(50):
+        x = cnn.crop_ends(db, 0.25)
+        assert x.shape[0] == 4 and 10 <= x.shape[1] <= 20 and (x > -60).all()  # silence gone, >= half the word
+        lengths.add(x.shape[1])
+    assert len(lengths) > 3 and min(lengths) < 16
+    assert torch.equal(cnn.crop_ends(db[:, 8:13], 0.9), db[:, 8:13])  # too short to cut: kept whole
