@@ -104,8 +104,8 @@ def build_piper_synth(out: Path, n_voices: int, takes: int, seed: int = 0
 def _revoice(w: np.ndarray, sr: int, voice: tuple[float, float, float], rng: random.Random, path: Path,
              trim: bool = True) -> None:
     """WORLD re-synthesis of ``w`` ``(T,)`` at ``sr`` as pseudo-speaker ``voice`` = ``(f0_scale, warp,
-    f0_range)``, trimmed, at a random level (0.2-0.95 peak), band-limited through 8 kHz and written to ``path``
-    as 8 kHz PCM-16 (FSDD's format)."""
+    f0_range)``, trimmed of silence (unless ``trim`` is False), at a random level (0.2-0.95 peak), band-limited
+    through 8 kHz and written to ``path`` as 8 kHz PCM-16 (FSDD's format)."""
     from audiozoo.dsp.pitch import world_analyse, world_voice
 
     f0_scale, warp, f0_range = voice
