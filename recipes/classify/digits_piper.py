@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -124,19 +123,15 @@ def build_festival_synth(out: Path, n_voices: int, takes: int, seed: int = 0
     docstring) as 16 kHz waveforms ``(n_i,)`` and labels ``(N,)``, rendered once into ``out``."""
     from digits_loso import read16k
 
-    from audiozoo.data.builders.base import apt_install, run_tool
-    from audiozoo.data.builders.speech_synth import FESTIVAL_VOICES
+    from audiozoo.data.builders.base import run_tool
+    from audiozoo.data.builders.speech_synth import ensure_festival_voices
 
     out.mkdir(parents=True, exist_ok=True)
     voices = [(1.0, 1.0, 1.0)] * len(FESTIVAL_EN) + voice_params(n_voices + 1, seed + 1)[1:]
     todo = [(v, t, d) for v in range(n_voices) for t in range(takes) for d in range(10)]
     paths = [out / f"{v:03d}_{t}_{d}.wav" for v, t, d in todo]
     if not all(p.exists() for p in paths):
-        if shutil.which("text2wave") is None:
-            apt_install("festival", "festival digit voices")
-        for name in FESTIVAL_EN:
-            if not (Path("/usr/share/festival/voices") / ("us" if "arctic" in name else "english") / name).is_dir():
-                apt_install(FESTIVAL_VOICES[name], f"festival voice {name}")
+        ensure_festival_voices(FESTIVAL_EN, "festival digits")
         with tempfile.TemporaryDirectory(prefix="azdigits") as tmp:
             raw = os.path.join(tmp, "raw.wav")
             for (v, t, d), path in zip(todo, paths):

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,18 @@ FESTIVAL_VOICES = {
     "suo_fi_lj_diphone": "festvox-suopuhe-lj", "hy_fi_mv_diphone": "festvox-suopuhe-mv",
 }
 FESTIVAL_DIR = Path("/usr/share/festival/voices")
+
+
+def ensure_festival_voices(names: Sequence[str], feature: str) -> None:
+    """Install festival's ``text2wave`` and the festival voices ``names`` (keys of ``FESTIVAL_VOICES``) that are
+    missing, from Debian (``apt_install``: root + apt-get, or a clear error naming the package)."""
+    if shutil.which("text2wave") is None:
+        apt_install("festival", f"{feature} with festival voices")
+    for name in names:
+        if not any(FESTIVAL_DIR.glob(f"*/{name}")):
+            apt_install(FESTIVAL_VOICES[name], f"{feature} voice festival:{name}")
+
+
 ALLOWED = re.compile(r"^[A-Za-z][A-Za-z ,.;:'?!-]*$")
 
 
@@ -212,11 +225,7 @@ class SpeechSynthBuilder(Builder):
             unknown = [f for f in festival if f not in FESTIVAL_VOICES]
             if unknown:
                 raise ConfigError(f"--voices: unknown festival voice(s) {unknown}; known: {list(FESTIVAL_VOICES)}")
-            if shutil.which("text2wave") is None:
-                apt_install("festival", "speech-synth with festival voices")
-            for f in festival:
-                if not any(FESTIVAL_DIR.glob(f"*/{f}")):
-                    apt_install(FESTIVAL_VOICES[f], f"speech-synth voice festival:{f}")
+            ensure_festival_voices(festival, "speech-synth")
         langs, variants = _espeak_voices()
         for v in voices:
             if v.startswith("espeak:"):

@@ -225,6 +225,9 @@ _PAPER = ("Conv-TasNet: Surpassing Ideal Time-Frequency Magnitude Masking for Sp
 _TINY = dict(n_filters=16, kernel_size=8, bn_chan=8, hid_chan=16, skip_chan=8, n_blocks=2, n_repeats=1)
 
 
+_VOICES_LICENSE = ("weights: trained on project-made speech (espeak-ng, flite, festival voices, Piper joe: see "
+                   "docs/weights.md), FSDD (CC BY-SA 4.0) and the Kaldi yes/no corpus (no licence stated)")
+_MIX_REAL = "mix_real: 100 x 2 s mixtures, 13 real speakers never trained on (recipes/separate/eval_real.py)"
 _SPEECH_WEIGHTS = {
     "voices_8k": WeightSet(
         "2-speaker separator at 8 kHz (small config: N=128, L=32, B=64, H=128, Sc=64, X=6, R=2; 335,385 parameters) "
@@ -238,8 +241,7 @@ _SPEECH_WEIGHTS = {
         commit="c7bfbe0",  # the training code (the recipe and data script land with these weights)
         license="weights: trained on project-made speech (espeak-ng, flite, Piper joe: CC0 / research-licence "
                 "base, see docs/weights.md), FSDD (CC BY-SA 4.0) and the Kaldi yes/no corpus (no licence stated)",
-        metrics={"held_out": "mix_real: 100 x 2 s mixtures, 13 real speakers never trained on "
-                             "(recipes/separate/eval_real.py)",
+        metrics={"held_out": _MIX_REAL,
                  "si_sdri": 0.53, "sdr": 1.74, "mixture_sdr": 0.29, "oracle_irm_si_sdri": 11.34,
                  "oracle_irm_sdr": 12.20, "heldout_synth_si_sdri": 3.01, "valid_si_sdri": 3.52}),
     "voices_medium_8k": WeightSet(
@@ -255,10 +257,8 @@ _SPEECH_WEIGHTS = {
         recipe="recipes/separate/conv_tasnet_medium_speech.yaml (data: recipes/separate/prepare_speech.py; EMA "
                "weights of the best validation step, 6000; eval: recipes/separate/eval_real.py)",
         commit="61403fb",  # the data script (festival + WORLD voices); the recipe lands with these weights
-        license="weights: trained on project-made speech (espeak-ng, flite, festival voices, Piper joe: see "
-                "docs/weights.md), FSDD (CC BY-SA 4.0) and the Kaldi yes/no corpus (no licence stated)",
-        metrics={"held_out": "mix_real: 100 x 2 s mixtures, 13 real speakers never trained on "
-                             "(recipes/separate/eval_real.py)",
+        license=_VOICES_LICENSE,
+        metrics={"held_out": _MIX_REAL,
                  "si_sdri": 2.53, "sdr": 3.49, "mixture_sdr": 0.29, "oracle_irm_si_sdri": 11.34,
                  "oracle_irm_sdr": 12.20, "heldout_synth_si_sdri": 3.52, "valid_si_sdri": 4.98,
                  "whisper_wer_first20": 97.1, "mixture_whisper_wer_first20": 88.4, "dnsmos_ovrl_first20": 1.92,
@@ -275,10 +275,8 @@ _SPEECH_WEIGHTS = {
                "data: recipes/separate/prepare_speech.py; EMA weights of the best validation step, 4000; eval: "
                "recipes/separate/eval_real.py)",
         commit="812dbc4",  # the data script and stage 1; the stage-2 recipe lands with these weights
-        license="weights: trained on project-made speech (espeak-ng, flite, festival voices, Piper joe: see "
-                "docs/weights.md), FSDD (CC BY-SA 4.0) and the Kaldi yes/no corpus (no licence stated)",
-        metrics={"held_out": "mix_real: 100 x 2 s mixtures, 13 real speakers never trained on "
-                             "(recipes/separate/eval_real.py)",
+        license=_VOICES_LICENSE,
+        metrics={"held_out": _MIX_REAL,
                  "si_sdri": 2.88, "sdr": 3.80, "mixture_sdr": 0.29, "oracle_irm_si_sdri": 11.34,
                  "oracle_irm_sdr": 12.20, "heldout_synth_si_sdri": 4.18, "valid_si_sdri": 5.67,
                  "whisper_wer_first20": 90.1, "mixture_whisper_wer_first20": 88.4, "dnsmos_ovrl_first20": 1.96,
