@@ -273,6 +273,7 @@ def adapt(args) -> None:
     from audiozoo.data.manifest import read_manifest
     from audiozoo.dsp.io import load_audio, save_audio
     from audiozoo.eval.judges import dnsmos, intelligibility
+    from audiozoo.eval.speaker import voice_ranking
     from audiozoo.resolve import resolve_model
 
     torch.manual_seed(args.seed)
@@ -299,26 +300,21 @@ def adapt(args) -> None:
             cents["vocoded"][v] = F.normalize(embed(cop).mean(0), dim=0)
     cents = {k: c for k, c in cents.items() if c}
     texts = [m["text"] for m in read_manifest(root / meta["targets"][0] / "test" / "manifest.jsonl")[: args.n_test]]
-    cmats = {k: torch.stack([c[v] for v in voices]) for k, c in cents.items()}
     centroid_cos = {k: {a: {b: round(float(c[a] @ c[b]), 3) for b in voices} for a in voices}
                     for k, c in cents.items()}
     print("centroid cosines:", json.dumps(centroid_cos), flush=True)
 
-    def ge2e_row(e: torch.Tensor, cmat: torch.Tensor, target: str) -> dict:
-        sims = (e @ cmat.T).mean(0)  # mean cosine to each voice's centroid
-        order = sorted(range(len(voices)), key=lambda i: -float(sims[i]))
-        ti = voices.index(target)
-        others = [(voices[i], float(sims[i])) for i in order if i != ti]
-        return {"ge2e_to_target": round(float(sims[ti]), 4), "ge2e_best_other": [others[0][0], round(others[0][1], 4)],
-                "target_rank": order.index(ti) + 1, "utterances_closest_to_target":
-                int(((e @ cmat.T).argmax(1) == ti).sum()), "n": len(e),
-                "ge2e_all": {v: round(float(sims[i]), 4) for i, v in enumerate(voices)}}
+    def ge2e_row(e: torch.Tensor, centroids: dict, target: str) -> dict:
+        r = voice_ranking(e, centroids, target)  # mean cosine to each voice's centroid
+        return {"ge2e_to_target": r["to_target"], "ge2e_best_other": r["best_other"],
+                "target_rank": r["target_rank"], "utterances_closest_to_target": r["utterances_closest_to_target"],
+                "n": r["n"], "ge2e_all": r["voices"]}
 
     def score(wavs: list[torch.Tensor], target: str, with_text: bool = True) -> dict:
         e = embed(wavs)
-        row = ge2e_row(e, cmats["recorded"], target)
-        if "vocoded" in cmats:
-            row["vs_vocoded_centroids"] = ge2e_row(e, cmats["vocoded"], target)
+        row = ge2e_row(e, cents["recorded"], target)
+        if "vocoded" in cents:
+            row["vs_vocoded_centroids"] = ge2e_row(e, cents["vocoded"], target)
         if with_text:
             intel = intelligibility(wavs, SR, texts[: len(wavs)])
             row.update(wer=round(intel["wer"], 4), cer=round(intel["cer"], 4),

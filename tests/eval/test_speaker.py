@@ -16,6 +16,7 @@ from audiozoo.eval.speaker import (
     speaker_similarity,
     speaker_verification,
     verification_trials,
+    voice_ranking,
 )
 
 
@@ -115,3 +116,20 @@ def test_verification_on_clustered_embeddings():
     assert nearest_neighbour_accuracy(emb, shuffled) < 0.7
     with pytest.raises(ConfigError, match="two speakers"):
         speaker_verification(emb, [0] * 20)
+
+
+def test_voice_ranking_ranks_the_target_and_names_the_best_other():
+    g = torch.Generator().manual_seed(0)
+    cents = {v: torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0) for v in "abcd"}
+    # utterances near "b", slightly towards "c"
+    utt = torch.stack([cents["b"] + 0.3 * cents["c"] + 0.05 * torch.randn(16, generator=g) for _ in range(5)])
+    r = voice_ranking(utt, cents, "b")
+    assert r["target_rank"] == 1 and r["best_other"][0] == "c" and r["n"] == 5
+    assert r["utterances_closest_to_target"] == 5 and r["to_target"] > r["best_other"][1]
+    want = float(torch.nn.functional.cosine_similarity(utt, cents["b"][None]).mean())
+    assert r["to_target"] == pytest.approx(want, abs=1e-4) and r["voices"]["b"] == r["to_target"]
+    r_c = voice_ranking(utt, cents, "c")  # the same utterances scored for "c": "b" beats it
+    assert r_c["target_rank"] == 2 and r_c["best_other"][0] == "b" and r_c["utterances_closest_to_target"] == 0
+    assert voice_ranking(utt[0], cents, "b")["n"] == 1  # one (D,) embedding
+    with pytest.raises(ConfigError, match="target"):
+        voice_ranking(utt, cents, "z")

@@ -9,6 +9,9 @@ function such as ``create_model("ge2e_speaker_encoder.resemblyzer").embed``.
 - :func:`eer`: equal error rate of verification scores: the point of the ROC where the false-acceptance rate
   equals the false-rejection rate, linearly interpolated between the two operating points that bracket it (the
   usual ``roc_curve`` + interpolation definition).
+- :func:`voice_ranking`: how close the utterances of a generated voice are to its target voice, against every
+  other voice of a set (mean cosine to each voice's centroid; the target's rank) — the zero-shot / adaptation
+  criterion "closer to the target than to any other voice".
 - :func:`verification_trials` / :func:`speaker_verification`: every pair of utterances as a trial (target if
   both have the same speaker), its EER and the leave-one-out nearest-neighbour speaker identification accuracy.
 
@@ -28,7 +31,7 @@ from audiozoo.errors import AudioError, ConfigError
 from ._common import ArrayLike, to_numpy, to_tensor
 
 __all__ = ["eer", "error_rates", "nearest_neighbour_accuracy", "similarity_matrix", "speaker_similarity",
-           "speaker_verification", "verification_trials"]
+           "speaker_verification", "verification_trials", "voice_ranking"]
 
 
 def _embeddings(x: ArrayLike, name: str) -> torch.Tensor:
@@ -164,3 +167,27 @@ def speaker_verification(embeddings: ArrayLike, speakers: Sequence[Any]) -> dict
     return {"eer": e, "threshold": t, "nn_accuracy": nearest_neighbour_accuracy(embeddings, speakers),
             "target_mean": float(scores[tgt].mean()), "nontarget_mean": float(scores[~tgt].mean()),
             "n_target": int(tgt.sum()), "n_nontarget": int((~tgt).sum())}
+
+
+def voice_ranking(embeddings: ArrayLike, centroids: dict[str, ArrayLike], target: str) -> dict[str, Any]:
+    """Where the utterances ``(N, D)`` of one generated voice stand among the voices of a set.
+
+    ``centroids`` maps each voice to its centroid ``(D,)`` (e.g. the normalised mean embedding of its recorded
+    utterances); it must contain ``target``. Each voice is scored by the mean cosine of the utterances to its
+    centroid. Returns ``{"to_target", "best_other": [voice, cosine], "target_rank"`` (1 = the target is the
+    closest voice), ``"utterances_closest_to_target"`` (of ``"n"``), ``"n"``, ``"voices"`` (cosine per voice)``}``.
+    """
+    if target not in centroids or len(centroids) < 2:
+        raise ConfigError(f"voice_ranking needs the target {target!r} among >= 2 centroids, got {list(centroids)}")
+    names = list(centroids)
+    e = _embeddings(embeddings, "embeddings")
+    if e.ndim == 1:
+        e = e[None]
+    sim = similarity_matrix(e, torch.stack([to_tensor(centroids[v], v) for v in names]))  # (N, V)
+    mean = sim.mean(0)
+    order = sorted(range(len(names)), key=lambda i: -float(mean[i]))
+    ti = names.index(target)
+    other = next(i for i in order if i != ti)
+    return {"to_target": round(float(mean[ti]), 4), "best_other": [names[other], round(float(mean[other]), 4)],
+            "target_rank": order.index(ti) + 1, "utterances_closest_to_target": int((sim.argmax(1) == ti).sum()),
+            "n": int(e.shape[0]), "voices": {v: round(float(mean[i]), 4) for i, v in enumerate(names)}}
