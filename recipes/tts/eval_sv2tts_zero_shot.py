@@ -17,8 +17,11 @@ Data: ``prepare_sv2tts_voices.py`` (``cache/sv2tts_voices``). For every held-out
 
 Rows per voice: the recorded voice itself (the ceiling), the clone, and with ``--baseline`` a single-speaker model
 (no voice input: how close the Piper voice already is to the target). Also Whisper tiny.en WER / CER against the
-texts and DNSMOS OVRL. With ``--vocoded`` the held-out centroids are also computed from the recorded clips
-re-synthesised by the vocoder (copy-synthesis), so vocoder colouring is common to both sides.
+texts, DNSMOS OVRL, and the median F0 of voiced frames (WORLD DIO; the voices differ most in F0 register, so this
+shows whether the clone moved its pitch towards the target's). ``--f0-from-wavs`` adds the F0 column to an
+existing results JSON from its ``--save-wavs`` folder (no synthesis). With ``--vocoded`` the held-out centroids
+are also computed from the recorded clips re-synthesised by the vocoder (copy-synthesis), so vocoder colouring is
+common to both sides.
 """
 
 from __future__ import annotations
@@ -42,6 +45,30 @@ from audiozoo.resolve import resolve_model
 SR = 22050
 
 
+def median_f0(wavs: list[torch.Tensor]) -> float:
+    """Median F0 (Hz) over the voiced frames of all ``wavs`` (WORLD DIO + StoneMask, 65-600 Hz)."""
+    from audiozoo.dsp.pitch import f0_world
+
+    f0 = torch.cat([f0_world(w.reshape(-1).double().numpy(), SR, frame_period_ms=5.0, f0_min=65.0, f0_max=600.0,
+                             method="dio")[0].reshape(-1) for w in wavs])
+    return round(float(f0[f0 > 0].median()), 1) if bool((f0 > 0).any()) else 0.0
+
+
+def add_f0(results_path: Path, wav_dir: Path, root: Path) -> None:
+    """Median F0 of the saved clones / baselines and of the recorded target clips, into the results JSON."""
+    res = json.loads(results_path.read_text())
+    for v, row in res["voices"].items():
+        rec = [load_audio(r["audio_filepath"], mono=True)[0]
+               for r in read_manifest(root / "heldout" / v / "test" / "manifest.jsonl")[: res["n_test"]]]
+        row["recorded"]["median_f0_hz"] = median_f0(rec)
+        row["reference_median_f0_hz"] = median_f0([load_audio(row["reference"], mono=True)[0]])
+        for name in [k for k in row if k not in ("recorded", "reference", "reference_median_f0_hz")]:
+            files = sorted((wav_dir / v).glob(f"*_{name.split()[0]}.wav"))
+            row[name]["median_f0_hz"] = median_f0([load_audio(f, mono=True)[0] for f in files])
+        print(v, {k: r["median_f0_hz"] for k, r in row.items() if isinstance(r, dict)}, flush=True)
+    results_path.write_text(json.dumps(res, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="the SV2TTS synthesizer (run folder or weight set)")
@@ -53,9 +80,13 @@ def main() -> None:
     ap.add_argument("--vocoded", type=int, default=1, help="1: also rank against copy-synthesis centroids")
     ap.add_argument("--save-wavs", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--f0-from-wavs", action="store_true", help="add median F0 to --out from --save-wavs, then stop")
     args = ap.parse_args()
     torch.set_num_threads(1)
     root = Path(args.data)
+    if args.f0_from_wavs:
+        add_f0(Path(args.out), Path(args.save_wavs), root)
+        return
     meta = json.loads((root / "voices.json").read_text())
     held, trained = list(meta["heldout_voices"]), list(meta["train_voices"])
     ge2e = audiozoo.create_model("ge2e_speaker_encoder.resemblyzer").eval()
@@ -102,7 +133,7 @@ def main() -> None:
         row = rank(embed(wavs), target)
         intel = intelligibility(wavs, SR, texts)
         row.update(wer=round(intel["wer"], 4), cer=round(intel["cer"], 4),
-                   dnsmos_ovrl=round(float(dnsmos(wavs, SR)["ovrl"].mean()), 3))
+                   dnsmos_ovrl=round(float(dnsmos(wavs, SR)["ovrl"].mean()), 3), median_f0_hz=median_f0(wavs))
         return row
 
     systems = {"clone": pipeline("tts", model=f"{args.model}+{args.vocoder}")}
