@@ -274,6 +274,7 @@ def adapt(args) -> None:
     from audiozoo.dsp.io import load_audio, save_audio
     from audiozoo.eval.judges import dnsmos, intelligibility
     from audiozoo.eval.speaker import voice_ranking
+    from audiozoo.pipelines import pipeline
     from audiozoo.resolve import resolve_model
 
     torch.manual_seed(args.seed)
@@ -286,7 +287,8 @@ def adapt(args) -> None:
         return torch.cat([ge2e.embed(to16k(w)[None], sample_rate=16000) for w in wavs])
 
     # centroids of every voice's recorded held-out test utterances
-    vocoder = resolve_model(args.vocoder, "vocoder", trained=True).eval()
+    voc = pipeline("vocode", model=args.vocoder)
+    vocoder = voc.model
     # per voice, its recorded held-out test utterances (WORLD audio) and the same through the vocoder
     # (copy-synthesis: HiFi-GAN of their log-mel), whose GE2E centroid shares the synthesised audio's vocoder
     rec, cents = {}, {"recorded": {}, "vocoded": {}}
@@ -295,8 +297,7 @@ def adapt(args) -> None:
         rec[v] = [load_audio(m["audio_filepath"], mono=True)[0].reshape(-1) for m in man]
         cents["recorded"][v] = F.normalize(embed(rec[v]).mean(0), dim=0)
         if args.vocoded_centroids:
-            with torch.no_grad():
-                cop = [vocoder(vocoder.frontend(w[None])[0])[0][0].clamp(-1, 1) for w in rec[v]]
+            cop = [voc.vocode(voc.mel_of(w)).clamp(-1, 1) for w in rec[v]]
             cents["vocoded"][v] = F.normalize(embed(cop).mean(0), dim=0)
     cents = {k: c for k, c in cents.items() if c}
     texts = [m["text"] for m in read_manifest(root / meta["targets"][0] / "test" / "manifest.jsonl")[: args.n_test]]

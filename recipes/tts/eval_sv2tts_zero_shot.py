@@ -40,7 +40,6 @@ from audiozoo.dsp.io import load_audio, resample
 from audiozoo.eval.judges import dnsmos, intelligibility
 from audiozoo.eval.speaker import voice_ranking
 from audiozoo.pipelines import pipeline
-from audiozoo.resolve import resolve_model
 
 SR = 22050
 
@@ -103,20 +102,16 @@ def main() -> None:
     t0 = time.perf_counter()
     n = args.n_test
     cents: dict[str, dict[str, torch.Tensor]] = {"recorded": {}}
-    for v in held:
-        cents["recorded"][v] = F.normalize(embed(clips(root / "heldout" / v / "test" / "manifest.jsonl",
-                                                       n, 2 * n)[1]).mean(0), dim=0)
-    for v in trained:
-        cents["recorded"][v] = F.normalize(embed(clips(root / "train_voices" / v / "test" / "manifest.jsonl",
-                                                       n, 2 * n)[1]).mean(0), dim=0)
-    if args.vocoded:
-        vocoder = resolve_model(args.vocoder, "vocoder", trained=True).eval()
-        cents["vocoded"] = {}
-        for v in held:
-            rec = clips(root / "heldout" / v / "test" / "manifest.jsonl", n, 2 * n)[1]
-            with torch.no_grad():
-                cop = [vocoder(vocoder.frontend(w[None])[0])[0][0].clamp(-1, 1) for w in rec]
-            cents["vocoded"][v] = F.normalize(embed(cop).mean(0), dim=0)
+    # every voice's clips of the same n..2n test sentences (centroid texts, never the synthesised ones)
+    centroid_clips = {v: clips(root / "heldout" / v / "test" / "manifest.jsonl", n, 2 * n)[1] for v in held}
+    centroid_clips.update({v: clips(root / "train_voices" / v / "test" / "manifest.jsonl", n, 2 * n)[1]
+                           for v in trained})
+    for v, rec in centroid_clips.items():
+        cents["recorded"][v] = F.normalize(embed(rec).mean(0), dim=0)
+    if args.vocoded:  # copy-synthesis of the held-out voices' centroid clips through the vocoder
+        voc = pipeline("vocode", model=args.vocoder)
+        cents["vocoded"] = {v: F.normalize(embed([voc.vocode(voc.mel_of(w)).clamp(-1, 1)
+                                                  for w in centroid_clips[v]]).mean(0), dim=0) for v in held}
     print(f"centroids: {time.perf_counter() - t0:.0f} s", flush=True)
 
     def rank(e: torch.Tensor, target: str) -> dict:

@@ -109,8 +109,6 @@ def main() -> None:
             rows.append({**it, "audio_filepath": str(f.resolve()), "speaker": voice,
                          "speaker_embedding": [round(float(x), 6) for x in emb]})
         (d / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        if name in ("train", "valid"):
-            (out / f"{name}.jsonl").write_text((d / "manifest.jsonl").read_text())
         print(f"{name}: {len(rows)} items, {time.perf_counter() - t0:.0f} s", flush=True)
     meta = {"train_voices": train_voices, "heldout_voices": held, "seed": args.seed,
             "per_sentence": args.per_sentence, "items": {k: len(v) for k, v in jobs.items()},
