@@ -119,3 +119,58 @@ def test_crop_ends_cuts_into_the_word_not_only_its_silence(cnn):
         lengths.add(x.shape[1])
     assert len(lengths) > 3 and min(lengths) < 16
     assert torch.equal(cnn.crop_ends(db[:, 8:13], 0.9), db[:, 8:13])  # too short to cut: kept whole
+
+
+def _tiny_digits_model(cnn):
+    import argparse
+
+    args = argparse.Namespace(hop=320, n_mels=40, channels=[4, 4, 4], floor_db=50.0, trim_db=45.0, segments=3)
+    torch.manual_seed(0)
+    return cnn.audiozoo.create_model("panns_cnn14", **cnn.model_kwargs(args)).eval()
+
+
+def test_stretch_and_warp_are_identities_at_one_and_move_energy_otherwise(cnn):
+    x = torch.randn(40, 25)
+    assert torch.allclose(cnn.stretch(x, 1.0), x, atol=1e-6) and cnn.stretch(x, 1.2).shape == (40, 30)
+    assert torch.allclose(cnn.warp_mel(x, 1.0), x)
+    peak = torch.zeros(40, 3)
+    peak[20] = 1.0
+    assert int(cnn.warp_mel(peak, 1.1)[:, 0].argmax()) == 22  # bin f reads bin f / alpha: the peak moves up
+
+
+def test_mean_softmax_ensemble_and_test_time_augmentation(cnn, monkeypatch):
+    """The ensemble of one model predicts as the model; of two, it averages their probabilities; test-time
+    augmentation with the identity grid is the plain prediction (the front end's finish is applied the same)."""
+    a, b = _tiny_digits_model(cnn), _tiny_digits_model(cnn)
+    torch.nn.init.normal_(b.fc_audioset.weight)
+    clips = [torch.randn(16000) * 0.1, torch.randn(8000) * 0.1]
+    x, n = a.frontend(clips[0][None])
+    one = cnn.MeanSoftmax([a])
+    assert torch.allclose(one(x, n).exp(), a(x, n).softmax(-1), atol=1e-6)
+    two = cnn.MeanSoftmax([a, b])
+    assert torch.allclose(two(x, n).exp(), (a(x, n).softmax(-1) + b(x, n).softmax(-1)) / 2, atol=1e-6)
+    assert torch.equal(cnn.predict(one, clips), cnn.predict(a, clips))
+    db = cnn.db_features(a, clips)
+    pred = cnn.predict_tta(a, db)
+    assert pred.shape == (2,) and ((0 <= pred) & (pred < 10)).all()
+    monkeypatch.setattr(cnn, "TTA_TEMPO", (1.0,))
+    monkeypatch.setattr(cnn, "TTA_WARP", (1.0,))
+    probs = torch.stack([a(*a.frontend(w[None]))[0].softmax(-1) for w in clips])
+    assert torch.equal(cnn.predict_tta(a, db), probs.argmax(-1))
+
+
+def test_training_returns_the_weight_average_beside_the_last_weights(cnn):
+    import argparse
+
+    args = argparse.Namespace(hop=320, n_mels=40, channels=[4, 4, 4], floor_db=50.0, trim_db=45.0, segments=3,
+                              seed=0, lr=2e-3, batch=4, epochs=2, noise_p=0.0, reverb_p=0.0, tempo=[0.8, 1.25],
+                              crop_p=0.0, crop_max=0.25, ema=0.5, curve=0)
+    g = torch.Generator().manual_seed(0)
+    db = [torch.randn(40, 20 + i, generator=g) * 10 - 40 for i in range(8)]
+    out = cnn.train(args, db, torch.arange(8) % 10, [], "[test]")
+    assert set(out) == {"raw", "ema"} and not out["ema"].training
+    raw, ema = out["raw"].state_dict(), out["ema"].state_dict()
+    assert raw.keys() == ema.keys()
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw if raw[k].is_floating_point())
+    args.ema = 0.0
+    assert set(cnn.train(args, db, torch.arange(8) % 10, [], "[test]")) == {"raw"}
