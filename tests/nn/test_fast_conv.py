@@ -117,6 +117,12 @@ def test_fuse_for_inference_from_a_folded_model_and_errors():
         fused(torch.randn(1, model.n_mels + 1, 13))
     with pytest.raises(AudioError, match="float32"):
         fused._fused(mel.double())
+    # a bf16 mel (an acoustic model under bf16 autocast, as `eval_fastspeech2_piper.py --bf16` runs the tts
+    # pipeline) takes the plain path instead of failing in the float32-only fused trunk
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        wav_bf16 = fused(mel.bfloat16())[0]
+    assert wav_bf16.shape == fused(mel)[0].shape
+    assert (wav_bf16.float() - model(mel)[0]).abs().max() < 0.05
 
 
 @pytest.mark.parity

@@ -122,8 +122,10 @@ class HiFiGAN(HiFiGANTrunk, VocoderModel):
         if self.config.normalize_before:
             mel = (mel - self.mean[:, None]) / self.scale[:, None]
         # only on copies made by fuse_for_inference(); a mel that needs a gradient (e.g. a receptive-field
-        # probe) takes the plain path, which has autograd
-        if self._fused is not None and not (mel.requires_grad and torch.is_grad_enabled()):
+        # probe) takes the plain path, which has autograd, and so does a non-float32 one (an acoustic model
+        # run under bf16 autocast hands over a bf16 mel; the fused trunk is CPU float32 only)
+        if (self._fused is not None and mel.dtype == torch.float32 and mel.device.type == "cpu"
+                and not (mel.requires_grad and torch.is_grad_enabled())):
             return _with_lengths(self._fused(mel).squeeze(1), lengths, mel.shape[-1], self.hop_length)
         x = self.trunk(mel)
         # Default slope (0.01), not LRELU_SLOPE: the official Generator calls F.leaky_relu(x) here.
