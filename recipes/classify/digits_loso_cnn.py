@@ -409,6 +409,8 @@ def main() -> None:
     ap.add_argument("--loso-json", default=None, help="the --folds all JSON whose per-speaker table the final "
                     "weight set's metadata records")
     args = ap.parse_args()
+    if args.ensemble and (args.final or args.final_takes or not args.folds):
+        ap.error("--ensemble scores saved fold models: give --folds, not --final / --final-takes")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     t0 = time.time()
     root, work = shared_data(), Path(args.work)
@@ -416,23 +418,24 @@ def main() -> None:
     clips, labels, speakers = load_fsdd(root)
     proto = audiozoo.create_model("panns_cnn14", **model_kwargs(args))
     db = db_features(proto, clips)
-    noises = noise_mels(proto, root) if args.noise_p > 0 else []
-    rirs = rir_mels(proto, root) if args.reverb_p > 0 else []
+    train_here = not args.ensemble  # --ensemble only scores saved models: no training data to build
+    noises = noise_mels(proto, root) if args.noise_p > 0 and train_here else []
+    rirs = rir_mels(proto, root) if args.reverb_p > 0 and train_here else []
     syn_db, syn_labels = [], torch.zeros(0, dtype=torch.long)
-    if args.synth:
+    if args.synth and train_here:
         syn_clips, syn_labels = build_synth(Path(args.cache), args.synth, 0)
         syn_db = db_features(proto, syn_clips)
-    if args.piper_voices:
+    if args.piper_voices and train_here:
         pip_clips, pip_labels = build_piper_synth(Path(args.piper_cache), args.piper_voices, args.piper_takes)
         syn_db = syn_db + db_features(proto, pip_clips)
         syn_labels = torch.cat([syn_labels, pip_labels])
-    if args.festival_voices:
+    if args.festival_voices and train_here:
         fes_clips, fes_labels = build_festival_synth(Path(args.festival_cache), args.festival_voices,
                                                      args.festival_takes)
         syn_db = syn_db + db_features(proto, fes_clips)
         syn_labels = torch.cat([syn_labels, fes_labels])
     rv_db, rv_src, rv_spk = [], [], []
-    if args.revoice:
+    if args.revoice and train_here:
         rv_clips, rv_src, rv_spk = revoice_fsdd(clips, speakers, Path(args.revoice_cache), args.revoice)
         rv_db = db_features(proto, rv_clips)
 
@@ -498,7 +501,7 @@ def main() -> None:
                 if args.tta:
                     pred = predict_tta(model, [db[i] for i in te])
                     result.setdefault(key + "_tta", {})[s] = float((pred == labels[te]).float().mean())
-                if args.save_folds:
+                if args.save_folds and not args.ensemble:
                     (work / "folds").mkdir(exist_ok=True)
                     save_file(model.state_dict(), str(work / "folds" / f"{tag}_{s}_{name}.safetensors"))
             print(s, {k: v[s] for k, v in result.items() if k.startswith("loso")}, f"{time.time() - t0:.0f}s",
