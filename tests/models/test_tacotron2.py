@@ -152,6 +152,34 @@ def test_zero_shot_speaker_embeddings_change_the_voice():
         _model().synthesize(tokens, speaker_embedding=a)
 
 
+def test_centred_speaker_embedding_statistics_and_save_load(tmp_path):
+    """``speaker_norm="center"``: the memory's speaker part is (L2-normalised d-vector - corpus mean) x scale, the
+    centred corpus has unit RMS per dimension, and the statistics survive save / load (they are buffers)."""
+    from audiozoo.hub import save_pretrained
+    from audiozoo.registry import from_pretrained
+
+    m = _model("sv2tts_synthesizer", speaker_embed_dim=8, speaker_norm="center")
+    g = torch.Generator().manual_seed(3)
+    corpus = torch.randn(1, 8, generator=g) * 4 + torch.randn(50, 8, generator=g)  # a large shared part
+    m.set_speaker_statistics(corpus)
+    unit = torch.nn.functional.normalize(corpus.double(), dim=-1)
+    torch.testing.assert_close(m.speaker_center.double(), unit.mean(0), atol=1e-6, rtol=0)
+    centred = (unit - unit.mean(0)) * float(m.speaker_scale)
+    assert abs(float(centred.pow(2).mean().sqrt()) - 1.0) < 1e-4
+    tokens = torch.randint(1, 39, (2, 6), generator=g)
+    memory, _ = m.encode(tokens, torch.tensor([6, 6]), corpus[:2] * 3.0)  # any scale: L2-normalised first
+    torch.testing.assert_close(memory[:, 0, -8:].double(), centred[:2], atol=1e-5, rtol=1e-5)
+    save_pretrained(m, tmp_path / "m")
+    back = from_pretrained(tmp_path / "m").eval()
+    assert torch.equal(back.speaker_center, m.speaker_center) and torch.equal(back.speaker_scale, m.speaker_scale)
+    with pytest.raises(ConfigError, match="alike"):
+        m.set_speaker_statistics(torch.ones(4, 8))
+    with pytest.raises(ConfigError, match="speaker_norm='center'"):
+        _model("sv2tts_synthesizer", speaker_embed_dim=8).set_speaker_statistics(corpus)
+    with pytest.raises(ConfigError, match="speaker_norm must be"):
+        _model("sv2tts_synthesizer", speaker_embed_dim=8, speaker_norm="zscore")
+
+
 def test_bad_inputs_and_checkpoints_raise():
     m = _model()
     tokens, lengths, mel, _ = padded_batch()
