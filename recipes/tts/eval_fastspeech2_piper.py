@@ -104,6 +104,9 @@ def main() -> int:
     ap.add_argument("--attention-window", type=int, nargs=2, default=None, metavar=("BACK", "FORWARD"),
                     help="autoregressive models: constrain inference attention to this window around a monotonic "
                          "focus (TransformerTTS.synthesize's attention_window)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="seed the synthesis (autoregressive models sample their pre-net dropout at inference; "
+                         "unseeded by default, as before)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     items = read_manifest(args.manifest)[: args.limit]
@@ -124,6 +127,8 @@ def main() -> int:
         acoustic = tts.system.acoustic
         acoustic.synthesize = functools.partial(acoustic.synthesize, attention_window=tuple(args.attention_window))
     fs2, rtf = [], {}
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
     t0 = time.perf_counter()
     for t in texts:
         fs2.append(tts.synthesize(t)["audio"])
@@ -154,7 +159,7 @@ def main() -> int:
             for i, w in enumerate(wavs[:5]):
                 save_audio(out / f"{i:02d}_{key}_{name.split()[-1].strip('()')}.wav", w.clamp(-1, 1), SR)
     ref_cep = [mel_cepstrum(w, mel_fn) for w in piper]
-    results: dict = {"items": len(items), "manifest": str(args.manifest), "model": args.model,
+    results: dict = {"items": len(items), "manifest": str(args.manifest), "model": args.model, "seed": args.seed,
                      "vocoder": args.vocoder, "attention_window": args.attention_window, "rtf_text_to_wave": rtf,
                      "systems": {}}
     for name, wavs in systems.items():

@@ -51,7 +51,7 @@ from ...errors import CheckpointError, ConfigError
 from ...nn.fastspeech import PostNet, padding_mask
 from ...nn.tacotron import LocationSensitiveAttention, ZoneoutLSTMCell
 from ...nn.transformer_tts import ConvPrenet, DecoderPrenet
-from ...registry import register_model
+from ...registry import WeightSet, register_model
 from ..contracts import AutoregressiveTTSConfig, AutoregressiveTTSModel, AutoregressiveTTSOutput
 
 LOG_FLOOR = AutoregressiveTTSModel.log_floor  # HiFi-GAN's log-mel of silence
@@ -399,7 +399,24 @@ def tacotron2(**overrides) -> Tacotron2:
     return _tacotron2({}, overrides)
 
 
-@register_model(params=1_864_850, verified="AP", tiny=_TINY,
+_SMALL_WEIGHTS = {
+    "piper_joe": WeightSet(
+        "Tacotron 2 small (reduction factor 3) trained here on 0.39 h of the Piper voice en_US-joe-medium "
+        "(piper-speech): 13,000 steps over 8 stages on one CPU thread (~4 h; encoder / post-net dropout 0.1 from "
+        "stage 3); speaks through hifigan_v1.universal. 34 held-out sentences, Whisper tiny.en, mean of 3 runs of "
+        "these weights (the decoder samples its pre-net dropout): WER 27.0 % (23.6-29.8), CER 12.8 % (the Piper "
+        "voice itself 8.0 %, espeak-ng 38.2 %, fastspeech2_small.piper_joe 17.8 %); weights float16",
+        sha256="38a021ba58bd7727064d54fc8a7735f3b6cab1d83e7302909e7b8a92f5d8a2df",
+        recipe="recipes/tts/tacotron2_small_piper.yaml", commit="01892f0",
+        license="weights: trained on Piper en_US-joe-medium output (voice MIT, joe data CC0; fine-tuned from "
+                "lessac, CSTR research licence, see docs/weights.md)",
+        metrics={"held_out": "piper-speech test split, 34 sentences; mean of 3 synthesis runs", "wer": 0.270,
+                 "wer_runs": [0.236, 0.298, 0.276], "cer": 0.128, "dnsmos_ovrl": 2.72, "mcd_dtw_vs_piper": 26.5,
+                 "piper_wer": 0.080, "espeak_wer": 0.382, "rtf_fp32_1_thread": 0.81}),
+}
+
+
+@register_model(params=1_864_850, verified="APTU", tiny=_TINY, weights=_SMALL_WEIGHTS,
                 params_source="[calc] audiozoo's CPU config: embedding / convs / BiLSTM 128, attention 64 (16 "
                               "filters), pre-net 128, 2 LSTM 256, post-net 5 x 128", **_PAPER)
 def tacotron2_small(**overrides) -> Tacotron2:
