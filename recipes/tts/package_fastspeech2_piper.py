@@ -4,8 +4,8 @@
         --results recipes/tts/results_fastspeech2_small_piper.json
     python recipes/tts/package_fastspeech2_piper.py runs/delightful_tts_small_piper/best \
         --results recipes/tts/results_delightful_tts_small_piper.json
-    python recipes/tts/package_fastspeech2_piper.py runs/tacotron2_small_piper_s7_lowdrop/best \
-        --results recipes/tts/results_tacotron2_small_piper_s7_lowdrop.json
+    python recipes/tts/package_fastspeech2_piper.py runs/tacotron2_small_piper_s8_lowdrop/best \
+        --results recipes/tts/results_tacotron2_small_piper_s8_lowdrop.json
 
 MODEL is the run's registry name (``fastspeech2_small``, ``delightful_tts_small``, ``tacotron2_small``); the
 recipe recorded in the metadata defaults to ``recipes/tts/MODEL_piper.yaml``.
