@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=8)
     ap.add_argument("--voices", default=None, help="comma-separated held-out voices (default: all)")
     ap.add_argument("--vocoded", type=int, default=1, help="1: also rank against copy-synthesis centroids")
+    ap.add_argument("--seed", type=int, default=0, help="another pre-net dropout draw (sentence i: i + 1000 seed)")
     ap.add_argument("--save-wavs", default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--f0-from-wavs", action="store_true", help="add median F0 to --out from --save-wavs, then stop")
@@ -135,7 +136,7 @@ def main() -> None:
     if args.baseline:
         systems["single-speaker baseline"] = pipeline("tts", model=f"{args.baseline}+{args.vocoder}")
     results = {"model": args.model, "baseline": args.baseline, "vocoder": args.vocoder, "data": str(root),
-               "n_test": n, "heldout_voices": meta["heldout_voices"], "voices": {}}
+               "n_test": n, "seed": args.seed, "heldout_voices": meta["heldout_voices"], "voices": {}}
     for v in args.voices.split(",") if args.voices else held:
         rows, rec = clips(root / "heldout" / v / "test" / "manifest.jsonl", 0, n)
         texts = [r["text"] for r in rows]
@@ -145,7 +146,7 @@ def main() -> None:
             wavs = []
             t1 = time.perf_counter()
             for i, text in enumerate(texts):
-                torch.manual_seed(i)  # the pre-net dropout stays on at inference (paper)
+                torch.manual_seed(i + 1000 * args.seed)  # the pre-net dropout stays on at inference (paper)
                 kw = {"speaker_wav": ref} if name == "clone" else {}
                 wavs.append(pipe.synthesize(text, **kw)["audio"])
             res[name] = {**score(wavs, texts, v), "synth_seconds": round(time.perf_counter() - t1, 1)}
