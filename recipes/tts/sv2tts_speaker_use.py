@@ -1,10 +1,10 @@
 """Does an SV2TTS synthesizer use its speaker input? Teacher-forced mel L1 with the utterance's own d-vector vs
 another voice's (the voices furthest apart in F0 register swapped pairwise).
 
-A synthesizer that ignores the d-vector scores the same with either (the previous target frame, teacher-forced,
-already tells it the voice); one that uses it is worse with the wrong one. Rows: the first training utterance of
-each training voice (a check of the mechanism, not of generalisation), sorted by the voice's F0 register; the i-th
-lowest is paired with the i-th highest (``--pairs``) and each gets the other's d-vector.
+A synthesizer that ignores the d-vector scores the same with either; one that uses it is worse with the wrong one.
+Rows: the first training utterance of each training voice (a check of the mechanism, not of generalisation), sorted
+by the voice's F0 register; the i-th lowest is paired with the i-th highest (``--pairs``) and each gets the other's
+d-vector.
 
 ``--f0 N`` also vocodes (``hifigan_v1.universal``) the teacher-forced prediction of N voices spread over the F0
 range and prints the median F0 (WORLD DIO) of the recording, of its copy-synthesis and of the prediction: whether
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -32,44 +33,39 @@ from audiozoo.data.manifest import read_manifest
 from audiozoo.dsp.io import load_audio
 from audiozoo.resolve import resolve_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_sv2tts_zero_shot import median_f0  # noqa: E402  (the zero-shot test's F0 measure: WORLD DIO, 65-600 Hz)
 
-def teacher_forced(model: torch.nn.Module, row: dict, embedding: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(prediction, target)`` log-mels ``(n_mels, L)`` of ``row``, teacher-forced, with ``embedding`` as the voice."""
+
+def target(model: torch.nn.Module, row: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(waveform (T,), log-mel (n_mels, L))`` of ``row``'s recording, ``L`` = the sum of its durations."""
     wav = load_audio(row["audio_filepath"], model.sample_rate)[0]
-    mel = model.mel_extractor()(wav[None])[0][0][:, : sum(row["durations"])]
+    return wav, model.mel_extractor()(wav[None])[0][0][:, : sum(row["durations"])]
+
+
+def teacher_forced(model: torch.nn.Module, row: dict, mel: torch.Tensor, embedding: list[float]) -> torch.Tensor:
+    """The post-net log-mel ``(n_mels, L)`` predicted for ``row`` fed its target ``mel``, with ``embedding`` as the
+    voice."""
     tokens = torch.tensor(row["phoneme_ids"])[None]
     with torch.no_grad():
         out = model(tokens, None, mel[None], torch.tensor([mel.shape[-1]]),
                     speaker_embedding=torch.tensor(embedding)[None])
-    return out.mel[0], mel
-
-
-def teacher_forced_l1(model: torch.nn.Module, row: dict, embedding: list[float]) -> float:
-    """Mean |post-net mel - target mel| of ``row`` (ln units), teacher-forced, with ``embedding`` as the voice."""
-    pred, mel = teacher_forced(model, row, embedding)
-    return float((pred - mel).abs().mean())
+    return out.mel[0]
 
 
 def pitch_check(model: torch.nn.Module, rows: list[dict], voices: dict, n: int) -> list[dict]:
     """Median F0 (Hz) of the recording, its copy-synthesis and the vocoded teacher-forced prediction, for ``n``
     of ``rows`` (sorted by F0 register) spread evenly from the lowest to the highest."""
-    from audiozoo.dsp.pitch import f0_world
-
-    def median_f0(w: torch.Tensor) -> float:
-        f0 = f0_world(w.reshape(-1).double().numpy(), model.sample_rate, frame_period_ms=5.0, f0_min=65.0,
-                      f0_max=600.0, method="dio")[0].reshape(-1)
-        return round(float(f0[f0 > 0].median()), 1)
-
     vocoder = resolve_model("hifigan_v1.universal", "vocoder", trained=True).eval()
     out = []
     for i in range(n):
         row = rows[round(i * (len(rows) - 1) / max(n - 1, 1))]
-        pred, mel = teacher_forced(model, row, row["speaker_embedding"])
+        wav, mel = target(model, row)
+        pred = teacher_forced(model, row, mel, row["speaker_embedding"])
         with torch.no_grad():
             copy, synth = vocoder(mel[None])[0], vocoder(pred[None])[0]
-        wav = load_audio(row["audio_filepath"], model.sample_rate)[0]
-        r = {"voice": row["speaker"], "f0_scale": voices[row["speaker"]][0], "recorded_hz": median_f0(wav),
-             "copy_synthesis_hz": median_f0(copy), "teacher_forced_prediction_hz": median_f0(synth)}
+        r = {"voice": row["speaker"], "f0_scale": voices[row["speaker"]][0], "recorded_hz": median_f0([wav]),
+             "copy_synthesis_hz": median_f0([copy]), "teacher_forced_prediction_hz": median_f0([synth])}
         print(r)
         out.append(r)
     return out
@@ -117,8 +113,9 @@ def main() -> None:
     res = []
     for lo, hi in pairs:
         for own, other in ((lo, hi), (hi, lo)):
-            a = teacher_forced_l1(model, own, own["speaker_embedding"])
-            b = teacher_forced_l1(model, own, other["speaker_embedding"])
+            mel = target(model, own)[1]
+            a = float((teacher_forced(model, own, mel, own["speaker_embedding"]) - mel).abs().mean())
+            b = float((teacher_forced(model, own, mel, other["speaker_embedding"]) - mel).abs().mean())
             res.append({"voice": own["speaker"], "f0_scale": voices[own["speaker"]][0],
                         "other": other["speaker"], "other_f0_scale": voices[other["speaker"]][0],
                         "l1_own": round(a, 4), "l1_swapped": round(b, 4)})
